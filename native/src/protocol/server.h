@@ -1,0 +1,37 @@
+// Process-wide state shared by every connection of a leaf: the store and the counters that
+// memcached's "stats" reports beside the store's own.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "store/store.h"
+
+namespace gravity {
+
+struct ServerOptions {
+  StoreOptions store;
+  std::string version = "0.0.0";  // reported by "version" and "stats"
+  uint32_t threads = 1;           // reported by "stats"
+};
+
+class Server {
+ public:
+  explicit Server(const ServerOptions& options);
+
+  Store& store() { return store_; }
+  const ServerOptions& options() const { return options_; }
+
+  int64_t started_at() const { return started_at_; }  // unix seconds (store clock)
+  std::atomic<uint64_t> curr_connections{0};
+  std::atomic<uint64_t> total_connections{0};
+  std::atomic<int> verbosity{0};
+
+ private:
+  ServerOptions options_;
+  Store store_;
+  int64_t started_at_;
+};
+
+}  // namespace gravity

@@ -1,0 +1,362 @@
+// The store: shard selection, the item life cycle under a shard lock, cost accounting, lazy and
+// swept expiry, flush_all.
+//
+//   allocate() ──reserve cost──> unlinked item ──link()──> indexed + in policy ──remove()/evict/expire──> freed
+//                                     └──discard()──> freed (reservation released)
+//
+// A shard's used_bytes + reserved_bytes never exceeds its limit: allocate() evicts policy victims
+// before it reserves, and link() only moves the reservation into used_bytes.
+#include "store.h"
+
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <new>
+
+#include "shard.h"
+
+namespace gravity {
+namespace {
+
+constexpr uint32_t kMaxShards = 1024;          // for an explicit StoreOptions::shard_count
+constexpr uint32_t kMaxAutoShards = 64;        // when the store chooses
+constexpr uint64_t kMinShardItemsOfMaxSize = 4;  // a shard holds at least this many max-size items
+constexpr size_t kSweepBucketsPerVisit = 1024;  // bounds the lock hold time of sweep_expired()
+
+uint32_t floor_pow2(uint32_t n) {
+  uint32_t p = 1;
+  while (p <= n / 2) p *= 2;
+  return p;
+}
+
+uint32_t choose_shard_count(const StoreOptions& options) {
+  if (options.shard_count != 0) {
+    return floor_pow2(options.shard_count < kMaxShards ? options.shard_count : kMaxShards);
+  }
+  uint32_t n = kMaxAutoShards;
+  while (n > 1 && options.memory_bytes / n < kMinShardItemsOfMaxSize * options.max_item_bytes) n /= 2;
+  return n;
+}
+
+uint32_t log2_pow2(uint32_t n) {
+  uint32_t bits = 0;
+  while ((1u << bits) < n) ++bits;
+  return bits;
+}
+
+uint64_t cost_of(const Item* item) { return item_cost(item->key_size, item->value_size); }
+
+// memcached's oldest_live check (items.c do_item_get): a flush_all with a delay invalidates, once
+// its time arrives, every item stored before it.
+bool flushed(const Item* item, int64_t flush_at, int64_t now) {
+  return flush_at != 0 && now >= flush_at && item->stored_at < flush_at;
+}
+
+// Takes a linked item out of the policy and the byte count; the caller has already unchained it
+// from the index. Frees it.
+void drop_unchained_locked(Shard& shard, Item* item) {
+  shard.policy->removed_locked(item);
+  shard.used_bytes -= cost_of(item);
+  item->linked = 0;
+  std::free(item);
+}
+
+void unlink_and_free_locked(Shard& shard, Item* item) {
+  shard.index.erase(item);
+  drop_unchained_locked(shard, item);
+}
+
+// Counts an item that leaves because it expired or was flushed (memcached's "reclaimed").
+void count_reclaimed_locked(Shard& shard, const Item* item, bool expired) {
+  ++shard.stats.reclaimed;
+  if (expired && (item->bits & Item::kFetched) == 0) ++shard.stats.expired_unfetched;
+}
+
+void add_counters(StoreStats& into, const StoreStats& from) {
+  into.total_items += from.total_items;
+  into.evictions += from.evictions;
+  into.expired_unfetched += from.expired_unfetched;
+  into.evicted_unfetched += from.evicted_unfetched;
+  into.reclaimed += from.reclaimed;
+  into.get_expired += from.get_expired;
+  into.get_flushed += from.get_flushed;
+  into.cmd_get += from.cmd_get;
+  into.get_hits += from.get_hits;
+  into.get_misses += from.get_misses;
+  into.cmd_set += from.cmd_set;
+  into.cmd_touch += from.cmd_touch;
+  into.touch_hits += from.touch_hits;
+  into.touch_misses += from.touch_misses;
+  into.delete_hits += from.delete_hits;
+  into.delete_misses += from.delete_misses;
+  into.incr_hits += from.incr_hits;
+  into.incr_misses += from.incr_misses;
+  into.decr_hits += from.decr_hits;
+  into.decr_misses += from.decr_misses;
+  into.cas_hits += from.cas_hits;
+  into.cas_misses += from.cas_misses;
+  into.cas_badval += from.cas_badval;
+}
+
+// 64-bit multiply, folding the high half into the low (the "mum" step of wyhash and rapidhash).
+__extension__ typedef unsigned __int128 Uint128;
+inline uint64_t fold_multiply(uint64_t a, uint64_t b) {
+  Uint128 r = static_cast<Uint128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+inline uint64_t load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline uint64_t load_partial(const char* p, size_t n) {  // n < 8 bytes, zero-extended
+  uint64_t v = 0;
+  if (n != 0) std::memcpy(&v, p, n);  // p may be null when n == 0
+  return v;
+}
+
+}  // namespace
+
+// Keys are short (<= 250 bytes), so the hash reads 16 bytes per step with one folded multiply,
+// mixes the length in (zero padding of the tail is then unambiguous) and ends with the
+// splitmix64 finaliser (Steele, Lea, Flood) so that both the top bits (shard) and the low bits
+// (bucket) avalanche.
+uint64_t hash_key(std::string_view key) {
+  constexpr uint64_t kSeed = 0x243f6a8885a308d3ull;  // digits of pi
+  constexpr uint64_t kMul0 = 0x9e3779b97f4a7c15ull;  // 2^64 / golden ratio
+  constexpr uint64_t kMul1 = 0xd6e8feb86659fd93ull;  // degski64's multiplier
+  constexpr uint64_t kMul2 = 0xa0761d6478bd642full;  // wyhash's first secret
+  const char* p = key.data();
+  size_t n = key.size();
+  uint64_t h = kSeed ^ (static_cast<uint64_t>(n) * kMul0);
+  while (n > 16) {
+    h = fold_multiply(load64(p) ^ kMul1, load64(p + 8) ^ h ^ kMul2);
+    p += 16;
+    n -= 16;
+  }
+  uint64_t a, b;
+  if (n > 8) {
+    a = load64(p);
+    b = load_partial(p + 8, n - 8);
+  } else if (n == 8) {
+    a = load64(p);
+    b = 0;
+  } else {
+    a = load_partial(p, n);
+    b = 0;
+  }
+  h = fold_multiply(a ^ kMul1 ^ h, b ^ kMul2 ^ (h >> 32));
+  h ^= key.size();
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
+Store::Store(const StoreOptions& options) : options_(options) {
+  uint32_t n = choose_shard_count(options);
+  shard_shift_ = 64 - log2_pow2(n);
+  shards_.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    auto shard = std::make_unique<Shard>();
+    shard->policy = make_policy(options.policy);
+    // An unknown name falls back to LRU; callers validate the name with make_policy() first.
+    if (shard->policy == nullptr) shard->policy = make_policy("lru");
+    shard->limit = options.memory_bytes / n;
+    shards_.push_back(std::move(shard));
+  }
+}
+
+Store::~Store() {
+  for (auto& shard : shards_) {
+    shard->index.clear([](Item* item) { std::free(item); });
+  }
+}
+
+Shard& Store::shard_for(uint64_t hash) {
+  if (shard_shift_ >= 64) return *shards_[0];
+  return *shards_[hash >> shard_shift_];
+}
+
+int64_t Store::now() const {
+  return static_cast<int64_t>(std::time(nullptr)) + clock_offset_.load(std::memory_order_relaxed);
+}
+
+void Store::advance_clock(int64_t seconds) { clock_offset_.fetch_add(seconds, std::memory_order_relaxed); }
+
+void Store::flush_all(int64_t now, int64_t delay_seconds) {
+  if (delay_seconds > 0) {
+    // A new delay replaces the old flush time. If the old one has already passed, the items it
+    // invalidated must not come back to life: free them now, then move the flush time.
+    int64_t previous = flush_at_.load(std::memory_order_relaxed);
+    if (previous != 0 && previous <= now) {
+      for (auto& shard : shards_) {
+        std::lock_guard<std::mutex> lock(shard->mutex);
+        size_t cursor = 0;
+        shard->index.sweep(
+            &cursor, shard->index.bucket_count(),
+            [&](Item* item) { return flushed(item, previous, now); },
+            [&](Item* item) {
+              count_reclaimed_locked(*shard, item, false);
+              drop_unchained_locked(*shard, item);
+            });
+      }
+    }
+    flush_at_.store(now + delay_seconds, std::memory_order_relaxed);
+    return;
+  }
+  flush_at_.store(0, std::memory_order_relaxed);
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mutex);
+    shard->index.clear([&](Item* item) { drop_unchained_locked(*shard, item); });
+  }
+}
+
+size_t Store::sweep_expired(int64_t now, size_t max_items) {
+  size_t freed = 0;
+  const size_t n = shards_.size();
+  for (size_t visited = 0; visited < n && freed < max_items; ++visited) {
+    Shard& shard = *shards_[sweep_cursor_.fetch_add(1, std::memory_order_relaxed) % n];
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    const int64_t flush_at = flush_at_.load(std::memory_order_relaxed);
+    shard.index.sweep(
+        &shard.sweep_bucket, kSweepBucketsPerVisit,
+        [&](Item* item) {
+          if (freed >= max_items) return false;
+          if (!item->expired_at(now) && !flushed(item, flush_at, now)) return false;
+          ++freed;
+          return true;
+        },
+        [&](Item* item) {
+          count_reclaimed_locked(shard, item, item->expired_at(now));
+          drop_unchained_locked(shard, item);
+        });
+  }
+  return freed;
+}
+
+StoreStats Store::stats() const {
+  StoreStats total;
+  for (const auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard->mutex);
+    add_counters(total, shard->stats);
+    total.curr_items += shard->index.size();
+    total.bytes += shard->used_bytes;
+  }
+  total.limit_maxbytes = options_.memory_bytes;
+  return total;
+}
+
+// ---- Store::Locked ----
+
+Store::Locked::Locked(Store& store, std::string_view key) : Locked(store, key, hash_key(key)) {}
+
+Store::Locked::Locked(Store& store, std::string_view key, uint64_t hash)
+    : store_(store), shard_(store.shard_for(hash)), hash_(hash), key_(key) {
+  shard_.mutex.lock();
+}
+
+Store::Locked::~Locked() { shard_.mutex.unlock(); }
+
+Item* Store::Locked::find(int64_t now, bool count_miss_reason) {
+  Item* item = shard_.index.find(hash_, key_);
+  if (item == nullptr) return nullptr;
+  if (item->expired_at(now)) {
+    count_reclaimed_locked(shard_, item, true);
+    if (count_miss_reason) ++shard_.stats.get_expired;
+    unlink_and_free_locked(shard_, item);
+    return nullptr;
+  }
+  if (flushed(item, store_.flush_at_.load(std::memory_order_relaxed), now)) {
+    count_reclaimed_locked(shard_, item, false);
+    if (count_miss_reason) ++shard_.stats.get_flushed;
+    unlink_and_free_locked(shard_, item);
+    return nullptr;
+  }
+  return item;
+}
+
+Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_t expires_at,
+                              const Item* protect) {
+  if (key_.size() > UINT16_MAX) return nullptr;
+  const uint64_t cost = item_cost(key_.size(), value_size);
+  if (cost > shard_.limit) return nullptr;
+
+  // Evict from the policy's end until the new item fits. A victim that is already dead counts
+  // as reclaimed rather than evicted, as memcached's lru_pull_tail does.
+  bool have_now = false;
+  int64_t now = 0, flush_at = 0;
+  while (shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit) {
+    Item* victim = shard_.policy->victim_locked(protect);
+    if (victim == nullptr) return nullptr;
+    if (!have_now) {
+      now = store_.now();
+      flush_at = store_.flush_at_.load(std::memory_order_relaxed);
+      have_now = true;
+    }
+    const bool expired = victim->expired_at(now);
+    if (expired || flushed(victim, flush_at, now)) {
+      count_reclaimed_locked(shard_, victim, expired);
+    } else {
+      ++shard_.stats.evictions;
+      if ((victim->bits & Item::kFetched) == 0) ++shard_.stats.evicted_unfetched;
+    }
+    unlink_and_free_locked(shard_, victim);
+  }
+
+  void* memory = std::malloc(sizeof(Item) + key_.size() + value_size);
+  if (memory == nullptr) return nullptr;
+  Item* item = new (memory) Item();
+  item->hash = hash_;
+  item->expires_at = expires_at;
+  item->client_flags = client_flags;
+  item->value_size = value_size;
+  item->key_size = static_cast<uint16_t>(key_.size());
+  if (!key_.empty()) std::memcpy(item->key_data(), key_.data(), key_.size());
+  shard_.reserved_bytes += cost;
+  return item;
+}
+
+void Store::Locked::link(Item* item, int64_t now, uint64_t cas) {
+  assert(item->linked == 0);
+  assert(item->hash == hash_ && item->key() == key_);
+  Item* old = shard_.index.find(hash_, key_);
+  if (old != nullptr) unlink_and_free_locked(shard_, old);
+  const uint64_t cost = cost_of(item);
+  shard_.reserved_bytes -= cost;
+  shard_.used_bytes += cost;
+  item->cas = cas != 0 ? cas : store_.next_cas();
+  item->stored_at = now;
+  item->accessed_at = now;
+  item->linked = 1;
+  shard_.index.insert(item);
+  shard_.policy->added_locked(item);
+  ++shard_.stats.total_items;
+}
+
+void Store::Locked::discard(Item* item) {
+  assert(item->linked == 0);
+  shard_.reserved_bytes -= cost_of(item);
+  std::free(item);
+}
+
+void Store::Locked::remove(Item* item) {
+  assert(item->linked == 1);
+  unlink_and_free_locked(shard_, item);
+}
+
+void Store::Locked::touch(Item* item, int64_t now) {
+  shard_.policy->accessed_locked(item);
+  item->accessed_at = now;
+}
+
+uint64_t Store::Locked::bump_cas(Item* item) {
+  item->cas = store_.next_cas();
+  return item->cas;
+}
+
+StoreStats& Store::Locked::stats() { return shard_.stats; }
+
+}  // namespace gravity

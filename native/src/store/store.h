@@ -1,0 +1,135 @@
+// The process-global item store: N shards, each with its own lock, index, eviction policy and
+// share of the memory limit. Command semantics (set/add/cas/meta flags...) live in the protocol
+// layer; it takes a shard lock through Store::Locked and uses these primitives under it.
+//
+//   Store ──hash──> Shard[i] { mutex, index (chained buckets), EvictionPolicy, used_bytes }
+//
+// Invariant: for every shard, used_bytes = sum of item_cost() of its linked items <= its limit,
+// and the shard limits add up to at most StoreOptions::memory_bytes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "item.h"
+#include "policy.h"
+
+namespace gravity {
+
+struct StoreOptions {
+  uint64_t memory_bytes = 64ull << 20;
+  uint64_t max_item_bytes = 1ull << 20;  // memcached -I; see item_size_ok()
+  uint32_t shard_count = 0;              // 0 = chosen from memory_bytes and max_item_bytes
+  std::string policy = "lru";
+};
+
+// Counters summed over shards. Field names are memcached's stats names.
+struct StoreStats {
+  uint64_t curr_items = 0, total_items = 0, bytes = 0, evictions = 0, expired_unfetched = 0,
+           evicted_unfetched = 0, reclaimed = 0, get_expired = 0, get_flushed = 0;
+  uint64_t cmd_get = 0, get_hits = 0, get_misses = 0, cmd_set = 0, cmd_touch = 0, touch_hits = 0,
+           touch_misses = 0, delete_hits = 0, delete_misses = 0, incr_hits = 0, incr_misses = 0,
+           decr_hits = 0, decr_misses = 0, cas_hits = 0, cas_misses = 0, cas_badval = 0;
+  uint64_t limit_maxbytes = 0;
+};
+
+struct Shard;
+
+class Store {
+ public:
+  explicit Store(const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Holds one shard's lock for its lifetime; every item operation goes through it.
+  // Item pointers it returns are valid only while it lives.
+  class Locked {
+   public:
+    Locked(Store& store, std::string_view key);
+    ~Locked();
+    Locked(const Locked&) = delete;
+    Locked& operator=(const Locked&) = delete;
+
+    // The live item for the key, or null. An expired or flushed item found here is unlinked and
+    // freed (lazy expiry) and counted (reclaimed; get_expired/get_flushed when count_miss_reason).
+    Item* find(int64_t now, bool count_miss_reason = false);
+
+    // Allocates an unlinked item for this key with room for value_size bytes (value uninitialised),
+    // evicting other items of the shard to make room. Never evicts `protect`. Returns null if the
+    // item cannot fit in the shard even when it is empty (callers check item_size_ok() first).
+    // The item's cost is derived from key_size and value_size: neither may change afterwards.
+    Item* allocate(uint32_t value_size, uint32_t client_flags, int64_t expires_at,
+                   const Item* protect = nullptr);
+
+    // Links an allocated item, replacing (unlinking and freeing) the current item for the key if
+    // any. Assigns a new CAS unless cas != 0 (meta "E"). Sets stored_at/accessed_at to now.
+    void link(Item* item, int64_t now, uint64_t cas = 0);
+
+    // Frees an item that allocate() returned and that was never linked.
+    void discard(Item* item);
+
+    // Unlinks and frees a linked item.
+    void remove(Item* item);
+
+    // Records a read or in-place update for the eviction policy and sets accessed_at.
+    void touch(Item* item, int64_t now);
+
+    // Gives a linked item a fresh CAS (after an in-place change such as meta "I") and returns it.
+    uint64_t bump_cas(Item* item);
+
+    StoreStats& stats();  // this shard's counters; the caller holds the lock
+
+   private:
+    Locked(Store& store, std::string_view key, uint64_t hash);  // hashes the key once
+
+    Store& store_;
+    Shard& shard_;
+    uint64_t hash_;
+    std::string_view key_;
+  };
+
+  // The configured limits.
+  uint64_t memory_bytes() const { return options_.memory_bytes; }
+  uint64_t max_item_bytes() const { return options_.max_item_bytes; }
+  size_t shard_count() const { return shards_.size(); }
+
+  // memcached flush_all. With delay_seconds <= 0 every item is freed now. Otherwise, once
+  // now + delay_seconds arrives, items stored before that second are invalid (found lazily by
+  // find() as get_flushed, or freed by sweep_expired()).
+  void flush_all(int64_t now, int64_t delay_seconds = 0);
+
+  // Frees expired items, at most max_items of them, walking shards round-robin; returns the count.
+  // Called by the background sweeper.
+  size_t sweep_expired(int64_t now, size_t max_items);
+
+  StoreStats stats() const;
+
+  // The current unix time in seconds, plus a test-only offset (advance_clock).
+  int64_t now() const;
+  void advance_clock(int64_t seconds);
+
+  uint64_t next_cas() { return cas_counter_.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+ private:
+  friend class Locked;
+  Shard& shard_for(uint64_t hash);
+
+  StoreOptions options_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  uint32_t shard_shift_;
+  std::atomic<uint64_t> cas_counter_{0};
+  std::atomic<int64_t> clock_offset_{0};
+  std::atomic<int64_t> flush_at_{0};  // items stored before this unix time are invalid once it passes
+  std::atomic<size_t> sweep_cursor_{0};
+};
+
+// 64-bit hash of a key (shard and bucket selection inside the store).
+uint64_t hash_key(std::string_view key);
+
+}  // namespace gravity

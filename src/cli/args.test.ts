@@ -1,0 +1,74 @@
+import { describe, expect, test } from "bun:test";
+import { UsageError } from "../errors.ts";
+import { envName, FlagKind, type FlagSpec, parseBytes, parseFlags } from "./args.ts";
+
+const SPECS: FlagSpec[] = [
+  { name: "port", kind: FlagKind.Integer, default: 11211, min: 0, max: 65535, help: "" },
+  { name: "memory", kind: FlagKind.Bytes, default: "64mb", min: 1024, help: "" },
+  { name: "listen", kind: FlagKind.String, default: "127.0.0.1", help: "" },
+  { name: "verbose", kind: FlagKind.Boolean, default: false, help: "" },
+];
+
+function usageMessage(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    return (error as UsageError).message;
+  }
+  throw new Error("expected a UsageError");
+}
+
+describe("parseBytes", () => {
+  test("units are powers of 1024, case-insensitive", () => {
+    expect(parseBytes("64mb")).toBe(64 * 1024 * 1024);
+    expect(parseBytes("1g")).toBe(1024 ** 3);
+    expect(parseBytes("1GB")).toBe(1024 ** 3);
+    expect(parseBytes("512k")).toBe(512 * 1024);
+    expect(parseBytes("1m")).toBe(1024 * 1024);
+    expect(parseBytes("4096")).toBe(4096);
+  });
+  test("rejects what is not a size", () => {
+    for (const bad of ["", "mb", "12xb", "-5", "1.5g", "1 g b"]) expect(parseBytes(bad)).toBeNull();
+  });
+});
+
+describe("parseFlags", () => {
+  test("defaults, converted like flags", () => {
+    expect(parseFlags([], SPECS, {})).toEqual({
+      port: 11211,
+      memory: 64 * 1024 * 1024,
+      listen: "127.0.0.1",
+      verbose: false,
+    });
+  });
+  test("--name value, --name=value and bare booleans", () => {
+    const values = parseFlags(["--port", "0", "--memory=1g", "--verbose", "--listen", "0.0.0.0"], SPECS, {});
+    expect(values).toEqual({ port: 0, memory: 1024 ** 3, listen: "0.0.0.0", verbose: true });
+  });
+  test("environment fills in and the flag wins over it", () => {
+    expect(parseFlags([], SPECS, { [envName("port")]: "22122" }).port).toBe(22122);
+    expect(parseFlags(["--port", "1"], SPECS, { GRAVITY_PORT: "22122" }).port).toBe(1);
+    expect(envName("max-item-size")).toBe("GRAVITY_MAX_ITEM_SIZE");
+  });
+  test("errors name the flag and the value", () => {
+    expect(usageMessage(() => parseFlags(["--nope"], SPECS, {}))).toBe("unknown flag --nope");
+    expect(usageMessage(() => parseFlags(["--port", "abc"], SPECS, {}))).toBe(
+      '--port: expected an integer, got "abc"',
+    );
+    expect(usageMessage(() => parseFlags(["--port", "70000"], SPECS, {}))).toBe(
+      '--port: must be at most 65535, got "70000"',
+    );
+    expect(usageMessage(() => parseFlags(["--memory", "12xb"], SPECS, {}))).toContain(
+      "--memory: expected a size",
+    );
+    expect(usageMessage(() => parseFlags(["--memory", "1"], SPECS, {}))).toBe(
+      '--memory: must be at least 1024 bytes, got "1"',
+    );
+    expect(usageMessage(() => parseFlags(["--port"], SPECS, {}))).toBe("--port: missing value");
+    expect(usageMessage(() => parseFlags(["stray"], SPECS, {}))).toBe('unexpected argument "stray"');
+    expect(usageMessage(() => parseFlags([], SPECS, { GRAVITY_PORT: "x" }))).toBe(
+      'GRAVITY_PORT: expected an integer, got "x"',
+    );
+  });
+});

@@ -1,0 +1,131 @@
+// Flag parsing for the gravity subcommands: `--name value`, `--name=value`, and GRAVITY_NAME
+// environment variables (flag > environment > default). A bad value throws UsageError naming it.
+import { UsageError } from "../errors.ts";
+
+export const FlagKind = { String: "string", Integer: "integer", Bytes: "bytes", Boolean: "boolean" } as const;
+export type FlagKind = (typeof FlagKind)[keyof typeof FlagKind];
+
+/** One flag of a subcommand. `min`/`max` bound integers and byte sizes. */
+export interface FlagSpec {
+  name: string;
+  kind: FlagKind;
+  default: string | number | boolean;
+  help: string;
+  min?: number;
+  max?: number;
+}
+
+export type FlagValues = Record<string, string | number | boolean>;
+
+const BYTE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1024 ** 3,
+};
+
+/** Parses a size such as `64mb`, `1g`, `512k` or `1048576` into bytes (units are powers of 1024). */
+export function parseBytes(text: string): number | null {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(text.trim());
+  if (match === null) return null;
+  const unit = BYTE_UNITS[(match[2] ?? "").toLowerCase()];
+  if (unit === undefined) return null;
+  return Number(match[1]) * unit;
+}
+
+/** The environment variable that can set a flag: --max-item-size -> GRAVITY_MAX_ITEM_SIZE. */
+export function envName(flag: string): string {
+  return `GRAVITY_${flag.toUpperCase().replace(/-/g, "_")}`;
+}
+
+function convert(spec: FlagSpec, raw: string, source: string): string | number | boolean {
+  const bad = (expected: string): UsageError =>
+    new UsageError(`${source}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  switch (spec.kind) {
+    case FlagKind.String:
+      if (raw === "") throw bad("a value");
+      return raw;
+    case FlagKind.Boolean:
+      if (raw === "true" || raw === "1" || raw === "") return true;
+      if (raw === "false" || raw === "0") return false;
+      throw bad("true or false");
+    case FlagKind.Integer: {
+      if (!/^-?\d+$/.test(raw)) throw bad("an integer");
+      const value = Number(raw);
+      checkRange(spec, value, source, raw);
+      return value;
+    }
+    case FlagKind.Bytes: {
+      const value = parseBytes(raw);
+      if (value === null) throw bad("a size such as 64mb, 1g, 512k or a number of bytes");
+      checkRange(spec, value, source, raw);
+      return value;
+    }
+  }
+}
+
+function checkRange(spec: FlagSpec, value: number, source: string, raw: string): void {
+  const show = (n: number) => (spec.kind === FlagKind.Bytes ? `${n} bytes` : String(n));
+  if (spec.min !== undefined && value < spec.min) {
+    throw new UsageError(`${source}: must be at least ${show(spec.min)}, got ${JSON.stringify(raw)}`);
+  }
+  if (spec.max !== undefined && value > spec.max) {
+    throw new UsageError(`${source}: must be at most ${show(spec.max)}, got ${JSON.stringify(raw)}`);
+  }
+}
+
+/** Parses argv (after the subcommand) against specs, filling from env and defaults. */
+export function parseFlags(
+  argv: readonly string[],
+  specs: readonly FlagSpec[],
+  env: Record<string, string | undefined> = process.env,
+): FlagValues {
+  const byName = new Map(specs.map((spec) => [spec.name, spec]));
+  const values: FlagValues = {};
+  for (const spec of specs) {
+    const fromEnv = env[envName(spec.name)];
+    if (fromEnv !== undefined) {
+      values[spec.name] = convert(spec, fromEnv, envName(spec.name));
+    } else {
+      // Defaults written as text ("64mb") go through the same conversion as flags.
+      values[spec.name] =
+        typeof spec.default === "string"
+          ? convert(spec, spec.default, `default of --${spec.name}`)
+          : spec.default;
+    }
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const spec = byName.get(name);
+    if (spec === undefined) throw new UsageError(`unknown flag --${name}`);
+    let raw: string;
+    if (eq !== -1) {
+      raw = arg.slice(eq + 1);
+    } else if (spec.kind === FlagKind.Boolean) {
+      raw = "true";
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new UsageError(`--${name}: missing value`);
+      raw = next;
+      i++;
+    }
+    values[name] = convert(spec, raw, `--${name}`);
+  }
+  return values;
+}
+
+/** The flags section of a subcommand's --help. */
+export function flagHelp(specs: readonly FlagSpec[]): string {
+  const rows = specs.map((spec) => {
+    const left = `  --${spec.name}${spec.kind === FlagKind.Boolean ? "" : " VALUE"}`;
+    return `${left.padEnd(28)}${spec.help} (default ${String(spec.default)}; env ${envName(spec.name)})`;
+  });
+  return rows.join("\n");
+}

@@ -1,0 +1,93 @@
+// `gravity leaf`: a memcached-compatible cache node.
+
+import { UsageError } from "../errors.ts";
+import { startLeaf } from "../leaf/leaf.ts";
+import { VERSION } from "../version.ts";
+import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+
+export const LEAF_FLAGS: readonly FlagSpec[] = [
+  { name: "listen", kind: FlagKind.String, default: "127.0.0.1", help: "address to listen on" },
+  {
+    name: "port",
+    kind: FlagKind.Integer,
+    default: 11211,
+    min: 0,
+    max: 65535,
+    help: "TCP port (0 = any free port)",
+  },
+  {
+    name: "memory",
+    kind: FlagKind.Bytes,
+    default: "64mb",
+    min: 1024 * 1024,
+    max: 2 ** 50,
+    help: "memory limit for items, overhead included",
+  },
+  {
+    name: "max-item-size",
+    kind: FlagKind.Bytes,
+    default: "1m",
+    min: 1024,
+    max: 1024 ** 3,
+    help: "largest item (key + value + header), as memcached -I",
+  },
+  {
+    name: "threads",
+    kind: FlagKind.Integer,
+    default: 1,
+    min: 1,
+    max: 64,
+    help: "listener threads sharing the store",
+  },
+  { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
+];
+
+export const LEAF_USAGE = `usage: gravity leaf [flags]
+
+Runs a cache node that speaks the memcached text and meta protocols.
+
+flags:
+${flagHelp(LEAF_FLAGS)}`;
+
+/** Grace period for in-flight replies when stopping. */
+const STOP_GRACE_MS = 5000;
+
+export async function leafCommand(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, LEAF_FLAGS);
+  if (flags.help === true) {
+    console.log(LEAF_USAGE);
+    return 0;
+  }
+  const memoryBytes = flags.memory as number;
+  const maxItemBytes = flags["max-item-size"] as number;
+  if (maxItemBytes > memoryBytes) {
+    throw new UsageError(
+      `--max-item-size: must not exceed --memory (${memoryBytes} bytes), got ${maxItemBytes} bytes`,
+    );
+  }
+  const leaf = await startLeaf({
+    hostname: flags.listen as string,
+    port: flags.port as number,
+    memoryBytes,
+    maxItemBytes,
+    threads: flags.threads as number,
+    version: VERSION,
+  });
+  console.log(
+    `gravity leaf listening on ${leaf.hostname}:${leaf.port} (threads ${flags.threads}, memory ${memoryBytes} bytes, max item ${maxItemBytes} bytes)`,
+  );
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`gravity leaf: ${signal}, stopping`);
+      leaf.stop(STOP_GRACE_MS).then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+}

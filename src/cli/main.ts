@@ -1,0 +1,48 @@
+// The gravity executable: `gravity leaf|--help|--version`.
+import { GravityError, UsageError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { leafCommand } from "./leaf-command.ts";
+
+const USAGE = `usage: gravity <command> [flags]
+
+commands:
+  leaf        run a cache node (memcached protocol)
+
+flags:
+  --help      show this help (gravity <command> --help for a command's flags)
+  --version   print the version
+
+Every flag can also be set by an environment variable: --max-item-size -> GRAVITY_MAX_ITEM_SIZE.`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case "--help":
+    case "-h":
+    case "help":
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    case "--version":
+    case "-v":
+      console.log(`gravity ${VERSION}`);
+      return 0;
+    case "leaf":
+      return await leafCommand(rest);
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)} (try gravity --help)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`gravity: ${error.message}`);
+      process.exit(2);
+    }
+    const message = error instanceof GravityError || error instanceof Error ? error.message : String(error);
+    console.error(`gravity: ${message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,169 @@
+// A memcached listener: Bun TCP sockets in front of the native protocol executor.
+//
+//   socket data ──> feed(conn, bytes, out) ──> socket.write(out, 0, n)
+//                      │
+//                      ├─ replies still held in C++ (pending) ──> feed(conn, null, out) again
+//                      └─ socket took only part of out ──> copy the unsent tail, pause reading,
+//                                                         retry on drain, then feed(conn, null, out)
+//
+// Backpressure: while a connection has unsent bytes it is paused (no reads) and C++ executes
+// nothing more for it, so a client that never reads holds at most one read of input, one reply
+// chunk and the kernel's socket buffers.
+import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
+import { fedBytes, fedClose, fedPending, type NativeConnection, native } from "../native/index.ts";
+
+/** Bytes of reply written per feed() call; one buffer per thread, reused by every connection. */
+const OUT_BUFFER_BYTES = 256 * 1024;
+const out = new Uint8Array(OUT_BUFFER_BYTES);
+/** Given to feed() while a connection has unsent bytes: C++ buffers input and keeps replies. */
+const NO_OUT = new Uint8Array(0);
+
+interface ConnectionState {
+  conn: NativeConnection;
+  unsent: Uint8Array | null; // reply bytes the socket did not take; reading pauses while set
+  closeWhenSent: boolean; // the protocol asked to close ("quit", fatal error) after unsent
+  draining: boolean; // listener is stopping: close once nothing is left to send
+  closed: boolean;
+}
+
+type LeafSocket = Socket<ConnectionState>;
+
+export interface ListenerOptions {
+  hostname: string;
+  port: number;
+  /** Share the port with other listeners (SO_REUSEPORT); the kernel spreads connections. */
+  reusePort: boolean;
+}
+
+/** A running memcached listener on one thread. */
+export interface Listener {
+  readonly hostname: string;
+  readonly port: number;
+  /** Open client connections. */
+  connections(): number;
+  /** Stops accepting, lets every connection flush its replies, closes it; force-closes after graceMs. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** Starts a listener on this thread; the native store must be configured first. */
+export function listen(options: ListenerOptions): Listener {
+  const sockets = new Set<LeafSocket>();
+  let stopping = false;
+  let onAllClosed: (() => void) | null = null;
+
+  const finish = (socket: LeafSocket): void => {
+    socket.data.closed = true;
+    socket.end();
+  };
+
+  // Sends what feed() produced, looping while C++ still holds replies.
+  const pump = (socket: LeafSocket, input: Uint8Array | null): void => {
+    const state = socket.data;
+    let result = native.feed(state.conn, input, out);
+    for (;;) {
+      const written = fedBytes(result);
+      if (written > 0) {
+        const sent = socket.write(out, 0, written);
+        if (sent < 0) return; // socket already closed
+        if (sent < written) {
+          state.unsent = out.slice(sent, written);
+          state.closeWhenSent = fedClose(result);
+          socket.pause();
+          return;
+        }
+      }
+      if (fedClose(result)) {
+        finish(socket);
+        return;
+      }
+      if (!fedPending(result)) break;
+      result = native.feed(state.conn, null, out);
+    }
+    if (state.draining) finish(socket);
+  };
+
+  // Bun.listen honours reusePort (SO_REUSEPORT) though its listen types only declare it for connect.
+  const listenOptions: TCPSocketListenOptions<ConnectionState> & { reusePort: boolean } = {
+    hostname: options.hostname,
+    port: options.port,
+    reusePort: options.reusePort,
+    socket: {
+      open(socket) {
+        socket.setNoDelay(true);
+        socket.data = {
+          conn: native.openConnection(),
+          unsent: null,
+          closeWhenSent: false,
+          draining: stopping,
+          closed: false,
+        };
+        sockets.add(socket);
+      },
+      data(socket, data) {
+        const state = socket.data;
+        if (state.closed) return;
+        if (state.unsent !== null) {
+          // Bytes read before the pause took effect: C++ buffers them and executes nothing
+          // that could overtake the unsent replies.
+          native.feed(state.conn, data, NO_OUT);
+          return;
+        }
+        pump(socket, data);
+      },
+      drain(socket) {
+        const state = socket.data;
+        if (state.closed || state.unsent === null) return;
+        const sent = socket.write(state.unsent);
+        if (sent < 0) return;
+        if (sent < state.unsent.length) {
+          state.unsent = state.unsent.subarray(sent);
+          return;
+        }
+        state.unsent = null;
+        if (state.closeWhenSent) {
+          finish(socket);
+          return;
+        }
+        socket.resume();
+        pump(socket, null);
+      },
+      close(socket) {
+        const state = socket.data;
+        state.closed = true;
+        native.closeConnection(state.conn);
+        sockets.delete(socket);
+        if (onAllClosed !== null && sockets.size === 0) onAllClosed();
+      },
+      error(socket) {
+        // The close handler follows; nothing else to release here.
+        socket.data.closed = true;
+      },
+    },
+  };
+  const server: TCPSocketListener<ConnectionState> = Bun.listen<ConnectionState>(listenOptions);
+
+  return {
+    hostname: options.hostname,
+    port: server.port,
+    connections: () => sockets.size,
+    stop(graceMs: number): Promise<void> {
+      stopping = true;
+      server.stop(false);
+      for (const socket of sockets) {
+        socket.data.draining = true;
+        if (socket.data.unsent === null) finish(socket);
+      }
+      if (sockets.size === 0) return Promise.resolve();
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+          for (const socket of sockets) socket.terminate();
+          resolve();
+        }, graceMs);
+        onAllClosed = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    },
+  };
+}
