@@ -27,19 +27,35 @@ export interface Leaf {
 const SWEEP_INTERVAL_MS = 1000;
 const SWEEP_MAX_ITEMS = 20000;
 
+// Inside a `bun build --compile` executable every module lives under /$bunfs/root and a worker
+// entrypoint is named by its path relative to the entrypoints' common folder (src/).
+const WORKER_ENTRY: string | URL = import.meta.url.includes("/$bunfs/")
+  ? "./leaf/worker.ts"
+  : new URL("./worker.ts", import.meta.url);
+
+// Resolves with the worker's next message of `type`; rejects if it reports an error or fails to load.
 function waitFor(worker: Worker, type: FromWorker["type"]): Promise<FromWorker> {
   return new Promise((resolve, reject) => {
+    const done = () => {
+      worker.removeEventListener("message", onMessage);
+      worker.removeEventListener("error", onError);
+    };
     const onMessage = (event: MessageEvent<FromWorker>) => {
       const message = event.data;
       if (message.type === "error") {
-        worker.removeEventListener("message", onMessage);
-        reject(new Error(message.message));
+        done();
+        reject(new Error(`listener thread: ${message.message}`));
       } else if (message.type === type) {
-        worker.removeEventListener("message", onMessage);
+        done();
         resolve(message);
       }
     };
+    const onError = (event: ErrorEvent) => {
+      done();
+      reject(new Error(`listener thread failed: ${event.message}`));
+    };
     worker.addEventListener("message", onMessage);
+    worker.addEventListener("error", onError);
   });
 }
 
@@ -60,7 +76,7 @@ export async function startLeaf(options: LeafOptions): Promise<Leaf> {
   const workers: Worker[] = [];
   try {
     for (let i = 1; i < options.threads; i++) {
-      const worker = new Worker(new URL("./worker.ts", import.meta.url));
+      const worker = new Worker(WORKER_ENTRY);
       workers.push(worker);
       const listening = waitFor(worker, "listening");
       send(worker, { type: "listen", hostname: options.hostname, port: main.port });
