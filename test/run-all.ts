@@ -120,7 +120,7 @@ for (const { mode, flags, env } of sanitizers) {
 if (exeBuilt) {
   const junit = join(buildDir, "junit.xml");
   const proc = Bun.spawnSync(
-    [bin("bun"), "test", "--reporter=junit", `--reporter-outfile=${junit}`, "src", "test"],
+    [bin("bun"), "test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${junit}`, "src", "test"],
     { cwd: root, stdout: "inherit", stderr: "inherit", env: process.env },
   );
   let xml = "";

@@ -2,7 +2,7 @@
 
 import { UsageError } from "../errors.ts";
 import { startLeaf } from "../leaf/leaf.ts";
-import { VERSION } from "../version.ts";
+import { MEMCACHED_VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
@@ -71,7 +71,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     memoryBytes,
     maxItemBytes,
     threads: flags.threads as number,
-    version: VERSION,
+    version: MEMCACHED_VERSION,
   });
   console.log(
     `gravity leaf listening on ${leaf.hostname}:${leaf.port} (threads ${flags.threads}, memory ${memoryBytes} bytes, max item ${maxItemBytes} bytes)`,

@@ -1,0 +1,113 @@
+// The gravity command line: bad flags exit 2 with one line naming the flag, --help and --version
+// exit 0, and the compiled executable runs alone, with nothing beside it.
+import { afterAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pkg from "../package.json" with { type: "json" };
+import { McClient } from "./helpers/mc-client.ts";
+import { COMPILED_GRAVITY, runGravity, SERVER_TEST_MS, startLeaf, stopAll } from "./helpers/servers.ts";
+
+afterAll(stopAll);
+
+describe("bad flags exit 2 with one line naming the flag", () => {
+  const cases: { args: string[]; env?: Record<string, string>; names: string[] }[] = [
+    { args: ["leaf", "--bogus"], names: ["--bogus"] },
+    { args: ["leaf", "--port", "abc"], names: ["--port", "abc"] },
+    { args: ["leaf", "--port=70000"], names: ["--port", "70000"] },
+    { args: ["leaf", "--memory", "12xb"], names: ["--memory", "12xb"] },
+    { args: ["leaf", "--threads", "0"], names: ["--threads", "0"] },
+    { args: ["leaf", "--port"], names: ["--port"] },
+    { args: ["leaf"], env: { GRAVITY_PORT: "abc" }, names: ["GRAVITY_PORT", "abc"] },
+    { args: ["nonsense"], names: ["nonsense"] },
+  ];
+  for (const { args, env, names } of cases) {
+    const label = `${env === undefined ? "" : `${Object.entries(env)[0]?.join("=")} `}gravity ${args.join(" ")}`;
+    test(
+      label,
+      async () => {
+        const run = await runGravity(args, env === undefined ? {} : { env });
+        expect(run.exitCode, run.stderr).toBe(2);
+        const lines = run.stderr.trimEnd().split("\n");
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toStartWith("gravity: ");
+        for (const name of names) expect(lines[0]).toContain(name);
+        expect(run.stdout).not.toContain("listening");
+      },
+      SERVER_TEST_MS,
+    );
+  }
+});
+
+test(
+  "--help exits 0 and lists the commands",
+  async () => {
+    const run = await runGravity(["--help"]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain("usage: gravity");
+    expect(run.stdout).toContain("leaf");
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "leaf --help exits 0 and lists the leaf's flags",
+  async () => {
+    const run = await runGravity(["leaf", "--help"]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    for (const flag of ["--port", "--memory", "--max-item-size", "--threads"])
+      expect(run.stdout).toContain(flag);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "--version exits 0 and prints the package version",
+  async () => {
+    const run = await runGravity(["--version"]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout.trim()).toBe(`gravity ${pkg.version}`);
+  },
+  SERVER_TEST_MS,
+);
+
+describe("the compiled executable, copied alone to an empty directory", () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  // A fresh directory holding only a copy of dist/gravity.
+  function lonelyCopy(): string {
+    if (!existsSync(COMPILED_GRAVITY))
+      throw new Error(`${COMPILED_GRAVITY} is missing: run \`npm run build\` first`);
+    const dir = mkdtempSync(join(tmpdir(), "gravity-alone-"));
+    dirs.push(dir);
+    const executable = join(dir, "gravity");
+    copyFileSync(COMPILED_GRAVITY, executable);
+    expect(readdirSync(dir)).toEqual(["gravity"]);
+    return executable;
+  }
+
+  for (const threads of [1, 2]) {
+    test(
+      `starts with --threads ${threads} and answers version over TCP`,
+      async () => {
+        const executable = lonelyCopy();
+        const leaf = await startLeaf(["--port", "0", "--threads", String(threads)], {
+          executable,
+          cwd: join(executable, ".."),
+        });
+        const clients = await Promise.all(Array.from({ length: 4 }, () => McClient.connect(leaf.port)));
+        for (const client of clients) {
+          const reply = await client.command("version");
+          expect(reply).toStartWith("VERSION ");
+          expect(reply).toContain(pkg.version);
+          client.close();
+        }
+        expect(await leaf.stop("SIGTERM")).toBe(0);
+      },
+      SERVER_TEST_MS,
+    );
+  }
+});
