@@ -27,6 +27,13 @@ class Server {
   std::atomic<uint64_t> curr_connections{0};
   std::atomic<uint64_t> total_connections{0};
   std::atomic<int> verbosity{0};
+  // memcached "stats" counters that are not per item (the store counts those).
+  std::atomic<uint64_t> cmd_flush{0};
+  std::atomic<uint64_t> cmd_meta{0};         // memcached 1.6 counts "me" here
+  std::atomic<uint64_t> store_too_large{0};
+  std::atomic<uint64_t> store_no_memory{0};
+  std::atomic<uint64_t> bytes_read{0};
+  std::atomic<uint64_t> bytes_written{0};
 
  private:
   ServerOptions options_;

@@ -23,12 +23,13 @@ struct Item {
   uint32_t client_flags;
   uint32_t value_size;
   uint16_t key_size;
-  uint8_t bits;        // kFetched | kStale | kWinSent
+  uint8_t bits;        // kFetched | kStale | kWinSent | kKeyBinary
   uint8_t linked;      // 1 while in the index and the policy
 
   static constexpr uint8_t kFetched = 1;  // read at least once since stored (meta "h")
   static constexpr uint8_t kStale = 2;    // invalidated by meta "I" (meta "X")
   static constexpr uint8_t kWinSent = 4;  // a client holds the recache token (meta "W"/"Z")
+  static constexpr uint8_t kKeyBinary = 8;  // stored by meta "b": meta replies show the key in base64
 
   char* key_data() { return reinterpret_cast<char*>(this + 1); }
   const char* key_data() const { return reinterpret_cast<const char*>(this + 1); }
