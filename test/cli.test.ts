@@ -20,6 +20,9 @@ describe("bad flags exit 2 with one line naming the flag", () => {
     { args: ["leaf", "--port"], names: ["--port"] },
     { args: ["leaf"], env: { GRAVITY_PORT: "abc" }, names: ["GRAVITY_PORT", "abc"] },
     { args: ["nonsense"], names: ["nonsense"] },
+    { args: [], names: ["missing command"] },
+    { args: ["leaf", "--memory", "1m", "--max-item-size", "1m"], names: ["--max-item-size", "--memory"] },
+    { args: ["leaf", "--max-connections", "0"], names: ["--max-connections", "0"] },
   ];
   for (const { args, env, names } of cases) {
     const label = `${env === undefined ? "" : `${Object.entries(env)[0]?.join("=")} `}gravity ${args.join(" ")}`;

@@ -7,6 +7,7 @@ import {
   type LeafProcess,
   peakRssBytes,
   rssBytes,
+  runGravity,
   SERVER_TEST_MS,
   startLeaf,
   stopAll,
@@ -355,6 +356,51 @@ test(
     await client.waitClosed();
     expect(client.buffered().length).toBe(0);
     expect(await stopping.waitExit(20_000)).toBe(0);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "connections over --max-connections get memcached's error and are closed; the others keep working",
+  async () => {
+    const limited = await startLeaf(["--port", "0", "--max-connections", "2"]);
+    const first = await McClient.connect(limited.port);
+    const second = await McClient.connect(limited.port);
+    expect(await first.command("version")).toStartWith("VERSION ");
+    expect(await second.command("version")).toStartWith("VERSION ");
+    const third = await McClient.connect(limited.port);
+    expect(await third.readLine()).toBe("ERROR Too many open connections");
+    await third.waitClosed();
+    expect(await first.command("version")).toStartWith("VERSION ");
+    first.close();
+    second.close();
+    expect(await limited.stop("SIGTERM")).toBe(0);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "SIGTERM closes idle connections whose clients never close, and exits 0",
+  async () => {
+    const stopping = await startLeaf(["--port", "0"]);
+    const idle = await Promise.all(Array.from({ length: 5 }, () => McClient.connect(stopping.port)));
+    for (const client of idle) expect(await client.command("version")).toStartWith("VERSION ");
+    stopping.signal("SIGTERM");
+    for (const client of idle) await client.waitClosed();
+    expect(await stopping.waitExit(20_000)).toBe(0);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "a second leaf with --threads 2 on a port in use fails naming the port instead of sharing it",
+  async () => {
+    const first = await startLeaf(["--port", "0", "--threads", "2"]);
+    const second = await runGravity(["leaf", "--port", String(first.port), "--threads", "2"]);
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain(`cannot listen on 127.0.0.1:${first.port} (--listen, --port)`);
+    expect(await version(first.port)).toStartWith("VERSION ");
+    expect(await first.stop("SIGTERM")).toBe(0);
   },
   SERVER_TEST_MS,
 );

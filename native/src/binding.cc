@@ -5,7 +5,9 @@
 // every Bun worker that loads this addon serves the same one.
 #include <napi.h>
 
+#include <cmath>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,9 +34,25 @@ struct ConnectionHandle {
   std::unique_ptr<gravity::Connection> connection;
 };
 
-double number_field(Napi::Object object, const char* name, double fallback) {
+// Marks the externals this file creates, so a foreign External is never taken for a connection.
+constexpr napi_type_tag kConnectionTag = {0x6772617669747963ull, 0x6f6e6e656374696full};
+
+// Reads an optional integer field in [min, max]; sets `error` (and returns 0) when it is not one.
+uint64_t integer_field(Napi::Object object, const char* name, double fallback, double min, double max,
+                       std::string& error) {
   Napi::Value value = object.Get(name);
-  return value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : fallback;
+  double number = fallback;
+  if (!value.IsUndefined()) {
+    number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : std::nan("");
+  }
+  if (!std::isfinite(number) || number != std::floor(number) || number < min || number > max) {
+    if (error.empty()) {
+      error = std::string(name) + " must be an integer in [" + std::to_string(static_cast<uint64_t>(min)) +
+              ", " + std::to_string(static_cast<uint64_t>(max)) + "]";
+    }
+    return 0;
+  }
+  return static_cast<uint64_t>(number);
 }
 
 // configure({ memoryBytes, maxItemBytes, threads, version, policy, shardCount }) -> boolean
@@ -47,12 +65,21 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   }
   Napi::Object options = info[0].As<Napi::Object>();
   gravity::ServerOptions server_options;
+  std::string error;
   server_options.store.memory_bytes =
-      static_cast<uint64_t>(number_field(options, "memoryBytes", 64.0 * 1024 * 1024));
+      integer_field(options, "memoryBytes", 64.0 * 1024 * 1024, 1024.0 * 1024, std::ldexp(1.0, 50), error);
   server_options.store.max_item_bytes =
-      static_cast<uint64_t>(number_field(options, "maxItemBytes", 1024.0 * 1024));
-  server_options.store.shard_count = static_cast<uint32_t>(number_field(options, "shardCount", 0));
-  server_options.threads = static_cast<uint32_t>(number_field(options, "threads", 1));
+      integer_field(options, "maxItemBytes", 1024.0 * 1024, 1024, 1024.0 * 1024 * 1024, error);
+  server_options.store.shard_count =
+      static_cast<uint32_t>(integer_field(options, "shardCount", 0, 0, 1024, error));
+  server_options.threads = static_cast<uint32_t>(integer_field(options, "threads", 1, 1, 1024, error));
+  if (error.empty() && server_options.store.max_item_bytes * 2 > server_options.store.memory_bytes) {
+    error = "memoryBytes must be at least twice maxItemBytes";
+  }
+  if (!error.empty()) {
+    Napi::RangeError::New(env, "configure: " + error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   Napi::Value version = options.Get("version");
   if (version.IsString()) server_options.version = version.As<Napi::String>().Utf8Value();
   Napi::Value policy = options.Get("policy");
@@ -79,13 +106,21 @@ Napi::Value OpenConnection(const Napi::CallbackInfo& info) {
   gravity::Server* server = server_or_throw(env);
   if (server == nullptr) return env.Undefined();
   auto* handle = new ConnectionHandle{std::make_unique<gravity::Connection>(*server)};
-  return Napi::External<ConnectionHandle>::New(
+  auto external = Napi::External<ConnectionHandle>::New(
       env, handle, [](Napi::Env, ConnectionHandle* dropped) { delete dropped; });
+  napi_type_tag_object(env, external, &kConnectionTag);
+  return external;
 }
 
 ConnectionHandle* handle_of(napi_env env, napi_value value) {
+  napi_valuetype type;
+  bool tagged = false;
   void* data = nullptr;
-  if (napi_get_value_external(env, value, &data) != napi_ok) return nullptr;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external ||
+      napi_check_object_type_tag(env, value, &kConnectionTag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, value, &data) != napi_ok) {
+    return nullptr;
+  }
   return static_cast<ConnectionHandle*>(data);
 }
 
@@ -133,7 +168,14 @@ napi_value Feed(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "feed: input must be a Uint8Array or null");
     return nullptr;
   }
-  gravity::FeedResult result = handle->connection->feed(input, input_size, out, out_size);
+  gravity::FeedResult result;
+  try {
+    result = handle->connection->feed(input, input_size, out, out_size);
+  } catch (const std::exception& e) {
+    // Only allocation can throw here (buffers, index growth); the listener drops the connection.
+    napi_throw_error(env, "ENOMEM", (std::string("feed: ") + e.what()).c_str());
+    return nullptr;
+  }
   double encoded = static_cast<double>(result.written) * 4 +
                    (handle->connection->pending() > 0 ? 2 : 0) + (result.close ? 1 : 0);
   napi_value value;
@@ -166,6 +208,14 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   put("get_misses", s.get_misses);
   put("shards", server->store().shard_count());
   return out;
+}
+
+// The open connections of every thread (for the listener's --max-connections check).
+Napi::Value ConnectionCount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  gravity::Server* server = server_or_throw(env);
+  if (server == nullptr) return env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(server->curr_connections.load()));
 }
 
 Napi::Value SweepExpired(const Napi::CallbackInfo& info) {
@@ -201,6 +251,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_create_function(env, "feed", NAPI_AUTO_LENGTH, Feed, nullptr, &feed);
   exports.Set("feed", Napi::Value(env, feed));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("connectionCount", Napi::Function::New(env, ConnectionCount, "connectionCount"));
   exports.Set("sweepExpired", Napi::Function::New(env, SweepExpired, "sweepExpired"));
   exports.Set("advanceClock", Napi::Function::New(env, AdvanceClock, "advanceClock"));
   return exports;

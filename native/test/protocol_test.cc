@@ -205,6 +205,48 @@ TEST(pending_replies_stop_execution) {
   CHECK_EQ(other.replies, std::string("VALUE bp-key 0 5\r\nhello\r\nEND\r\n"));
 }
 
+// The TypeScript listener may pass an empty Uint8Array, whose data pointer can be null: feed()
+// must not hand a null pointer to memcpy even for 0 bytes (UBSan's nonnull check, ASan build).
+TEST(null_zero_capacity_out_keeps_replies_pending) {
+  Server server(test_options());
+  Connection conn(server);
+  const std::string first =
+      "set z-a 0 0 1 noreply\r\na\r\nversion\r\nset z-b 0 0 1 noreply\r\nb\r\nget z-a z-b\r\n";
+  const auto* first_bytes = reinterpret_cast<const uint8_t*>(first.data());
+  FeedResult r = conn.feed(first_bytes, first.size(), nullptr, 0);
+  CHECK_EQ(r.written, size_t{0});
+  CHECK(!r.close);
+  CHECK(conn.pending() > 0);   // "VERSION ..." went to pending
+  CHECK(conn.buffered() > 0);  // everything after "version" waits, unexecuted
+  {
+    // The noreply set before the first reply ran; the one after it has not.
+    Client other(server, 4096);
+    other.send("get z-a z-b\r\n");
+    CHECK_EQ(other.replies, std::string("VALUE z-a 0 1\r\na\r\nEND\r\n"));
+  }
+  // More input while backed up is buffered, and a feed with no room drains nothing.
+  const size_t pending_before = conn.pending();
+  const std::string second = "mn\r\n";
+  r = conn.feed(reinterpret_cast<const uint8_t*>(second.data()), second.size(), nullptr, 0);
+  CHECK_EQ(r.written, size_t{0});
+  r = conn.feed(nullptr, 0, nullptr, 0);
+  CHECK_EQ(r.written, size_t{0});
+  CHECK(!r.close);
+  CHECK_EQ(conn.pending(), pending_before);
+  CHECK_EQ(conn.buffered(), first.size() - first.find("set z-b") + second.size());
+  // Drained through a real buffer, the replies come out whole and in command order.
+  uint8_t out[8];
+  std::string replies;
+  for (int calls = 0; (conn.pending() > 0 || conn.buffered() > 0) && calls < 1000; ++calls) {
+    r = conn.feed(nullptr, 0, out, sizeof(out));
+    replies.append(reinterpret_cast<char*>(out), r.written);
+  }
+  CHECK_EQ(replies, std::string("VERSION 1.6.18-gravity-test\r\n"
+                                "VALUE z-a 0 1\r\na\r\nVALUE z-b 0 1\r\nb\r\nEND\r\nMN\r\n"));
+  CHECK_EQ(conn.pending(), size_t{0});
+  CHECK_EQ(conn.buffered(), size_t{0});
+}
+
 TEST(multiget_pauses_between_keys) {
   Server server(test_options());
   Client writer(server, 4096);

@@ -72,3 +72,7 @@ describe("parseFlags", () => {
     );
   });
 });
+
+test("a flag given on the command line makes a bad environment value irrelevant", () => {
+  expect(parseFlags(["--port", "1"], SPECS, { GRAVITY_PORT: "not-a-port" }).port).toBe(1);
+});

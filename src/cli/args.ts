@@ -86,18 +86,6 @@ export function parseFlags(
 ): FlagValues {
   const byName = new Map(specs.map((spec) => [spec.name, spec]));
   const values: FlagValues = {};
-  for (const spec of specs) {
-    const fromEnv = env[envName(spec.name)];
-    if (fromEnv !== undefined) {
-      values[spec.name] = convert(spec, fromEnv, envName(spec.name));
-    } else {
-      // Defaults written as text ("64mb") go through the same conversion as flags.
-      values[spec.name] =
-        typeof spec.default === "string"
-          ? convert(spec, spec.default, `default of --${spec.name}`)
-          : spec.default;
-    }
-  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (!arg.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
@@ -117,6 +105,20 @@ export function parseFlags(
       i++;
     }
     values[name] = convert(spec, raw, `--${name}`);
+  }
+  // Flags not given come from the environment, then from the default.
+  for (const spec of specs) {
+    if (spec.name in values) continue;
+    const fromEnv = env[envName(spec.name)];
+    if (fromEnv !== undefined) {
+      values[spec.name] = convert(spec, fromEnv, envName(spec.name));
+    } else {
+      // Defaults written as text ("64mb") go through the same conversion as flags.
+      values[spec.name] =
+        typeof spec.default === "string"
+          ? convert(spec, spec.default, `default of --${spec.name}`)
+          : spec.default;
+    }
   }
   return values;
 }

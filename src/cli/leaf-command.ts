@@ -39,6 +39,14 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     max: 64,
     help: "listener threads sharing the store",
   },
+  {
+    name: "max-connections",
+    kind: FlagKind.Integer,
+    default: 1024,
+    min: 1,
+    max: 1_000_000,
+    help: "open connections allowed, as memcached -c",
+  },
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
@@ -60,34 +68,48 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   }
   const memoryBytes = flags.memory as number;
   const maxItemBytes = flags["max-item-size"] as number;
-  if (maxItemBytes > memoryBytes) {
+  // A shard must hold a max-size item with its overhead; twice the item size always does.
+  if (maxItemBytes * 2 > memoryBytes) {
     throw new UsageError(
-      `--max-item-size: must not exceed --memory (${memoryBytes} bytes), got ${maxItemBytes} bytes`,
+      `--max-item-size: must be at most half of --memory (${memoryBytes} bytes), got ${maxItemBytes} bytes`,
     );
   }
-  const leaf = await startLeaf({
-    hostname: flags.listen as string,
-    port: flags.port as number,
-    memoryBytes,
-    maxItemBytes,
-    threads: flags.threads as number,
-    version: MEMCACHED_VERSION,
-  });
+  let fatal: Error | null = null;
+  let requestStop: (reason: string) => void = () => {};
+  const leaf = await startLeaf(
+    {
+      hostname: flags.listen as string,
+      port: flags.port as number,
+      memoryBytes,
+      maxItemBytes,
+      threads: flags.threads as number,
+      version: MEMCACHED_VERSION,
+      maxConnections: flags["max-connections"] as number,
+    },
+    (error) => {
+      fatal = error;
+      requestStop(error.message);
+    },
+  );
   console.log(
     `gravity leaf listening on ${leaf.hostname}:${leaf.port} (threads ${flags.threads}, memory ${memoryBytes} bytes, max item ${maxItemBytes} bytes)`,
   );
   return await new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
+    requestStop = (reason: string) => {
+      if (stopping) {
+        console.error(`gravity leaf: ${reason} again, exiting now`);
+        resolve(1);
+        return;
+      }
       stopping = true;
-      console.log(`gravity leaf: ${signal}, stopping`);
+      console.log(`gravity leaf: ${reason}, stopping`);
       leaf.stop(STOP_GRACE_MS).then(
-        () => resolve(0),
+        () => resolve(fatal === null ? 0 : 1),
         () => resolve(1),
       );
     };
-    process.on("SIGTERM", () => stop("SIGTERM"));
-    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => requestStop("SIGTERM"));
+    process.on("SIGINT", () => requestStop("SIGINT"));
   });
 }

@@ -1,5 +1,5 @@
 // The gravity executable: `gravity leaf|--help|--version`.
-import { GravityError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { leafCommand } from "./leaf-command.ts";
 
@@ -18,11 +18,12 @@ async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
+      throw new UsageError("missing command (try gravity --help)");
     case "--help":
     case "-h":
     case "help":
       console.log(USAGE);
-      return command === undefined ? 2 : 0;
+      return 0;
     case "--version":
     case "-v":
       console.log(`gravity ${VERSION}`);
@@ -41,8 +42,7 @@ main(process.argv.slice(2)).then(
       console.error(`gravity: ${error.message}`);
       process.exit(2);
     }
-    const message = error instanceof GravityError || error instanceof Error ? error.message : String(error);
-    console.error(`gravity: ${message}`);
+    console.error(`gravity: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   },
 );

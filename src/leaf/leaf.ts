@@ -2,6 +2,7 @@
 //
 //   main thread: configure store ─> listener (port P) ─> workers 2..N listen on P (reusePort)
 //                sweeper timer (expired items)          all serve the one process-global store
+import { GravityError } from "../errors.ts";
 import { native } from "../native/index.ts";
 import { type Listener, listen } from "./listener.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
@@ -13,6 +14,8 @@ export interface LeafOptions {
   maxItemBytes: number;
   threads: number;
   version: string;
+  /** As memcached -c: connections beyond this get "ERROR Too many open connections". */
+  maxConnections: number;
 }
 
 /** A running leaf. */
@@ -44,7 +47,7 @@ function waitFor(worker: Worker, type: FromWorker["type"]): Promise<FromWorker> 
       const message = event.data;
       if (message.type === "error") {
         done();
-        reject(new Error(`listener thread: ${message.message}`));
+        reject(new GravityError("ETHREAD", `listener thread: ${message.message}`));
       } else if (message.type === type) {
         done();
         resolve(message);
@@ -52,7 +55,7 @@ function waitFor(worker: Worker, type: FromWorker["type"]): Promise<FromWorker> 
     };
     const onError = (event: ErrorEvent) => {
       done();
-      reject(new Error(`listener thread failed: ${event.message}`));
+      reject(new GravityError("ETHREAD", `listener thread failed: ${event.message}`, { cause: event.error }));
     };
     worker.addEventListener("message", onMessage);
     worker.addEventListener("error", onError);
@@ -63,26 +66,71 @@ function send(worker: Worker, message: ToWorker): void {
   worker.postMessage(message);
 }
 
-/** Configures the store and starts the listeners. Throws if the port cannot be bound. */
-export async function startLeaf(options: LeafOptions): Promise<Leaf> {
-  native.configure({
+// Binds the main thread's listener. With reusePort, a plain bind first proves the port is free:
+// otherwise a second leaf on the same port would silently split traffic with this one.
+function bindMain(options: LeafOptions, reusePort: boolean): Listener {
+  const where = `${options.hostname}:${options.port}`;
+  try {
+    let port = options.port;
+    if (reusePort) {
+      const probe = Bun.listen({ hostname: options.hostname, port, socket: { data() {} } });
+      port = probe.port;
+      probe.stop(true);
+    }
+    return listen({ hostname: options.hostname, port, reusePort, maxConnections: options.maxConnections });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new GravityError("ELISTEN", `cannot listen on ${where} (--listen, --port): ${reason}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Configures the process-global store and starts the listeners; one leaf per process.
+ * `onFatal` is called if a listener thread dies after start (the leaf is then incomplete).
+ */
+export async function startLeaf(
+  options: LeafOptions,
+  onFatal: (error: Error) => void = () => {},
+): Promise<Leaf> {
+  const fresh = native.configure({
     memoryBytes: options.memoryBytes,
     maxItemBytes: options.maxItemBytes,
     threads: options.threads,
     version: options.version,
   });
+  if (!fresh)
+    throw new GravityError("ESTORE", "the native store is already configured: one leaf per process");
   const reusePort = options.threads > 1;
-  const main: Listener = listen({ hostname: options.hostname, port: options.port, reusePort });
+  const main = bindMain(options, reusePort);
   const workers: Worker[] = [];
+  let stopping = false;
   try {
     for (let i = 1; i < options.threads; i++) {
       const worker = new Worker(WORKER_ENTRY);
       workers.push(worker);
       const listening = waitFor(worker, "listening");
-      send(worker, { type: "listen", hostname: options.hostname, port: main.port });
+      send(worker, {
+        type: "listen",
+        hostname: options.hostname,
+        port: main.port,
+        maxConnections: options.maxConnections,
+      });
       await listening;
+      worker.addEventListener("close", () => {
+        if (!stopping) onFatal(new GravityError("ETHREAD", `listener thread ${i} exited unexpectedly`));
+      });
+      worker.addEventListener("error", (event) => {
+        onFatal(
+          new GravityError("ETHREAD", `listener thread ${i} failed: ${event.message}`, {
+            cause: event.error,
+          }),
+        );
+      });
     }
   } catch (error) {
+    stopping = true;
     await main.stop(0);
     for (const worker of workers) worker.terminate();
     throw error;
@@ -94,14 +142,37 @@ export async function startLeaf(options: LeafOptions): Promise<Leaf> {
     hostname: options.hostname,
     port: main.port,
     async stop(graceMs = 5000) {
+      stopping = true;
       clearInterval(sweeper);
       const stopped = workers.map((worker) => {
         const done = waitFor(worker, "stopped");
         send(worker, { type: "stop", graceMs });
         return done;
       });
-      await Promise.all([main.stop(graceMs), ...stopped]);
+      // A worker that died cannot answer: the whole stop is bounded by the grace period plus a margin.
+      const everything = Promise.all([main.stop(graceMs), ...stopped]).then(() => {});
+      await withTimeout(everything, graceMs + STOP_MARGIN_MS);
       for (const worker of workers) worker.terminate();
     },
   };
+}
+
+/** Extra time Leaf.stop() allows beyond the grace period before it gives up on a thread. */
+const STOP_MARGIN_MS = 1000;
+
+// Resolves when `promise` settles or after timeoutMs, whichever is first.
+function withTimeout(promise: Promise<void>, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
 }

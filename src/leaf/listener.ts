@@ -6,9 +6,13 @@
 //                      └─ socket took only part of out ──> copy the unsent tail, pause reading,
 //                                                         retry on drain, then feed(conn, null, out)
 //
-// Backpressure: while a connection has unsent bytes it is paused (no reads) and C++ executes
-// nothing more for it, so a client that never reads holds at most one read of input, one reply
-// chunk and the kernel's socket buffers.
+// Backpressure: while a connection has unsent bytes it is paused (no reads). Bytes read before the
+// pause took effect go to C++, which buffers them and executes only until a reply would have to be
+// held (order is kept), so a client that never reads costs one read of input, one reply chunk
+// and the kernel's socket buffers.
+//
+// Closing: end() sends FIN after every reply byte; the socket is terminated when the peer closes
+// or LINGER_MS later, so a client that never closes its side holds nothing for long.
 import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { fedBytes, fedClose, fedPending, type NativeConnection, native } from "../native/index.ts";
 
@@ -17,13 +21,18 @@ const OUT_BUFFER_BYTES = 256 * 1024;
 const out = new Uint8Array(OUT_BUFFER_BYTES);
 /** Given to feed() while a connection has unsent bytes: C++ buffers input and keeps replies. */
 const NO_OUT = new Uint8Array(0);
+/** How long a closing connection waits for the peer's FIN before it is terminated. */
+const LINGER_MS = 1000;
+/** memcached's reply to a connection over the limit (then it closes). */
+const TOO_MANY_CONNECTIONS = new TextEncoder().encode("ERROR Too many open connections\r\n");
 
 interface ConnectionState {
   conn: NativeConnection;
   unsent: Uint8Array | null; // reply bytes the socket did not take; reading pauses while set
   closeWhenSent: boolean; // the protocol asked to close ("quit", fatal error) after unsent
   draining: boolean; // listener is stopping: close once nothing is left to send
-  closed: boolean;
+  closed: boolean; // finished or failed: no more reads are fed
+  linger: ReturnType<typeof setTimeout> | null; // terminates a finished socket whose peer stays open
 }
 
 type LeafSocket = Socket<ConnectionState>;
@@ -33,6 +42,8 @@ export interface ListenerOptions {
   port: number;
   /** Share the port with other listeners (SO_REUSEPORT); the kernel spreads connections. */
   reusePort: boolean;
+  /** Connections beyond this many (all threads together) get memcached's error and are closed. */
+  maxConnections: number;
 }
 
 /** A running memcached listener on one thread. */
@@ -52,8 +63,11 @@ export function listen(options: ListenerOptions): Listener {
   let onAllClosed: (() => void) | null = null;
 
   const finish = (socket: LeafSocket): void => {
-    socket.data.closed = true;
+    const state = socket.data;
+    if (state.linger !== null) return;
+    state.closed = true;
     socket.end();
+    state.linger = setTimeout(() => socket.terminate(), LINGER_MS);
   };
 
   // Sends what feed() produced, looping while C++ still holds replies.
@@ -89,15 +103,24 @@ export function listen(options: ListenerOptions): Listener {
     reusePort: options.reusePort,
     socket: {
       open(socket) {
+        if (stopping) {
+          socket.terminate();
+          return;
+        }
         socket.setNoDelay(true);
         socket.data = {
           conn: native.openConnection(),
           unsent: null,
           closeWhenSent: false,
-          draining: stopping,
+          draining: false,
           closed: false,
+          linger: null,
         };
         sockets.add(socket);
+        if (native.connectionCount() > options.maxConnections) {
+          socket.write(TOO_MANY_CONNECTIONS);
+          finish(socket);
+        }
       },
       data(socket, data) {
         const state = socket.data;
@@ -129,14 +152,19 @@ export function listen(options: ListenerOptions): Listener {
       },
       close(socket) {
         const state = socket.data;
+        if (state === undefined) return; // terminated in open() while stopping
         state.closed = true;
+        if (state.linger !== null) clearTimeout(state.linger);
         native.closeConnection(state.conn);
         sockets.delete(socket);
         if (onAllClosed !== null && sockets.size === 0) onAllClosed();
       },
-      error(socket) {
-        // The close handler follows; nothing else to release here.
-        socket.data.closed = true;
+      error(socket, error) {
+        // A socket error, or a handler threw (feed() out of memory): drop the connection; the
+        // close handler releases it.
+        if (socket.data !== undefined) socket.data.closed = true;
+        console.error(`gravity leaf: connection dropped: ${error.message}`);
+        socket.terminate();
       },
     },
   };

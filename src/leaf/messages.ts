@@ -1,6 +1,8 @@
 // Messages between the leaf's main thread and its listener workers.
 
-export type ToWorker = { type: "listen"; hostname: string; port: number } | { type: "stop"; graceMs: number };
+export type ToWorker =
+  | { type: "listen"; hostname: string; port: number; maxConnections: number }
+  | { type: "stop"; graceMs: number };
 
 export type FromWorker =
   | { type: "listening"; port: number }

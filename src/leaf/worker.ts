@@ -15,7 +15,12 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   if (message.type === "listen") {
     try {
-      listener = listen({ hostname: message.hostname, port: message.port, reusePort: true });
+      listener = listen({
+        hostname: message.hostname,
+        port: message.port,
+        reusePort: true,
+        maxConnections: message.maxConnections,
+      });
       reply({ type: "listening", port: listener.port });
     } catch (error) {
       reply({ type: "error", message: error instanceof Error ? error.message : String(error) });

@@ -37,9 +37,14 @@ export interface NativeAddon {
   isConfigured(): boolean;
   openConnection(): NativeConnection;
   closeConnection(conn: NativeConnection): void;
-  /** Returns written * 4 + (pending ? 2 : 0) + (close ? 1 : 0); see decodeFeed(). */
+  /**
+   * Parses and executes every complete command in `input` (after what C++ buffered), writes replies
+   * into `out`. Returns written * 4 + (pending ? 2 : 0) + (close ? 1 : 0): see fedBytes/fedPending/fedClose.
+   */
   feed(conn: NativeConnection, input: Uint8Array | null, out: Uint8Array): number;
   stats(): NativeStats;
+  /** Open connections across every thread. */
+  connectionCount(): number;
   sweepExpired(maxItems: number): number;
   advanceClock(seconds: number): void;
 }

@@ -21,6 +21,13 @@ namespace gravity::protocol {
 // memcached do_store_item's modes (NREAD_SET ... NREAD_CAS).
 enum class StoreMode : uint8_t { kSet, kAdd, kReplace, kAppend, kPrepend, kCas };
 
+// The text retrieval commands (memcached proto_text.c process_get_command): "gets"/"gats" add
+// the CAS unique to each VALUE line; "gat"/"gats" also set the expiry and count as touches.
+enum class GetCommand : uint8_t { kGet, kGets, kGat, kGats };
+
+// Which way incr/decr and meta "ma" move the number (memcached do_add_delta's `incr`).
+enum class DeltaOp : uint8_t { kIncr, kDecr };
+
 // A storage command (text or "ms") whose line is parsed and which waits for its data block.
 // The strings keep their capacity, so parking a command allocates nothing in steady state.
 struct PendingStore {
@@ -86,17 +93,22 @@ inline void out_line(Context& ctx, std::string_view text) {
 // conn_swallow.
 void start_swallow(Context& ctx, uint64_t bytes, std::string_view reply);
 
+// What refuse_too_large() does beside swallowing the data block.
+struct RefuseOptions {
+  bool drop_old = false;      // also remove the key's current item (text "set", every "ms")
+  bool always_reply = false;  // answer even when the command had "noreply"
+};
+
 // Refuses a store whose item would exceed the item size limit: swallows its data block, then
-// answers "SERVER_ERROR object too large for cache" (unless noreply and !always_reply).
-void refuse_too_large(Context& ctx, std::string_view key, uint64_t data_bytes, bool drop_old,
-                      bool always_reply);
+// answers "SERVER_ERROR object too large for cache" (unless noreply and !options.always_reply).
+void refuse_too_large(Context& ctx, std::string_view key, uint64_t data_bytes,
+                      const RefuseOptions& options);
 
 // Handlers (dispatch.cc routes to them). `t` is the tokenized line.
-LineResult process_get(Context& ctx, std::string_view line, const Tokens& t, bool return_cas,
-                       bool touch);
+LineResult process_get(Context& ctx, std::string_view line, const Tokens& t, GetCommand command);
 void process_update(Context& ctx, const Tokens& t, StoreMode mode);
 void process_touch(Context& ctx, const Tokens& t);
-void process_arithmetic(Context& ctx, const Tokens& t, bool incr);
+void process_arithmetic(Context& ctx, const Tokens& t, DeltaOp op);
 void process_delete(Context& ctx, const Tokens& t);
 void process_flush_all(Context& ctx, const Tokens& t);
 void process_verbosity(Context& ctx, const Tokens& t);

@@ -1,17 +1,19 @@
 // Framing of one connection's byte stream: command lines, data blocks, swallowed blocks, and
 // backpressure. Command semantics live in dispatch.cc and the text_* / meta_* files.
 //
-//   feed(input) ──> drain pending_ ──> [backed up? keep input, stop]
+//   feed(input) ──> drain pending ──> [backed up? keep input, stop]
 //                        │
 //                        v
-//        source = input_ empty ? caller's bytes : input_ + caller's bytes
+//        source = input empty ? caller's bytes : input + caller's bytes
 //                        │
 //   loop: swallow bytes │ parked store: wait for data_needed bytes, then complete_store()
-//         │ line (up to '\n'): execute_line() ──> replies into out, overflow into pending_
-//         └── stop when pending_ is non-empty, a line or block is incomplete, or on close
+//         │ line (up to '\n'): execute_line() ──> replies into out, overflow into pending
+//         └── stop when pending is non-empty, a line or block is incomplete, or on close
 //                        │
 //                        v
-//        keep only the unexecuted tail in input_
+//        keep only the unexecuted tail in input
+//
+// `input` and `pending` are the State fields of those names (below).
 #include "protocol/connection.h"
 
 #include <algorithm>
@@ -152,7 +154,8 @@ FeedResult Connection::feed(const uint8_t* input, size_t input_size, uint8_t* ou
   size_t written = 0;
   if (s.pending_pos < s.pending.size()) {
     written = std::min(s.pending.size() - s.pending_pos, out_capacity);
-    std::memcpy(out, s.pending.data() + s.pending_pos, written);
+    // memcpy's pointers must be valid even for 0 bytes, and `out` may be null at capacity 0.
+    if (written > 0) std::memcpy(out, s.pending.data() + s.pending_pos, written);
     s.pending_pos += written;
     if (s.pending_pos == s.pending.size()) {
       s.pending.clear();

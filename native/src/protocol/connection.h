@@ -3,13 +3,18 @@
 // socket read:
 //
 //   socket read ──bytes──> feed() ──parse every complete command──> execute on Store
-//                             │                                          │
-//        partial command <────┘ (kept in input_)        replies ──> out (caller's buffer)
-//                                                                   └─> pending_ (did not fit)
+//                             │                                     │
+//        partial command <────┘                         replies ──> out (caller's buffer)
+//        (kept in State::input)                                     └─> State::pending (overflow)
 //
-// Backpressure: while pending_ is non-empty no further command is executed; unexecuted input
-// stays buffered and the caller stops reading the socket until pending() is 0 (it calls feed()
-// with no input after each flush, which first drains pending_ and then resumes executing).
+// Backpressure: while replies are pending (State::pending, pending() > 0) no command is executed;
+// input stays buffered in State::input and the caller stops reading the socket until pending()
+// is 0. It calls feed() with no input after each flush, which first drains pending replies into
+// `out` and, once none are left, resumes executing. A command runs only while nothing is
+// pending, so with a zero-capacity `out` commands still run until the first reply byte goes to
+// State::pending (a "noreply" command writes none, so several may run); the command that wrote
+// it finishes its reply there, except that a multi-key get pauses before its next key. Replies
+// always come out in command order.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +39,7 @@ class Connection {
 
   // Parses and executes every complete command in the buffered input plus `input` and writes
   // replies into out[0, out_capacity). Keeps partial commands for the next call. Never throws.
+  // `input` may be null when input_size is 0, and `out` may be null when out_capacity is 0.
   FeedResult feed(const uint8_t* input, size_t input_size, uint8_t* out, size_t out_capacity);
 
   size_t pending() const;   // reply bytes held here because they did not fit in `out`

@@ -69,13 +69,13 @@ LineResult execute_line(Context& ctx, std::string_view raw_line) {
     if (t.ntokens() < 3) {
       error(ctx);
     } else if (cmd == "get") {
-      return process_get(ctx, line, t, false, false);
+      return process_get(ctx, line, t, GetCommand::kGet);
     } else if (cmd == "gets") {
-      return process_get(ctx, line, t, true, false);
+      return process_get(ctx, line, t, GetCommand::kGets);
     } else if (cmd == "gat") {
-      return process_get(ctx, line, t, false, true);
+      return process_get(ctx, line, t, GetCommand::kGat);
     } else if (cmd == "gats") {
-      return process_get(ctx, line, t, true, true);
+      return process_get(ctx, line, t, GetCommand::kGats);
     } else {
       error(ctx);
     }
@@ -115,7 +115,7 @@ LineResult execute_line(Context& ctx, std::string_view raw_line) {
       return LineResult::kDone;
     case 'i':
       if (cmd == "incr" && want_either(t, 4, 5)) {
-        process_arithmetic(ctx, t, true);
+        process_arithmetic(ctx, t, DeltaOp::kIncr);
       } else {
         error(ctx);
       }
@@ -124,7 +124,7 @@ LineResult execute_line(Context& ctx, std::string_view raw_line) {
       if (cmd == "delete" && want_range(t, 3, 5)) {
         process_delete(ctx, t);
       } else if (cmd == "decr" && want_either(t, 4, 5)) {
-        process_arithmetic(ctx, t, false);
+        process_arithmetic(ctx, t, DeltaOp::kDecr);
       } else {
         error(ctx);
       }
@@ -151,7 +151,7 @@ LineResult execute_line(Context& ctx, std::string_view raw_line) {
     if (t.ntokens() < 3) {
       error(ctx);
     } else {
-      return process_get(ctx, line, t, false, false);
+      return process_get(ctx, line, t, GetCommand::kGet);
     }
   } else if (cmd == "flush_all") {
     if (want_range(t, 2, 4)) {

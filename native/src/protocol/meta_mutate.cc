@@ -116,7 +116,7 @@ void process_ma(Context& ctx, Tokens& t) {
     ctx.out.line("CLIENT_ERROR invalid or duplicate flag");
     return;
   }
-  bool incr = true;
+  DeltaOp op = DeltaOp::kIncr;
   switch (of.mode) {
     case 0:
     case 'I':
@@ -124,7 +124,7 @@ void process_ma(Context& ctx, Tokens& t) {
       break;
     case 'D':
     case '-':
-      incr = false;
+      op = DeltaOp::kDecr;
       break;
     default:
       ctx.out.line("CLIENT_ERROR invalid mode for ma M token");
@@ -141,7 +141,7 @@ void process_ma(Context& ctx, Tokens& t) {
   bool created = false;
   bool quiet = false;
   if (item != nullptr) {
-    switch (add_delta_locked(locked, ctx.now, &item, incr, of.delta,
+    switch (add_delta_locked(locked, ctx.now, &item, op, of.delta,
                              of.has_cas ? of.compare_cas : 0, of.has_new_cas ? of.new_cas : 0,
                              digits)) {
       case DeltaResult::kOk:
@@ -172,7 +172,7 @@ void process_ma(Context& ctx, Tokens& t) {
     locked.link(item, ctx.now, of.has_new_cas ? of.new_cas : 0);
     created = true;
   } else {
-    if (incr) {
+    if (op == DeltaOp::kIncr) {
       ++stats.incr_misses;
     } else {
       ++stats.decr_misses;

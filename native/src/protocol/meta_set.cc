@@ -95,7 +95,10 @@ void process_ms(Context& ctx, Tokens& t) {
   }
   if (!value_size_ok(key.size(), static_cast<size_t>(vlen), of.client_flags,
                      ctx.store.max_item_bytes())) {
-    refuse_too_large(ctx, key, data_bytes, true, true);
+    RefuseOptions refuse;
+    refuse.drop_old = true;      // "Avoid stale data persisting in cache because we failed alloc."
+    refuse.always_reply = true;  // memcached out_errstring: meta errors ignore noreply
+    refuse_too_large(ctx, key, data_bytes, refuse);
     return;
   }
   p.mode = mode;

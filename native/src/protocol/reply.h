@@ -17,7 +17,7 @@ size_t format_i64(int64_t v, char* buf);
 class ReplyWriter {
  public:
   // `pending` must be empty while replies are being written into `out`; once it is not, every
-  // further byte goes there so that order is kept.
+  // further byte goes there so that order is kept. `out` may be null when capacity is 0.
   ReplyWriter(uint8_t* out, size_t capacity, std::string& pending)
       : out_(out), capacity_(capacity), pending_(pending) {}
 
@@ -25,7 +25,7 @@ class ReplyWriter {
     if (pending_.empty()) {
       size_t room = capacity_ - used_;
       size_t n = size < room ? size : room;
-      if (n > 0) {
+      if (n > 0) {  // never memcpy to a null `out`, not even 0 bytes
         std::memcpy(out_ + used_, data, n);
         used_ += n;
         data += n;

@@ -93,7 +93,7 @@ StoreResult store_item_locked(Store::Locked& locked, int64_t now, uint64_t max_i
 }
 
 // memcached.c do_add_delta.
-DeltaResult add_delta_locked(Store::Locked& locked, int64_t now, Item** item_io, bool incr,
+DeltaResult add_delta_locked(Store::Locked& locked, int64_t now, Item** item_io, DeltaOp op,
                              uint64_t delta, uint64_t compare_cas, uint64_t new_cas,
                              std::string& digits) {
   Item* item = *item_io;
@@ -103,7 +103,7 @@ DeltaResult add_delta_locked(Store::Locked& locked, int64_t now, Item** item_io,
   uint64_t value = 0;
   if (!parse_u64(item->value(), value)) return DeltaResult::kNonNumeric;
   StoreStats& stats = locked.stats();
-  if (incr) {
+  if (op == DeltaOp::kIncr) {
     value += delta;  // wraps at 2^64, as memcached does
     ++stats.incr_hits;
   } else {

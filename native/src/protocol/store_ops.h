@@ -32,7 +32,7 @@ enum class DeltaResult : uint8_t { kOk, kNonNumeric, kNoMemory, kNotFound, kCasM
 // memcached do_add_delta on the live item `*item` (which may be replaced: *item is updated).
 // compare_cas 0 = no check; new_cas 0 = a fresh CAS. Writes the new number's decimal digits
 // into `digits`. Counts incr_hits/decr_hits.
-DeltaResult add_delta_locked(Store::Locked& locked, int64_t now, Item** item, bool incr,
+DeltaResult add_delta_locked(Store::Locked& locked, int64_t now, Item** item, DeltaOp op,
                              uint64_t delta, uint64_t compare_cas, uint64_t new_cas,
                              std::string& digits);
 

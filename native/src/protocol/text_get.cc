@@ -21,10 +21,23 @@ std::string_view next_key(std::string_view line, size_t& pos) {
   return line.substr(start, pos - start);
 }
 
-// Looks up one key and writes its VALUE block unless `silent`. Counts as memcached does: a get
-// counts cmd_get and get_hits/get_misses, a gat counts cmd_touch and touch_hits/touch_misses.
-void get_one(Context& ctx, std::string_view key, bool return_cas, bool touch, int64_t expires_at,
-             bool silent) {
+bool returns_cas(GetCommand command) {
+  return command == GetCommand::kGets || command == GetCommand::kGats;
+}
+
+bool touches(GetCommand command) {
+  return command == GetCommand::kGat || command == GetCommand::kGats;
+}
+
+// Whether get_one() writes the VALUE block of a hit.
+enum class HitReply : uint8_t { kValue, kSilent };
+
+// Looks up one key and, for HitReply::kValue, writes its VALUE block. Counts as memcached does:
+// a get counts cmd_get and get_hits/get_misses, a gat counts cmd_touch and touch_hits/touch_misses.
+// A gat sets the item's expiry to `expires_at`.
+void get_one(Context& ctx, std::string_view key, GetCommand command, int64_t expires_at,
+             HitReply reply) {
+  const bool touch = touches(command);
   Store::Locked locked(ctx.store, key);
   StoreStats& stats = locked.stats();
   Item* item = locked.find(ctx.now, true);
@@ -48,7 +61,7 @@ void get_one(Context& ctx, std::string_view key, bool return_cas, bool touch, in
     ++stats.get_hits;
   }
   bump_locked(locked, item, ctx.now);
-  if (silent) return;
+  if (reply == HitReply::kSilent) return;
   ReplyWriter& out = ctx.out;
   out.write("VALUE ");
   out.write(item->key());
@@ -56,7 +69,7 @@ void get_one(Context& ctx, std::string_view key, bool return_cas, bool touch, in
   out.write_u64(item->client_flags);
   out.write_char(' ');
   out.write_u64(item->value_size);
-  if (return_cas) {
+  if (returns_cas(command)) {
     out.write_char(' ');
     out.write_u64(item->cas);
   }
@@ -67,12 +80,11 @@ void get_one(Context& ctx, std::string_view key, bool return_cas, bool touch, in
 
 }  // namespace
 
-LineResult process_get(Context& ctx, std::string_view line, const Tokens& t, bool return_cas,
-                       bool touch) {
+LineResult process_get(Context& ctx, std::string_view line, const Tokens& t, GetCommand command) {
   Session& session = ctx.session;
   int64_t expires_at = 0;
   size_t first_key = 1;
-  if (touch) {
+  if (touches(command)) {
     int32_t exptime = 0;
     if (!parse_i32(t.token[1], exptime)) {
       out_line(ctx, "CLIENT_ERROR invalid exptime argument");
@@ -97,7 +109,7 @@ LineResult process_get(Context& ctx, std::string_view line, const Tokens& t, boo
       size_t before = start;
       for (std::string_view k = next_key(line, before); k.data() != key.data();
            k = next_key(line, before)) {
-        get_one(ctx, k, return_cas, touch, expires_at, true);
+        get_one(ctx, k, command, expires_at, HitReply::kSilent);
       }
       out_line(ctx, "CLIENT_ERROR bad command line format");
       return LineResult::kDone;
@@ -117,7 +129,7 @@ LineResult process_get(Context& ctx, std::string_view line, const Tokens& t, boo
       return LineResult::kSuspend;
     }
     first = false;
-    get_one(ctx, key, return_cas, touch, expires_at, false);
+    get_one(ctx, key, command, expires_at, HitReply::kValue);
   }
   session.resume_at = 0;
   ctx.out.line("END");

@@ -52,7 +52,7 @@ void process_delete(Context& ctx, const Tokens& t) {
   out_line(ctx, deleted ? "DELETED" : "NOT_FOUND");
 }
 
-void process_arithmetic(Context& ctx, const Tokens& t, bool incr) {
+void process_arithmetic(Context& ctx, const Tokens& t, DeltaOp op) {
   last_is_noreply(ctx, t);
   const std::string_view key = t.token[1];
   if (key.size() > kKeyMaxLength) {
@@ -70,8 +70,8 @@ void process_arithmetic(Context& ctx, const Tokens& t, bool incr) {
     Store::Locked locked(ctx.store, key);
     Item* item = locked.find(ctx.now, true);
     if (item != nullptr) {
-      result = add_delta_locked(locked, ctx.now, &item, incr, delta, 0, 0, digits);
-    } else if (incr) {
+      result = add_delta_locked(locked, ctx.now, &item, op, delta, 0, 0, digits);
+    } else if (op == DeltaOp::kIncr) {
       ++locked.stats().incr_misses;
     } else {
       ++locked.stats().decr_misses;

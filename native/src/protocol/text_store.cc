@@ -22,17 +22,17 @@ void start_swallow(Context& ctx, uint64_t bytes, std::string_view reply) {
 }
 
 // Refuses a store whose item cannot fit in the item size limit: memcached answers once the data
-// block has been swallowed, and a refused "set" (any "ms") also drops the key's current item so
-// a stale value does not outlive the failed write.
-void refuse_too_large(Context& ctx, std::string_view key, uint64_t data_bytes, bool drop_old,
-                      bool always_reply) {
+// block has been swallowed, and with options.drop_old (a text "set", any "ms") also drops the
+// key's current item so a stale value does not outlive the failed write.
+void refuse_too_large(Context& ctx, std::string_view key, uint64_t data_bytes,
+                      const RefuseOptions& options) {
   ctx.server.store_too_large.fetch_add(1, std::memory_order_relaxed);
-  if (drop_old) {
+  if (options.drop_old) {
     Store::Locked locked(ctx.store, key);
     Item* old = locked.find(ctx.now, true);
     if (old != nullptr) locked.remove(old);
   }
-  const bool reply = always_reply || !ctx.noreply;
+  const bool reply = options.always_reply || !ctx.noreply;
   start_swallow(ctx, data_bytes, reply ? "SERVER_ERROR object too large for cache" : "");
 }
 
@@ -62,7 +62,9 @@ void process_update(Context& ctx, const Tokens& t, StoreMode mode) {
   }
   const uint64_t data_bytes = static_cast<uint64_t>(vlen) + 2;
   if (!value_size_ok(key.size(), static_cast<size_t>(vlen), flags, ctx.store.max_item_bytes())) {
-    refuse_too_large(ctx, key, data_bytes, mode == StoreMode::kSet, false);
+    RefuseOptions refuse;
+    refuse.drop_old = mode == StoreMode::kSet;
+    refuse_too_large(ctx, key, data_bytes, refuse);
     return;
   }
   PendingStore& p = ctx.session.store;

@@ -42,9 +42,12 @@ struct Item {
 };
 
 // Bytes an item of this size is charged against --memory: the allocation (header, key, value),
-// the allocator's own overhead and the index slot that points at it.
+// the allocator's own overhead and its share of the index's bucket array.
 constexpr uint64_t kAllocatorOverheadBytes = 16;
-constexpr uint64_t kIndexOverheadBytes = 8;
+// The index (index.h) is a chained table of 8-byte bucket pointers that doubles when the items
+// outnumber the buckets, so right after a doubling it has up to 2 buckets (16 bytes) per item.
+// The chain link itself is Item::hash_next, already in the header.
+constexpr uint64_t kIndexOverheadBytes = 16;
 constexpr uint64_t item_cost(size_t key_size, size_t value_size) {
   return sizeof(Item) + key_size + value_size + kAllocatorOverheadBytes + kIndexOverheadBytes;
 }

@@ -4,11 +4,12 @@
 //   allocate() ──reserve cost──> unlinked item ──link()──> indexed + in policy ──remove()/evict/expire──> freed
 //                                     └──discard()──> freed (reservation released)
 //
-// A shard's used_bytes + reserved_bytes never exceeds its limit: allocate() evicts policy victims
-// before it reserves, and link() only moves the reservation into used_bytes.
+// A shard's used_bytes + reserved_bytes never exceeds its limit_bytes: allocate() evicts policy
+// victims before it reserves, and link() only moves the reservation into used_bytes.
 #include "store.h"
 
 #include <cassert>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -155,7 +156,10 @@ uint64_t hash_key(std::string_view key) {
   return h ^ (h >> 31);
 }
 
-Store::Store(const StoreOptions& options) : options_(options) {
+Store::Store(const StoreOptions& options)
+    : options_(options),
+      created_at_(static_cast<int64_t>(std::time(nullptr))),
+      created_steady_(std::chrono::steady_clock::now()) {
   uint32_t n = choose_shard_count(options);
   shard_shift_ = 64 - log2_pow2(n);
   shards_.reserve(n);
@@ -164,7 +168,7 @@ Store::Store(const StoreOptions& options) : options_(options) {
     shard->policy = make_policy(options.policy);
     // An unknown name falls back to LRU; callers validate the name with make_policy() first.
     if (shard->policy == nullptr) shard->policy = make_policy("lru");
-    shard->limit = options.memory_bytes / n;
+    shard->limit_bytes = options.memory_bytes / n;
     shards_.push_back(std::move(shard));
   }
 }
@@ -181,7 +185,9 @@ Shard& Store::shard_for(uint64_t hash) {
 }
 
 int64_t Store::now() const {
-  return static_cast<int64_t>(std::time(nullptr)) + clock_offset_.load(std::memory_order_relaxed);
+  const auto elapsed = std::chrono::steady_clock::now() - created_steady_;
+  const int64_t elapsed_seconds = std::chrono::duration_cast<std::chrono::seconds>(elapsed).count();
+  return created_at_ + elapsed_seconds + clock_offset_.load(std::memory_order_relaxed);
 }
 
 void Store::advance_clock(int64_t seconds) { clock_offset_.fetch_add(seconds, std::memory_order_relaxed); }
@@ -282,13 +288,13 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
                               const Item* protect) {
   if (key_.size() > UINT16_MAX) return nullptr;
   const uint64_t cost = item_cost(key_.size(), value_size);
-  if (cost > shard_.limit) return nullptr;
+  if (cost > shard_.limit_bytes) return nullptr;
 
   // Evict from the policy's end until the new item fits. A victim that is already dead counts
   // as reclaimed rather than evicted, as memcached's lru_pull_tail does.
   bool have_now = false;
   int64_t now = 0, flush_at = 0;
-  while (shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit) {
+  while (shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit_bytes) {
     Item* victim = shard_.policy->victim_locked(protect);
     if (victim == nullptr) return nullptr;
     if (!have_now) {

@@ -4,11 +4,12 @@
 //
 //   Store ──hash──> Shard[i] { mutex, index (chained buckets), EvictionPolicy, used_bytes }
 //
-// Invariant: for every shard, used_bytes = sum of item_cost() of its linked items <= its limit,
-// and the shard limits add up to at most StoreOptions::memory_bytes.
+// Invariant: for every shard, used_bytes = sum of item_cost() of its linked items <= its
+// limit_bytes, and the shards' limit_bytes add up to at most StoreOptions::memory_bytes.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -110,7 +111,10 @@ class Store {
 
   StoreStats stats() const;
 
-  // The current unix time in seconds, plus a test-only offset (advance_clock).
+  // The store clock in unix seconds: the wall time when the store was created plus the whole
+  // seconds elapsed since on std::chrono::steady_clock, plus a test-only offset (advance_clock).
+  // A step of the wall clock neither expires items early nor revives them (memcached's
+  // current_time likewise counts from process start on a monotonic clock).
   int64_t now() const;
   void advance_clock(int64_t seconds);
 
@@ -124,7 +128,9 @@ class Store {
   std::vector<std::unique_ptr<Shard>> shards_;
   uint32_t shard_shift_;
   std::atomic<uint64_t> cas_counter_{0};
-  std::atomic<int64_t> clock_offset_{0};
+  int64_t created_at_;  // unix seconds (std::time) when the store was created
+  std::chrono::steady_clock::time_point created_steady_;  // the same moment, monotonic
+  std::atomic<int64_t> clock_offset_{0};  // seconds added by advance_clock()
   std::atomic<int64_t> flush_at_{0};  // items stored before this unix time are invalid once it passes
   std::atomic<size_t> sweep_cursor_{0};
 };
