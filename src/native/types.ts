@@ -41,7 +41,7 @@ export interface NativeAddon {
    * Parses and executes every complete command in `input` (after what C++ buffered), writes replies
    * into `out`. Returns written * 4 + (pending ? 2 : 0) + (close ? 1 : 0): see fedBytes/fedPending/fedClose.
    */
-  feed(conn: NativeConnection, input: Uint8Array | null, out: Uint8Array): number;
+  feed(conn: NativeConnection, input: Uint8Array | ArrayBuffer | null, out: Uint8Array): number;
   stats(): NativeStats;
   /** Open connections across every thread. */
   connectionCount(): number;
