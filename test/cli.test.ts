@@ -23,6 +23,7 @@ describe("bad flags exit 2 with one line naming the flag", () => {
     { args: [], names: ["missing command"] },
     { args: ["leaf", "--memory", "1m", "--max-item-size", "1m"], names: ["--max-item-size", "--memory"] },
     { args: ["leaf", "--max-connections", "0"], names: ["--max-connections", "0"] },
+    { args: ["leaf", "--policy", "fifo"], names: ["--policy", "fifo"] },
   ];
   for (const { args, env, names } of cases) {
     const label = `${env === undefined ? "" : `${Object.entries(env)[0]?.join("=")} `}gravity ${args.join(" ")}`;

@@ -76,3 +76,13 @@ describe("parseFlags", () => {
 test("a flag given on the command line makes a bad environment value irrelevant", () => {
   expect(parseFlags(["--port", "1"], SPECS, { GRAVITY_PORT: "not-a-port" }).port).toBe(1);
 });
+
+test("a string flag with choices accepts only those", () => {
+  const specs: FlagSpec[] = [
+    { name: "policy", kind: FlagKind.String, default: "lru", choices: ["lru", "tinylfu"], help: "" },
+  ];
+  expect(parseFlags(["--policy", "tinylfu"], specs, {}).policy).toBe("tinylfu");
+  expect(usageMessage(() => parseFlags(["--policy", "fifo"], specs, {}))).toBe(
+    '--policy: expected one of lru, tinylfu, got "fifo"',
+  );
+});

@@ -13,6 +13,8 @@ export interface FlagSpec {
   help: string;
   min?: number;
   max?: number;
+  /** For string flags: the only values accepted. */
+  choices?: readonly string[];
 }
 
 export type FlagValues = Record<string, string | number | boolean>;
@@ -48,6 +50,8 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
   switch (spec.kind) {
     case FlagKind.String:
       if (raw === "") throw bad("a value");
+      if (spec.choices !== undefined && !spec.choices.includes(raw))
+        throw bad(`one of ${spec.choices.join(", ")}`);
       return raw;
     case FlagKind.Boolean:
       if (raw === "true" || raw === "1" || raw === "") return true;

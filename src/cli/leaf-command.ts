@@ -1,7 +1,7 @@
 // `gravity leaf`: a memcached-compatible cache node.
 
 import { UsageError } from "../errors.ts";
-import { startLeaf } from "../leaf/leaf.ts";
+import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
 import { MEMCACHED_VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 
@@ -47,6 +47,13 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     max: 1_000_000,
     help: "open connections allowed, as memcached -c",
   },
+  {
+    name: "policy",
+    kind: FlagKind.String,
+    default: "lru",
+    choices: EVICTION_POLICIES,
+    help: "eviction policy of the store",
+  },
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
@@ -85,6 +92,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       threads: flags.threads as number,
       version: MEMCACHED_VERSION,
       maxConnections: flags["max-connections"] as number,
+      policy: flags.policy as string,
     },
     (error) => {
       fatal = error;

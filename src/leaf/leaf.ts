@@ -16,7 +16,12 @@ export interface LeafOptions {
   version: string;
   /** As memcached -c: connections beyond this get "ERROR Too many open connections". */
   maxConnections: number;
+  /** The store's eviction policy, one of EVICTION_POLICIES. */
+  policy: string;
 }
+
+/** Eviction policies the native store implements (native/src/store/policy_*.cc). */
+export const EVICTION_POLICIES: readonly string[] = ["lru"];
 
 /** A running leaf. */
 export interface Leaf {
@@ -99,6 +104,7 @@ export async function startLeaf(
     maxItemBytes: options.maxItemBytes,
     threads: options.threads,
     version: options.version,
+    policy: options.policy,
   });
   if (!fresh)
     throw new GravityError("ESTORE", "the native store is already configured: one leaf per process");
