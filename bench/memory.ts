@@ -1,0 +1,134 @@
+// Memory per item: the leaf beside memcached, each loaded with the same items.
+//
+//   npm run bench:memory [-- --items 1000000 --value-bytes 100]
+//
+// Starts `dist/gravity leaf` and memcached with room for every item (no eviction), reads each
+// process's RSS, stores N items (keys "key:<n>", fixed-size values) with pipelined noreply sets,
+// reads RSS and `stats` again, and prints bytes per item by RSS growth and by the server's own
+// `bytes` figure. Writes bench/results/memory.json.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { FlagKind, parseFlags } from "../src/cli/args.ts";
+import { McClient } from "../test/helpers/mc-client.ts";
+import {
+  REPO_ROOT,
+  rssBytes,
+  type ServerProcess,
+  startLeaf,
+  startMemcached,
+} from "../test/helpers/servers.ts";
+
+const flags = parseFlags(process.argv.slice(2), [
+  {
+    name: "items",
+    kind: FlagKind.Integer,
+    default: 1_000_000,
+    min: 1000,
+    max: 100_000_000,
+    help: "items stored",
+  },
+  {
+    name: "value-bytes",
+    kind: FlagKind.Integer,
+    default: 100,
+    min: 1,
+    max: 100_000,
+    help: "bytes per value",
+  },
+]);
+const items = flags.items as number;
+const valueBytes = flags["value-bytes"] as number;
+/** Enough memory for every item in either server, so nothing is evicted. */
+const memoryMb = Math.ceil((items * (valueBytes + 200)) / (1024 * 1024)) + 64;
+const BATCH = 5000;
+
+async function stats(client: McClient): Promise<Map<string, string>> {
+  await client.send("stats\r\n");
+  const out = new Map<string, string>();
+  for (;;) {
+    const line = await client.readLine();
+    if (line === "END") return out;
+    const [, name, value] = line.split(" ");
+    if (name !== undefined && value !== undefined) out.set(name, value);
+  }
+}
+
+async function load(server: ServerProcess): Promise<Record<string, number>> {
+  const client = await McClient.connect(server.port);
+  const value = "v".repeat(valueBytes);
+  const before = await rssBytes(server.pid);
+  for (let start = 0; start < items; start += BATCH) {
+    let batch = "";
+    for (let n = start; n < Math.min(items, start + BATCH); n++) {
+      batch += `set key:${n} 0 0 ${valueBytes} noreply\r\n${value}\r\n`;
+    }
+    await client.send(batch);
+    // A round trip per batch keeps the pipeline bounded.
+    await client.send("version\r\n");
+    await client.readLine();
+  }
+  const after = await rssBytes(server.pid);
+  const s = await stats(client);
+  client.close();
+  const currItems = Number(s.get("curr_items"));
+  if (currItems !== items) throw new Error(`${server.name} holds ${currItems} items, expected ${items}`);
+  return {
+    rssBeforeBytes: before,
+    rssAfterBytes: after,
+    rssPerItem: (after - before) / items,
+    statsBytes: Number(s.get("bytes")),
+    statsBytesPerItem: Number(s.get("bytes")) / items,
+  };
+}
+
+const results: Record<string, Record<string, number>> = {};
+const servers: [string, () => Promise<ServerProcess>][] = [
+  ["gravity", () => startLeaf(["--port", "0", "--memory", `${memoryMb}mb`], { binary: "compiled" })],
+  ["memcached", () => startMemcached({ memoryMb })],
+];
+for (const [name, start] of servers) {
+  const server = await start();
+  try {
+    results[name] = await load(server);
+  } finally {
+    await server.stop("SIGTERM");
+  }
+}
+
+console.log(`memory per item: ${items} items, ${valueBytes}-byte values, keys "key:<n>"`);
+console.log("\n| server | RSS growth per item (bytes) | `stats bytes` per item |");
+console.log("|---|---|---|");
+for (const [name, r] of Object.entries(results)) {
+  console.log(
+    `| ${name} | ${(r.rssPerItem as number).toFixed(1)} | ${(r.statsBytesPerItem as number).toFixed(1)} |`,
+  );
+}
+const ratio = (results.gravity?.rssPerItem as number) / (results.memcached?.rssPerItem as number);
+console.log(`\ngravity/memcached RSS per item: ${ratio.toFixed(2)} (target <= 1.00)`);
+
+const commit = Bun.spawnSync(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
+  .stdout.toString()
+  .trim();
+const resultsDir = join(REPO_ROOT, "bench", "results");
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(
+  join(resultsDir, "memory.json"),
+  `${JSON.stringify(
+    {
+      commit,
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        memoryBytes: totalmem(),
+        kernel: release(),
+      },
+      parameters: { items, valueBytes, memoryMb },
+      results,
+      ratio,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`wrote ${join(resultsDir, "memory.json")}`);
