@@ -5,6 +5,7 @@
 //   total_items == curr_items + removed + replaced + evictions + reclaimed.
 // Values carry a fill byte derived from key and size, so a torn or freed item shows up as a
 // wrong byte. Meant to run under TSan and ASan+UBSan (the run is bounded by time, not steps).
+// Runs once per eviction policy.
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -111,10 +112,9 @@ void janitor(Store& store, const std::atomic<bool>& stop, uint64_t& stats_reads)
   }
 }
 
-}  // namespace
-
-TEST(concurrent_mixed_operations_keep_accounting) {
+void run_stress(const char* policy) {
   StoreOptions options;
+  options.policy = policy;
   options.memory_bytes = 2ull << 20;
   options.max_item_bytes = 16 * 1024;  // 32 shards of 64 KiB, each >= 4 max-size items
   Store store(options);
@@ -143,12 +143,17 @@ TEST(concurrent_mixed_operations_keep_accounting) {
     total.ops += c.ops;
   }
   CHECK_EQ(total.corrupt, 0u);
-  CHECK_EQ(total.failed_allocs, 0u);  // every shard holds 4 max-size items
   CHECK(total.ops > 1000);
   CHECK(stats_reads > 0);
 
   // Conservation: every link is still present or left exactly one way.
   StoreStats stats = store.stats();
+  if (options.policy == "lru") {
+    CHECK_EQ(total.failed_allocs, 0u);  // every shard holds 4 max-size items
+    CHECK_EQ(stats.admissions_rejected, 0u);
+  } else {
+    CHECK(total.failed_allocs <= stats.admissions_rejected);  // only admission refuses
+  }
   CHECK_EQ(stats.total_items, total.links);
   CHECK_EQ(stats.total_items,
            stats.curr_items + total.removed + total.replaced + stats.evictions + stats.reclaimed);
@@ -176,10 +181,17 @@ TEST(concurrent_mixed_operations_keep_accounting) {
   stats = store.stats();
   CHECK_EQ(stats.curr_items, 0u);
   CHECK_EQ(stats.bytes, 0u);
-  std::printf("  %llu ops, %llu links, %llu evictions, %llu reclaimed\n",
+  std::printf("  %s: %llu ops, %llu links, %llu evictions, %llu reclaimed, %llu refused\n", policy,
               static_cast<unsigned long long>(total.ops), static_cast<unsigned long long>(total.links),
               static_cast<unsigned long long>(stats.evictions),
-              static_cast<unsigned long long>(stats.reclaimed));
+              static_cast<unsigned long long>(stats.reclaimed),
+              static_cast<unsigned long long>(total.failed_allocs));
 }
+
+}  // namespace
+
+TEST(concurrent_mixed_operations_keep_accounting) { run_stress("lru"); }
+
+TEST(concurrent_mixed_operations_keep_accounting_tinylfu) { run_stress("tinylfu"); }
 
 RUN_TESTS("stress_test")

@@ -25,6 +25,7 @@ struct Item {
   uint16_t key_size;
   uint8_t bits;        // kFetched | kStale | kWinSent | kKeyBinary
   uint8_t linked;      // 1 while in the index and the policy
+  uint8_t segment;     // eviction-policy private state (W-TinyLFU's segment), owned like prev/next
 
   static constexpr uint8_t kFetched = 1;  // read at least once since stored (meta "h")
   static constexpr uint8_t kStale = 2;    // invalidated by meta "I" (meta "X")

@@ -1,7 +1,9 @@
-// The eviction policy of one shard: which linked item leaves when memory is needed.
-// Every call is made with the shard lock held (hence the _locked suffix).
+// The eviction policy of one shard: which linked item leaves when memory is needed, and whether a
+// new item may take the room at all (admission). Every call is made with the shard lock held
+// (hence the _locked suffix). Policies are selected by name: "lru" or "tinylfu".
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
 
@@ -15,11 +17,29 @@ class EvictionPolicy {
   virtual void added_locked(Item* item) = 0;     // item was just linked
   virtual void accessed_locked(Item* item) = 0;  // item was read or rewritten in place
   virtual void removed_locked(Item* item) = 0;   // item is being unlinked
-  // The item to evict next, never `protect` (may be null); null if there is none.
-  virtual Item* victim_locked(const Item* protect) = 0;
+  // The item to evict next to make room for a new item of incoming_cost bytes, never `protect`
+  // (may be null); null if there is none. May reorder the policy's own state.
+  virtual Item* victim_locked(const Item* protect, uint64_t incoming_cost) = 0;
+
+  // One lookup of a key, hit or miss (Store::Locked::find calls it once per lookup). Frequency
+  // policies count it; a miss is an access too, so a key can earn admission before it is stored.
+  virtual void record_access_locked(uint64_t hash) {}
+  // Whether a new item (not yet linked) may displace `victim` to make room. When it may not, the
+  // store refuses the allocation and counts admissions_rejected.
+  virtual bool admit_locked(uint64_t candidate_hash, uint64_t candidate_cost, const Item* victim) {
+    return true;
+  }
+  // Items the policy itself refused entry to its main space and evicted (W-TinyLFU's window
+  // candidates that lost to the main victim). Added to StoreStats::admissions_rejected.
+  virtual uint64_t rejected_candidates_locked() const { return 0; }
 };
 
-// "lru" (exact LRU per shard). Returns null for an unknown name.
-std::unique_ptr<EvictionPolicy> make_policy(std::string_view name);
+// "lru" (exact LRU per shard) or "tinylfu" (W-TinyLFU, policy_tinylfu.cc), for a shard holding at
+// most limit_bytes of item cost (tinylfu sizes its frequency sketch from it; 0 = only validate
+// the name, the policy is built for a small shard). Returns null for an unknown name.
+std::unique_ptr<EvictionPolicy> make_policy(std::string_view name, uint64_t limit_bytes = 0);
+
+std::unique_ptr<EvictionPolicy> make_lru_policy();
+std::unique_ptr<EvictionPolicy> make_tinylfu_policy(uint64_t limit_bytes);
 
 }  // namespace gravity

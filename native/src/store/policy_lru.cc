@@ -1,7 +1,6 @@
 // Exact LRU per shard: a doubly-linked list through Item::prev/next, most recent at the head,
 // victims taken from the tail (memcached's per-class LRU before segmentation, items.c).
 #include <memory>
-#include <string_view>
 
 #include "policy.h"
 
@@ -20,7 +19,7 @@ class LruPolicy final : public EvictionPolicy {
 
   void removed_locked(Item* item) override { unlink(item); }
 
-  Item* victim_locked(const Item* protect) override {
+  Item* victim_locked(const Item* protect, uint64_t incoming_cost) override {
     Item* victim = tail_;
     if (victim != nullptr && victim == protect) victim = victim->prev;
     return victim;
@@ -50,9 +49,6 @@ class LruPolicy final : public EvictionPolicy {
 
 }  // namespace
 
-std::unique_ptr<EvictionPolicy> make_policy(std::string_view name) {
-  if (name == "lru") return std::make_unique<LruPolicy>();
-  return nullptr;
-}
+std::unique_ptr<EvictionPolicy> make_lru_policy() { return std::make_unique<LruPolicy>(); }
 
 }  // namespace gravity

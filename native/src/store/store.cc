@@ -5,7 +5,9 @@
 //                                     └──discard()──> freed (reservation released)
 //
 // A shard's used_bytes + reserved_bytes never exceeds its limit_bytes: allocate() evicts policy
-// victims before it reserves, and link() only moves the reservation into used_bytes.
+// victims before it reserves, and link() only moves the reservation into used_bytes. When room
+// is needed for a key that is not resident, the policy may refuse it (admission, policy.h):
+// allocate() then returns null and counts admissions_rejected.
 #include "store.h"
 
 #include <cassert>
@@ -98,6 +100,7 @@ void add_counters(StoreStats& into, const StoreStats& from) {
   into.cas_hits += from.cas_hits;
   into.cas_misses += from.cas_misses;
   into.cas_badval += from.cas_badval;
+  into.admissions_rejected += from.admissions_rejected;
 }
 
 // 64-bit multiply, folding the high half into the low (the "mum" step of wyhash and rapidhash).
@@ -165,10 +168,10 @@ Store::Store(const StoreOptions& options)
   shards_.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     auto shard = std::make_unique<Shard>();
-    shard->policy = make_policy(options.policy);
-    // An unknown name falls back to LRU; callers validate the name with make_policy() first.
-    if (shard->policy == nullptr) shard->policy = make_policy("lru");
     shard->limit_bytes = options.memory_bytes / n;
+    shard->policy = make_policy(options.policy, shard->limit_bytes);
+    // An unknown name falls back to LRU; callers validate the name with make_policy() first.
+    if (shard->policy == nullptr) shard->policy = make_lru_policy();
     shards_.push_back(std::move(shard));
   }
 }
@@ -248,6 +251,7 @@ StoreStats Store::stats() const {
   for (const auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mutex);
     add_counters(total, shard->stats);
+    total.admissions_rejected += shard->policy->rejected_candidates_locked();
     total.curr_items += shard->index.size();
     total.bytes += shard->used_bytes;
   }
@@ -267,6 +271,7 @@ Store::Locked::Locked(Store& store, std::string_view key, uint64_t hash)
 Store::Locked::~Locked() { shard_.mutex.unlock(); }
 
 Item* Store::Locked::find(int64_t now, bool count_miss_reason) {
+  shard_.policy->record_access_locked(hash_);  // hit or miss: both count for frequency
   Item* item = shard_.index.find(hash_, key_);
   if (item == nullptr) return nullptr;
   if (item->expired_at(now)) {
@@ -291,20 +296,26 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
   if (cost > shard_.limit_bytes) return nullptr;
 
   // Evict from the policy's end until the new item fits. A victim that is already dead counts
-  // as reclaimed rather than evicted, as memcached's lru_pull_tail does.
-  bool have_now = false;
+  // as reclaimed rather than evicted, as memcached's lru_pull_tail does, and is never a reason to
+  // refuse admission. A live victim is evicted only if the policy admits the new item over it;
+  // an update of a resident key is always admitted (its old item is leaving anyway).
+  bool have_now = false, resident = false;
   int64_t now = 0, flush_at = 0;
   while (shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit_bytes) {
-    Item* victim = shard_.policy->victim_locked(protect);
+    Item* victim = shard_.policy->victim_locked(protect, cost);
     if (victim == nullptr) return nullptr;
     if (!have_now) {
       now = store_.now();
       flush_at = store_.flush_at_.load(std::memory_order_relaxed);
+      resident = protect != nullptr || shard_.index.find(hash_, key_) != nullptr;
       have_now = true;
     }
     const bool expired = victim->expired_at(now);
     if (expired || flushed(victim, flush_at, now)) {
       count_reclaimed_locked(shard_, victim, expired);
+    } else if (!resident && !shard_.policy->admit_locked(hash_, cost, victim)) {
+      ++shard_.stats.admissions_rejected;
+      return nullptr;
     } else {
       ++shard_.stats.evictions;
       if ((victim->bits & Item::kFetched) == 0) ++shard_.stats.evicted_unfetched;

@@ -26,7 +26,7 @@ struct StoreOptions {
   uint64_t memory_bytes = 64ull << 20;
   uint64_t max_item_bytes = 1ull << 20;  // memcached -I; see item_size_ok()
   uint32_t shard_count = 0;              // 0 = chosen from memory_bytes and max_item_bytes
-  std::string policy = "lru";
+  std::string policy = "lru";            // make_policy(): "lru" | "tinylfu"; the CLI picks its own default
 };
 
 // Counters summed over shards. Field names are memcached's stats names.
@@ -36,6 +36,9 @@ struct StoreStats {
   uint64_t cmd_get = 0, get_hits = 0, get_misses = 0, cmd_set = 0, cmd_touch = 0, touch_hits = 0,
            touch_misses = 0, delete_hits = 0, delete_misses = 0, incr_hits = 0, incr_misses = 0,
            decr_hits = 0, decr_misses = 0, cas_hits = 0, cas_misses = 0, cas_badval = 0;
+  // Items the eviction policy refused (policy.h): new items allocate() returned null for, plus
+  // W-TinyLFU window candidates evicted because they lost the duel (those count in evictions too).
+  uint64_t admissions_rejected = 0;
   uint64_t limit_maxbytes = 0;
 };
 
@@ -59,11 +62,14 @@ class Store {
 
     // The live item for the key, or null. An expired or flushed item found here is unlinked and
     // freed (lazy expiry) and counted (reclaimed; get_expired/get_flushed when count_miss_reason).
+    // Every call, hit or miss, is one access for the policy's frequency count.
     Item* find(int64_t now, bool count_miss_reason = false);
 
     // Allocates an unlinked item for this key with room for value_size bytes (value uninitialised),
     // evicting other items of the shard to make room. Never evicts `protect`. Returns null if the
-    // item cannot fit in the shard even when it is empty (callers check item_size_ok() first).
+    // item cannot fit in the shard even when it is empty (callers check item_size_ok() first), or
+    // if the key is not resident and the policy refuses to admit it over a victim
+    // (admissions_rejected; victims it was admitted over before the refusal stay evicted).
     // The item's cost is derived from key_size and value_size: neither may change afterwards.
     Item* allocate(uint32_t value_size, uint32_t client_flags, int64_t expires_at,
                    const Item* protect = nullptr);

@@ -1,0 +1,208 @@
+// W-TinyLFU (Einziger, Eytan, Friedman, Manes, "Adaptive Software Cache Management"; the design of
+// Caffeine): a small LRU window in front of a segmented-LRU main space, with TinyLFU's frequency
+// estimate (frequency.h) deciding which items may enter the main space.
+//
+//   new item ──> window (LRU, 1% of bytes) ──tail──> candidate ─┐
+//                                                               ├─ duel: higher frequency stays
+//   main: probation (20%) <──demote── protected (80%)           │
+//         └──tail──> victim ────────────────────────────────────┘
+//         probation hit ──promote──> protected
+//
+// Every new item enters the window, so a burst of new keys gets a chance to prove itself
+// (recency), while the main space admits a window candidate only if the sketch says it is more
+// popular than the item it would displace (frequency): a long one-time scan flows through the
+// window and never pushes the hot set out. Budgets are in item-cost bytes; the store enforces the
+// shard limit, so the segments' budgets only steer which item is the victim.
+//
+// Sizing assumption: the sketch is sized for limit_bytes / kAssumedItemBytes items (256 bytes, a
+// typical small memcached item with its header). Many more, smaller items only raise the
+// sketch's overcount; the memory is about 2-6 bytes per assumed item, allocated once per shard
+// and not charged against the shard's limit.
+#include <cstdint>
+#include <memory>
+
+#include "frequency.h"
+#include "policy.h"
+
+namespace gravity {
+namespace {
+
+constexpr uint64_t kAssumedItemBytes = 256;
+constexpr uint64_t kMinExpectedItems = 64;
+constexpr uint64_t kWindowPercent = 1;      // Caffeine's initial window share
+constexpr uint64_t kProtectedPercent = 80;  // of the main space
+// Caffeine's hash-flooding defence: an attacker who makes a victim look popular could otherwise
+// keep every candidate out. A warm candidate (frequency >= 6) that does not beat the victim is
+// still admitted with probability 1/128; a cold one (a one-hit wonder) never is. Ties reject.
+constexpr uint32_t kWarmFrequency = 6;
+constexpr uint64_t kRandomAdmitMask = 127;
+
+enum Segment : uint8_t { kWindow = 0, kProbation = 1, kProtected = 2 };
+
+uint64_t cost_of(const Item* item) { return item_cost(item->key_size, item->value_size); }
+
+// An intrusive LRU list through Item::prev/next with the byte total of its items.
+struct ItemList {
+  Item* head = nullptr;  // most recently used
+  Item* tail = nullptr;  // least recently used
+  uint64_t bytes = 0;
+
+  void push_front(Item* item) {
+    item->prev = nullptr;
+    item->next = head;
+    if (head != nullptr) head->prev = item;
+    head = item;
+    if (tail == nullptr) tail = item;
+    bytes += cost_of(item);
+  }
+
+  void unlink(Item* item) {
+    if (item->prev != nullptr) item->prev->next = item->next;
+    else head = item->next;
+    if (item->next != nullptr) item->next->prev = item->prev;
+    else tail = item->prev;
+    item->prev = nullptr;
+    item->next = nullptr;
+    bytes -= cost_of(item);
+  }
+
+  // The least recently used item other than `skip`, or null.
+  Item* tail_except(const Item* skip) const {
+    return tail != nullptr && tail == skip ? tail->prev : tail;
+  }
+};
+
+class TinyLfuPolicy final : public EvictionPolicy {
+ public:
+  explicit TinyLfuPolicy(uint64_t limit_bytes)
+      : frequency_(expected_items(limit_bytes)),
+        window_budget_(limit_bytes * kWindowPercent / 100),
+        main_budget_(limit_bytes - window_budget_),
+        protected_budget_(main_budget_ * kProtectedPercent / 100) {}
+
+  void record_access_locked(uint64_t hash) override { frequency_.record(hash); }
+
+  void added_locked(Item* item) override {
+    item->segment = kWindow;
+    window_.push_front(item);
+    // Items past the window's budget move to probation while the main space has room; once it is
+    // full they wait at the window's tail for victim_locked() to duel them.
+    while (window_.bytes > window_budget_ && window_.tail != nullptr && fits_main(window_.tail)) {
+      move(window_.tail, kProbation);
+    }
+  }
+
+  void accessed_locked(Item* item) override {
+    switch (item->segment) {
+      case kWindow:
+        window_.unlink(item);
+        window_.push_front(item);
+        break;
+      case kProbation:
+        move(item, kProtected);
+        while (protected_.bytes > protected_budget_ && protected_.tail != nullptr) {
+          move(protected_.tail, kProbation);
+        }
+        break;
+      default:
+        protected_.unlink(item);
+        protected_.push_front(item);
+        break;
+    }
+  }
+
+  void removed_locked(Item* item) override { list(item->segment).unlink(item); }
+
+  // The new item will enter the window; if it does not fit beside the window's items, the
+  // window's LRU item is pushed out as the candidate for the main space and duels the main
+  // victim here, before the room is made (Caffeine duels after the insert; same outcome).
+  Item* victim_locked(const Item* protect, uint64_t incoming_cost) override {
+    for (;;) {
+      // An item bigger than the whole window would itself be the candidate at once: it duels
+      // the main victims directly (admit_locked) and pushes nothing out of the window.
+      const bool pushes_window =
+          incoming_cost <= window_budget_ && window_.bytes + incoming_cost > window_budget_;
+      Item* candidate = pushes_window ? window_.tail_except(protect) : nullptr;
+      Item* victim = main_victim(protect);
+      if (candidate == nullptr) return victim != nullptr ? victim : window_.tail_except(protect);
+      if (fits_main(candidate)) {  // the main space has room: no duel
+        move(candidate, kProbation);
+        continue;
+      }
+      if (victim == nullptr) return candidate;
+      if (admits(candidate->hash, victim->hash)) {
+        move(candidate, kProbation);
+        return victim;
+      }
+      ++rejected_candidates_;
+      return candidate;
+    }
+  }
+
+  // A new item enters the window and duels later, so it is refused at the door only when it is
+  // bigger than the whole window: then it would be the window's candidate at once, so it duels
+  // the main victim now and a loser is never copied in (nor anything evicted for it).
+  bool admit_locked(uint64_t candidate_hash, uint64_t candidate_cost, const Item* victim) override {
+    if (candidate_cost <= window_budget_ || victim->segment == kWindow) return true;
+    return admits(candidate_hash, victim->hash);
+  }
+
+  uint64_t rejected_candidates_locked() const override { return rejected_candidates_; }
+
+ private:
+  static uint64_t expected_items(uint64_t limit_bytes) {
+    const uint64_t n = limit_bytes / kAssumedItemBytes;
+    return n < kMinExpectedItems ? kMinExpectedItems : n;
+  }
+
+  ItemList& list(uint8_t segment) {
+    return segment == kWindow ? window_ : segment == kProbation ? probation_ : protected_;
+  }
+
+  void move(Item* item, Segment to) {
+    list(item->segment).unlink(item);
+    item->segment = to;
+    list(to).push_front(item);
+  }
+
+  bool fits_main(const Item* item) const {
+    return probation_.bytes + protected_.bytes + cost_of(item) <= main_budget_;
+  }
+
+  Item* main_victim(const Item* protect) const {
+    Item* victim = probation_.tail_except(protect);
+    return victim != nullptr ? victim : protected_.tail_except(protect);
+  }
+
+  // TinyLFU admission: the candidate must be strictly more frequent than the victim.
+  bool admits(uint64_t candidate_hash, uint64_t victim_hash) {
+    const uint32_t candidate = frequency_.estimate(candidate_hash);
+    const uint32_t victim = frequency_.estimate(victim_hash);
+    if (candidate > victim) return true;
+    if (candidate < kWarmFrequency) return false;
+    return (next_random() & kRandomAdmitMask) == 0;
+  }
+
+  uint64_t next_random() {  // xorshift64 (Marsaglia): deterministic, so tests can replay
+    random_ ^= random_ << 13;
+    random_ ^= random_ >> 7;
+    random_ ^= random_ << 17;
+    return random_;
+  }
+
+  FrequencyEstimator frequency_;
+  ItemList window_, probation_, protected_;
+  const uint64_t window_budget_;     // bytes
+  const uint64_t main_budget_;       // probation + protected
+  const uint64_t protected_budget_;
+  uint64_t rejected_candidates_ = 0;
+  uint64_t random_ = 0x2545f4914f6cdd1dull;
+};
+
+}  // namespace
+
+std::unique_ptr<EvictionPolicy> make_tinylfu_policy(uint64_t limit_bytes) {
+  return std::make_unique<TinyLfuPolicy>(limit_bytes);
+}
+
+}  // namespace gravity
