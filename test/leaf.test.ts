@@ -404,3 +404,26 @@ test(
   },
   SERVER_TEST_MS,
 );
+
+test(
+  "--policy tinylfu serves the protocol and reports admissions_rejected; an lru leaf's stats stay memcached's",
+  async () => {
+    const tinylfu = await startLeaf(["--port", "0", "--policy", "tinylfu"]);
+    const client = await McClient.connect(tinylfu.port);
+    await client.send(setRequest("policy:k", 7, latin1("frequent")));
+    expect(await client.readLine()).toBe("STORED");
+    await client.send("get policy:k\r\n");
+    expect(await client.readLines(3)).toEqual(["VALUE policy:k 7 8", "frequent", "END"]);
+    await client.send("stats\r\n");
+    const lines = fromLatin1(await client.readThroughLine("END")).split("\r\n");
+    expect(lines.some((line) => /^STAT admissions_rejected \d+$/.test(line))).toBe(true);
+    client.close();
+    expect(await tinylfu.stop("SIGTERM")).toBe(0);
+
+    const lruClient = await McClient.connect(leaf.port);
+    await lruClient.send("stats\r\n");
+    expect(fromLatin1(await lruClient.readThroughLine("END"))).not.toContain("admissions_rejected");
+    lruClient.close();
+  },
+  SERVER_TEST_MS,
+);

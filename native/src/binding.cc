@@ -210,6 +210,7 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   put("reclaimed", s.reclaimed);
   put("expired_unfetched", s.expired_unfetched);
   put("evicted_unfetched", s.evicted_unfetched);
+  put("admissions_rejected", s.admissions_rejected);
   put("cmd_get", s.cmd_get);
   put("cmd_set", s.cmd_set);
   put("get_hits", s.get_hits);

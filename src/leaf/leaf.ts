@@ -21,7 +21,7 @@ export interface LeafOptions {
 }
 
 /** Eviction policies the native store implements (native/src/store/policy_*.cc). */
-export const EVICTION_POLICIES: readonly string[] = ["lru"];
+export const EVICTION_POLICIES: readonly string[] = ["lru", "tinylfu"];
 
 /** A running leaf. */
 export interface Leaf {

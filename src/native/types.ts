@@ -25,6 +25,7 @@ export interface NativeStats {
   reclaimed: number;
   expired_unfetched: number;
   evicted_unfetched: number;
+  admissions_rejected: number;
   cmd_get: number;
   cmd_set: number;
   get_hits: number;

@@ -129,6 +129,11 @@ void general_stats(Context& ctx) {
                            "lru_bumps_dropped"}) {
     stat(out, name, 0);
   }
+  // Gravity's own, after memcached's names: new items the TinyLFU policy refused (admission), only
+  // under that policy, so an LRU leaf's stats stay memcached's list exactly.
+  if (server.options().store.policy == "tinylfu") {
+    stat(out, "admissions_rejected", s.admissions_rejected);
+  }
   out.line("END");
 }
 
