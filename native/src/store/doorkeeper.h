@@ -45,6 +45,20 @@ class Doorkeeper {
     return true;
   }
 
+  // Grows to at least `bits` (a power of two), keeping every key it contains: a probe is a value
+  // masked to the size, so at twice the size bit b of the old filter is bit b or b + old size,
+  // and the old words are repeated to cover both. Allocates only when the size grows.
+  void grow(uint64_t bits) {
+    const uint64_t old_size = mask_ + 1;
+    uint64_t size = old_size;
+    while (size < bits) size *= 2;
+    if (size == old_size) return;
+    const size_t old_words = words_.size();
+    words_.resize(static_cast<size_t>(size / 64));
+    for (size_t i = old_words; i < words_.size(); ++i) words_[i] = words_[i % old_words];
+    mask_ = size - 1;
+  }
+
   void clear() { std::fill(words_.begin(), words_.end(), 0); }
 
   size_t memory_bytes() const { return words_.size() * sizeof(uint64_t); }

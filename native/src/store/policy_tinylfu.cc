@@ -2,7 +2,7 @@
 // Caffeine): a small LRU window in front of a segmented-LRU main space, with TinyLFU's frequency
 // estimate (frequency.h) deciding which items may enter the main space.
 //
-//   new item ──> window (LRU, 1% of bytes) ──tail──> candidate ─┐
+//   new item ──> window (LRU, 1-100% of bytes) ──tail──> candidate ─┐
 //                                                               ├─ duel: higher frequency stays
 //   main: probation (20%) <──demote── protected (80%)           │
 //         └──tail──> victim ────────────────────────────────────┘
@@ -14,10 +14,14 @@
 // window and never pushes the hot set out. Budgets are in item-cost bytes; the store enforces the
 // shard limit, so the segments' budgets only steer which item is the victim.
 //
-// Sizing assumption: the sketch is sized for limit_bytes / kAssumedItemBytes items (256 bytes, a
-// typical small memcached item with its header). Many more, smaller items only raise the
-// sketch's overcount; the memory is about 2-6 bytes per assumed item, allocated once per shard
-// and not charged against the shard's limit.
+// The window's share is not fixed: a hill climber (climb()) moves it by the measured hit rate,
+// toward recency (a bigger window) when the hot set moves, toward frequency when it is stable.
+//
+// Sizing: the sketch starts sized for limit_bytes / kAssumedItemBytes items (256 bytes, a typical
+// small memcached item with its header) and grows with the shard's linked item count
+// (FrequencyEstimator::ensure_capacity: a rare, amortised allocation under the shard lock when the
+// count passes a power of two), so W follows the capacity in items. About 10 bytes per item
+// (8 sketch, 2 doorkeeper), not charged against the shard's limit.
 #include <cstdint>
 #include <memory>
 
@@ -29,8 +33,29 @@ namespace {
 
 constexpr uint64_t kAssumedItemBytes = 256;
 constexpr uint64_t kMinExpectedItems = 64;
-constexpr uint64_t kWindowPercent = 1;      // Caffeine's initial window share
+// The window's initial and smallest share: below it, ordinary new items would be bigger than
+// the window and refused at the door (admit_locked) instead of getting a window stay.
+constexpr uint64_t kWindowPercent = 1;
 constexpr uint64_t kProtectedPercent = 80;  // of the main space
+// Hill climbing of the window's share (Caffeine's BoundedLocalCache.climb): after every sample
+// period the window moves one step in the direction that last raised the hit rate; a change of
+// the hit rate by kRestartThreshold or more restarts the step at kStepPercent of the cache, a
+// smaller one decays it by kStepDecay, so the split settles on a stable workload.
+// Measured on bench:hitratio: a sample period of one request per item (Caffeine: 10) follows a
+// moving hot set; a decay of 0.9 (Caffeine: 0.98) stops the resulting noisy steps sooner.
+constexpr double kStepPercent = 6.25;
+constexpr double kRestartThreshold = 0.05;
+constexpr double kStepDecay = 0.9;
+constexpr uint64_t kSamplePeriodPerItem = 1;  // requests per sample period, per linked item
+// At least this many requests per sample: the sampled hit rate's noise (~0.5 / sqrt(n), 0.8
+// points) stays far below kRestartThreshold, so a small shard does not see drops that are not.
+constexpr uint64_t kMinSampleRequests = 4096;
+constexpr uint64_t kMaxWindowPercent = 100;   // at 100 the policy is an LRU
+constexpr int kAgingsOnDrop = 2;
+// The main victim is the least frequent of probation's kVictimSamples least recent items (the
+// LRU one on ties), not just its LRU item: measured, +0.5-0.9 points on Zipf(0.99).
+constexpr int kVictimSamples = 16;
+constexpr int kTransfersPerAdd = 4;  // window items moved to probation per add after a shrink
 // Caffeine's hash-flooding defence: an attacker who makes a victim look popular could otherwise
 // keep every candidate out. A warm candidate (frequency >= 6) that does not beat the victim is
 // still admitted with probability 1/128; a cold one (a one-hit wonder) never is. Ties reject.
@@ -76,23 +101,34 @@ class TinyLfuPolicy final : public EvictionPolicy {
  public:
   explicit TinyLfuPolicy(uint64_t limit_bytes)
       : frequency_(expected_items(limit_bytes)),
+        limit_bytes_(limit_bytes),
         window_budget_(limit_bytes * kWindowPercent / 100),
         main_budget_(limit_bytes - window_budget_),
-        protected_budget_(main_budget_ * kProtectedPercent / 100) {}
+        protected_budget_(main_budget_ * kProtectedPercent / 100),
+        step_(-kStepPercent * static_cast<double>(limit_bytes) / 100) {}
 
-  void record_access_locked(uint64_t hash) override { frequency_.record(hash); }
+  void record_access_locked(uint64_t hash) override {
+    frequency_.record(hash);
+    if (++sample_requests_ >= sample_period()) climb();
+  }
 
   void added_locked(Item* item) override {
+    frequency_.ensure_capacity(++items_);
     item->segment = kWindow;
     window_.push_front(item);
     // Items past the window's budget move to probation while the main space has room; once it is
-    // full they wait at the window's tail for victim_locked() to duel them.
-    while (window_.bytes > window_budget_ && window_.tail != nullptr && fits_main(window_.tail)) {
+    // full they wait at the window's tail for victim_locked() to duel them. After the climber
+    // shrank the window, a few of its excess items also move per add without a duel (Caffeine's
+    // decreaseWindow), so the shrink costs no pause.
+    int transfers = 0;
+    while (window_.bytes > window_budget_ && window_.tail != nullptr &&
+           (fits_main(window_.tail) || transfers++ < kTransfersPerAdd)) {
       move(window_.tail, kProbation);
     }
   }
 
   void accessed_locked(Item* item) override {
+    ++sample_hits_;
     switch (item->segment) {
       case kWindow:
         window_.unlink(item);
@@ -111,7 +147,10 @@ class TinyLfuPolicy final : public EvictionPolicy {
     }
   }
 
-  void removed_locked(Item* item) override { list(item->segment).unlink(item); }
+  void removed_locked(Item* item) override {
+    --items_;
+    list(item->segment).unlink(item);
+  }
 
   // The new item will enter the window; if it does not fit beside the window's items, the
   // window's LRU item is pushed out as the candidate for the main space and duels the main
@@ -155,6 +194,47 @@ class TinyLfuPolicy final : public EvictionPolicy {
     return n < kMinExpectedItems ? kMinExpectedItems : n;
   }
 
+  uint64_t sample_period() const {
+    const uint64_t period = items_ * kSamplePeriodPerItem;
+    return period > kMinSampleRequests ? period : kMinSampleRequests;
+  }
+
+  // One hill-climbing step (Caffeine's determineAdjustment + increase/decreaseWindow). The window
+  // grows into the main space, or gives budget back to it; the store evicts what no longer fits,
+  // so only the budgets move here.
+  void climb() {
+    const double hit_rate = static_cast<double>(sample_hits_) / static_cast<double>(sample_requests_);
+    const double change = hit_rate - previous_hit_rate_;
+    const double limit = static_cast<double>(limit_bytes_);
+    const bool dropped = change <= -kRestartThreshold;
+    // A drop of the hit rate by kRestartThreshold or more means the popular keys changed: the
+    // window takes a full step toward recency (Caffeine would reverse its last step, which is a
+    // coin toss here), and since the old keys keep high counts for up to a period W (80 x
+    // capacity) and would win every duel against the new ones, every estimate is aged twice now.
+    // Measured on bench:hitratio "shifting": 63.6 / 66.8 at 5% / 10% -> 66.7 / 70.9 (LRU 66.8 /
+    // 71.4); the Zipf traces do not change.
+    const double step = dropped ? kStepPercent * limit / 100 : change >= 0 ? step_ : -step_;
+    step_ = (change >= kRestartThreshold || dropped) ? (step >= 0 ? 1 : -1) * kStepPercent * limit / 100
+                                                     : kStepDecay * step;
+    if (dropped) {
+      for (int i = 0; i < kAgingsOnDrop; ++i) frequency_.age();
+    }
+    previous_hit_rate_ = hit_rate;
+    sample_hits_ = 0;
+    sample_requests_ = 0;
+    const double min_window = limit * kWindowPercent / 100;
+    const double max_window = limit * kMaxWindowPercent / 100;
+    double window = static_cast<double>(window_budget_) + step;
+    if (window < min_window) window = min_window;
+    if (window > max_window) window = max_window;
+    window_budget_ = static_cast<uint64_t>(window);
+    main_budget_ = limit_bytes_ - window_budget_;
+    protected_budget_ = main_budget_ * kProtectedPercent / 100;
+    while (protected_.bytes > protected_budget_ && protected_.tail != nullptr) {
+      move(protected_.tail, kProbation);
+    }
+  }
+
   ItemList& list(uint8_t segment) {
     return segment == kWindow ? window_ : segment == kProbation ? probation_ : protected_;
   }
@@ -171,7 +251,20 @@ class TinyLfuPolicy final : public EvictionPolicy {
 
   Item* main_victim(const Item* protect) const {
     Item* victim = probation_.tail_except(protect);
-    return victim != nullptr ? victim : protected_.tail_except(protect);
+    if (victim == nullptr) return protected_.tail_except(protect);
+    uint32_t least = frequency_.estimate(victim->hash);
+    int seen = 1;
+    for (Item* item = victim->prev; item != nullptr && seen < kVictimSamples && least > 0;
+         item = item->prev) {
+      if (item == protect) continue;
+      ++seen;
+      const uint32_t estimate = frequency_.estimate(item->hash);
+      if (estimate < least) {
+        least = estimate;
+        victim = item;
+      }
+    }
+    return victim;
   }
 
   // TinyLFU admission: the candidate must be strictly more frequent than the victim.
@@ -192,9 +285,15 @@ class TinyLfuPolicy final : public EvictionPolicy {
 
   FrequencyEstimator frequency_;
   ItemList window_, probation_, protected_;
-  const uint64_t window_budget_;     // bytes
-  const uint64_t main_budget_;       // probation + protected
-  const uint64_t protected_budget_;
+  const uint64_t limit_bytes_;
+  uint64_t window_budget_;     // bytes; moved by climb()
+  uint64_t main_budget_;       // probation + protected
+  uint64_t protected_budget_;
+  uint64_t sample_requests_ = 0;  // lookups in this sample period
+  uint64_t sample_hits_ = 0;      // of which hits (accessed_locked)
+  double previous_hit_rate_ = 0;
+  double step_;                   // bytes, signed: the next step of the window
+  uint64_t items_ = 0;  // linked items; the sketch grows to cover them
   uint64_t rejected_candidates_ = 0;
   uint64_t random_ = 0x2545f4914f6cdd1dull;
 };
