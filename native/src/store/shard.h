@@ -3,16 +3,16 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 
 #include "index.h"
 #include "policy.h"
+#include "spin_lock.h"
 #include "store.h"
 
 namespace gravity {
 
 struct Shard {
-  std::mutex mutex;
+  SpinLock mutex;
   // Everything below is guarded by `mutex`.
   Index index;
   std::unique_ptr<EvictionPolicy> policy;

@@ -202,7 +202,7 @@ void Store::flush_all(int64_t now, int64_t delay_seconds) {
     int64_t previous = flush_at_.load(std::memory_order_relaxed);
     if (previous != 0 && previous <= now) {
       for (auto& shard : shards_) {
-        std::lock_guard<std::mutex> lock(shard->mutex);
+        std::lock_guard<SpinLock> lock(shard->mutex);
         size_t cursor = 0;
         shard->index.sweep(
             &cursor, shard->index.bucket_count(),
@@ -218,7 +218,7 @@ void Store::flush_all(int64_t now, int64_t delay_seconds) {
   }
   flush_at_.store(0, std::memory_order_relaxed);
   for (auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mutex);
+    std::lock_guard<SpinLock> lock(shard->mutex);
     shard->index.clear([&](Item* item) { drop_unchained_locked(*shard, item); });
   }
 }
@@ -228,7 +228,7 @@ size_t Store::sweep_expired(int64_t now, size_t max_items) {
   const size_t n = shards_.size();
   for (size_t visited = 0; visited < n && freed < max_items; ++visited) {
     Shard& shard = *shards_[sweep_cursor_.fetch_add(1, std::memory_order_relaxed) % n];
-    std::lock_guard<std::mutex> lock(shard.mutex);
+    std::lock_guard<SpinLock> lock(shard.mutex);
     const int64_t flush_at = flush_at_.load(std::memory_order_relaxed);
     shard.index.sweep(
         &shard.sweep_bucket, kSweepBucketsPerVisit,
@@ -249,7 +249,7 @@ size_t Store::sweep_expired(int64_t now, size_t max_items) {
 StoreStats Store::stats() const {
   StoreStats total;
   for (const auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard->mutex);
+    std::lock_guard<SpinLock> lock(shard->mutex);
     add_counters(total, shard->stats);
     total.admissions_rejected += shard->policy->rejected_candidates_locked();
     total.curr_items += shard->index.size();
