@@ -22,10 +22,11 @@
 //
 // Targets: tinylfu >= lru everywhere; on zipf-0.99 tinylfu within 5 points of belady; on loop+scan
 // tinylfu's hit ratio on the hot requests >= 90% of its hit ratio on the hot set alone.
-import { existsSync, mkdirSync, readdirSync, unlinkSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+
+import { existsSync, readdirSync, unlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseFlags } from "../src/cli/args.ts";
+import { writeResults } from "./report.ts";
 import {
   type LoopScanSpec,
   loopScanTrace,
@@ -223,11 +224,6 @@ function replay(trace: TraceRun): Result[] {
 
 const pct = (ratio: number | undefined): string => (ratio === undefined ? "n/a" : (ratio * 100).toFixed(2));
 
-function version(cmd: string[]): string {
-  const proc = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", cwd: REPO_ROOT });
-  return `${proc.stdout.toString()}${proc.stderr.toString()}`.trim().split("\n")[0] ?? "";
-}
-
 const totalStarted = performance.now();
 if (BINARY === BUILT_BINARY) {
   console.log("building hitratio_bench (Release)...");
@@ -369,45 +365,25 @@ console.log(
   `targets: ${checks.length - failed.length - open.length} met, ${failed.length} failed, ${open.length} not measurable`,
 );
 
-const commit = version(["git", "rev-parse", "HEAD"]);
-const dirty = version(["git", "status", "--porcelain"]) !== "";
-const machine = {
-  cpus: cpus().length,
-  cpuModel: cpus()[0]?.model ?? "unknown",
-  memoryBytes: totalmem(),
-  kernel: release(),
-  compiler: version(["c++", "--version"]),
-};
-mkdirSync(join(REPO_ROOT, "bench", "results"), { recursive: true });
-writeFileSync(
-  RESULTS,
-  `${JSON.stringify(
-    {
-      commit,
-      dirty,
-      machine,
-      parameters: {
-        policies,
-        capacities: CAPACITIES,
-        valueSize,
-        requests,
-        seed,
-        shards: 1,
-        mode: "look-aside: find -> touch on hit, allocate + link on miss",
-        belady: "exact optimum for equal-size items with bypass (farthest next use, requested key included)",
-        traces: runs.map((r) => ({
-          name: r.name,
-          file: basename(r.file),
-          spec: r.spec,
-          scanRequests: r.scanRequests,
-        })),
-      },
-      checks,
-      results,
-      seconds: (performance.now() - totalStarted) / 1000,
-    },
-    null,
-    2,
-  )}\n`,
-);
+writeResults("hitratio", {
+  parameters: {
+    policies,
+    capacities: CAPACITIES,
+    valueSize,
+    requests,
+    seed,
+    shards: 1,
+    mode: "look-aside: find -> touch on hit, allocate + link on miss",
+    belady: "exact optimum for equal-size items with bypass (farthest next use, requested key included)",
+    traces: runs.map((r) => ({
+      name: r.name,
+      file: basename(r.file),
+      spec: r.spec,
+      scanRequests: r.scanRequests,
+    })),
+  },
+  checks,
+  results,
+  seconds: (performance.now() - totalStarted) / 1000,
+});
 console.log(`\nwrote ${RESULTS} (${((performance.now() - totalStarted) / 1000).toFixed(0)} s in all)`);

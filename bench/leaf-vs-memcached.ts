@@ -5,17 +5,10 @@
 // For each row (gravity --threads 1 vs memcached -t 1, then --threads 2 vs -t 2) it runs memcaslap
 // with 1 client thread, 32 concurrent connections, 100-byte values, the default 90% get / 10% set,
 // prints the median TPS of each and their ratio, and writes bench/results/leaf.json with every sample.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
-import { join } from "node:path";
+
 import { parseFlags } from "../src/cli/args.ts";
-import {
-  REPO_ROOT,
-  requireBinary,
-  type ServerProcess,
-  startLeaf,
-  startMemcached,
-} from "../test/helpers/servers.ts";
+import { requireBinary, type ServerProcess, startLeaf, startMemcached } from "../test/helpers/servers.ts";
+import { firstLine, machine, median, writeResults } from "./report.ts";
 
 const MEMCASLAP = "/usr/bin/memcaslap";
 
@@ -47,19 +40,6 @@ function memcaslap(port: number, runSeconds: number): number {
   return Number(match[1]);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-function version(cmd: string[]): string {
-  const proc = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
-  return `${proc.stdout.toString()}${proc.stderr.toString()}`.trim().split("\n")[0] ?? "";
-}
-
 async function row(threads: number): Promise<Sample[]> {
   const servers: { name: string; start: () => Promise<ServerProcess> }[] = [
     {
@@ -87,18 +67,11 @@ async function row(threads: number): Promise<Sample[]> {
 }
 
 requireBinary(MEMCASLAP);
-const machine = {
-  cpus: cpus().length,
-  cpuModel: cpus()[0]?.model ?? "unknown",
-  memoryBytes: totalmem(),
-  kernel: release(),
-  memcached: version(["/usr/bin/memcached", "-V"]),
-  memcaslap: version([MEMCASLAP, "-V"]),
-};
-const commit = version(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"]);
+const peers = { memcached: firstLine(["/usr/bin/memcached", "-V"]), memcaslap: firstLine([MEMCASLAP, "-V"]) };
+const host = machine();
 console.log(
   `leaf vs memcached: memcaslap -T 1 -c 32 -X 100 -t ${seconds}s, ${repeats} alternating runs each, ` +
-    `${machine.cpus} cpus (${machine.cpuModel}), ${machine.kernel}, ${machine.memcached}`,
+    `${host.cpus} cpus (${host.cpuModel}), ${host.kernel}, ${peers.memcached}`,
 );
 const samples: Sample[] = [];
 for (const threads of [1, 2]) samples.push(...(await row(threads)));
@@ -115,10 +88,10 @@ const rows = [1, 2].map((threads) => {
   return { threads, gravity, memcached, ratio };
 });
 
-const resultsDir = join(REPO_ROOT, "bench", "results");
-mkdirSync(resultsDir, { recursive: true });
-writeFileSync(
-  join(resultsDir, "leaf.json"),
-  `${JSON.stringify({ commit, machine, parameters: { seconds, repeats, warmup, clientThreads: 1, concurrency: 32, valueBytes: 100 }, rows, samples }, null, 2)}\n`,
-);
-console.log(`\nwrote ${join(resultsDir, "leaf.json")}`);
+const written = writeResults("leaf", {
+  peers,
+  parameters: { seconds, repeats, warmup, clientThreads: 1, concurrency: 32, valueBytes: 100 },
+  rows,
+  samples,
+});
+console.log(`\nwrote ${written}`);

@@ -6,18 +6,11 @@
 // process's RSS, stores N items (keys "key:<n>", fixed-size values) with pipelined noreply sets,
 // reads RSS and `stats` again, and prints bytes per item by RSS growth and by the server's own
 // `bytes` figure. Writes bench/results/memory.json.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
-import { join } from "node:path";
+
 import { FlagKind, parseFlags } from "../src/cli/args.ts";
 import { McClient } from "../test/helpers/mc-client.ts";
-import {
-  REPO_ROOT,
-  rssBytes,
-  type ServerProcess,
-  startLeaf,
-  startMemcached,
-} from "../test/helpers/servers.ts";
+import { rssBytes, type ServerProcess, startLeaf, startMemcached } from "../test/helpers/servers.ts";
+import { writeResults } from "./report.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
   {
@@ -107,28 +100,5 @@ for (const [name, r] of Object.entries(results)) {
 const ratio = (results.gravity?.rssPerItem as number) / (results.memcached?.rssPerItem as number);
 console.log(`\ngravity/memcached RSS per item: ${ratio.toFixed(2)} (target <= 1.00)`);
 
-const commit = Bun.spawnSync(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])
-  .stdout.toString()
-  .trim();
-const resultsDir = join(REPO_ROOT, "bench", "results");
-mkdirSync(resultsDir, { recursive: true });
-writeFileSync(
-  join(resultsDir, "memory.json"),
-  `${JSON.stringify(
-    {
-      commit,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model,
-        memoryBytes: totalmem(),
-        kernel: release(),
-      },
-      parameters: { items, valueBytes, memoryMb },
-      results,
-      ratio,
-    },
-    null,
-    2,
-  )}\n`,
-);
-console.log(`wrote ${join(resultsDir, "memory.json")}`);
+const written = writeResults("memory", { parameters: { items, valueBytes, memoryMb }, results, ratio });
+console.log(`wrote ${written}`);

@@ -5,11 +5,12 @@
 //
 // Prints the median of the repeats per (workload, policy, threads) beside the issue's targets at
 // 2 threads, and writes bench/results/throughput.json with every sample.
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { FlagKind, parseFlags } from "../src/cli/args.ts";
 import { REPO_ROOT } from "../test/helpers/servers.ts";
+import { median, writeResults } from "./report.ts";
 import { writeTrace, zipfTrace } from "./workloads.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
@@ -40,14 +41,6 @@ function run(cmd: string[], what: string): string {
     );
   }
   return proc.stdout.toString();
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 run(
@@ -129,36 +122,20 @@ for (const workload of WORKLOADS) {
   }
 }
 
-const commit = run(["git", "rev-parse", "--short", "HEAD"], "git").trim();
-const resultsDir = join(REPO_ROOT, "bench", "results");
-writeFileSync(
-  join(resultsDir, "throughput.json"),
-  `${JSON.stringify(
-    {
-      commit,
-      machine: {
-        cpus: cpus().length,
-        cpuModel: cpus()[0]?.model,
-        memoryBytes: totalmem(),
-        kernel: release(),
-      },
-      parameters: {
-        seconds,
-        repeats,
-        policies,
-        threadCounts,
-        keys: KEYS,
-        requests: REQUESTS,
-        seed: SEED,
-        valueBytes: 16,
-        zipf: 0.99,
-      },
-      targetsAtTwoThreads: TARGETS,
-      rows,
-      samples,
-    },
-    null,
-    2,
-  )}\n`,
-);
-console.log(`\nwrote ${join(resultsDir, "throughput.json")}`);
+const written = writeResults("throughput", {
+  parameters: {
+    seconds,
+    repeats,
+    policies,
+    threadCounts,
+    keys: KEYS,
+    requests: REQUESTS,
+    seed: SEED,
+    valueBytes: 16,
+    zipf: 0.99,
+  },
+  targetsAtTwoThreads: TARGETS,
+  rows,
+  samples,
+});
+console.log(`\nwrote ${written}`);

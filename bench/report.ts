@@ -1,0 +1,49 @@
+// What every benchmark script shares: medians, the machine and commit a result came from, and
+// writing bench/results/<suite>.json.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { REPO_ROOT } from "../test/helpers/servers.ts";
+
+/** Median of a non-empty list (mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** The first line a command prints (stdout, then stderr): versions of peers and tools. */
+export function firstLine(cmd: string[]): string {
+  const proc = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", cwd: REPO_ROOT });
+  return `${proc.stdout.toString()}${proc.stderr.toString()}`.trim().split("\n")[0] ?? "";
+}
+
+/** The machine a result was measured on. */
+export function machine(): Record<string, string | number> {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    memoryBytes: totalmem(),
+    kernel: release(),
+    compiler: firstLine(["c++", "--version"]),
+  };
+}
+
+/** The commit measured, and whether the work tree had uncommitted changes. */
+export function commit(): { commit: string; dirty: boolean } {
+  return {
+    commit: firstLine(["git", "rev-parse", "HEAD"]),
+    dirty: firstLine(["git", "status", "--porcelain"]) !== "",
+  };
+}
+
+/** Writes bench/results/<suite>.json with the commit and machine beside `data`; returns the path. */
+export function writeResults(suite: string, data: Record<string, unknown>): string {
+  const dir = join(REPO_ROOT, "bench", "results");
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${suite}.json`);
+  writeFileSync(path, `${JSON.stringify({ ...commit(), machine: machine(), ...data }, null, 2)}\n`);
+  return path;
+}
