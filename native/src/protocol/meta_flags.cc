@@ -15,6 +15,25 @@ void append_meta_key(std::string& line, std::string_view key, bool binary) {
   line.append(" b");
 }
 
+bool append_opaque(std::string& line, std::string_view token) {
+  if (token.size() > kMetaMaxOpaqueLength) return false;
+  line.push_back(' ');
+  line.append(token);
+  return true;
+}
+
+bool append_opaque_and_key(std::string& line, const Tokens& t, std::string_view key, bool binary) {
+  for (size_t i = 2; i < t.count; ++i) {
+    const std::string_view token = t.token[i];
+    if (token[0] == 'O') {
+      if (!append_opaque(line, token)) return false;
+    } else if (token[0] == 'k') {
+      append_meta_key(line, key, binary);
+    }
+  }
+  return true;
+}
+
 // memcached proto_text.c _meta_flag_preparse. An unknown or repeated flag stops at once;
 // a bad token records its error and parsing goes on (a later error replaces the message).
 bool parse_meta_flags(Context& ctx, const Tokens& t, size_t start, MetaFlags& of,

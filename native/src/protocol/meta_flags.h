@@ -46,4 +46,14 @@ bool parse_meta_flags(Context& ctx, const Tokens& t, size_t start, MetaFlags& fl
 // " k<key>" as memcached's META_KEY writes it: base64 and a " b" flag for binary keys.
 void append_meta_key(std::string& line, std::string_view key, bool binary);
 
+// memcached's reply to an "O" token longer than kMetaMaxOpaqueLength.
+constexpr std::string_view kOpaqueTooLong = "CLIENT_ERROR opaque token too long";
+
+// Appends the echo of an "O<opaque>" token; false (nothing appended) if it is too long.
+bool append_opaque(std::string& line, std::string_view token);
+
+// Appends the " O..." and " k..." return flags of t.token[2..] in request order, as the replies
+// that carry no item (EN, NF, HD of md) echo them; false if an opaque is too long.
+bool append_opaque_and_key(std::string& line, const Tokens& t, std::string_view key, bool binary);
+
 }  // namespace gravity::protocol

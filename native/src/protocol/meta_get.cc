@@ -12,7 +12,6 @@ namespace gravity::protocol {
 
 namespace {
 
-constexpr std::string_view kOpaqueTooLong = "CLIENT_ERROR opaque token too long";
 
 // memcached's "t": seconds left, -1 for an item that never expires.
 void append_ttl(std::string& line, const Item* item, int64_t now) {
@@ -76,18 +75,9 @@ void process_mg(Context& ctx, Tokens& t) {
     ++stats.get_misses;
     ++stats.cmd_get;
     line.append("EN");
-    for (size_t i = 2; i < t.count; ++i) {
-      const std::string_view token = t.token[i];
-      if (token[0] == 'O') {
-        if (token.size() > kMetaMaxOpaqueLength) {
-          ctx.out.line(kOpaqueTooLong);
-          return;
-        }
-        line.push_back(' ');
-        line.append(token);
-      } else if (token[0] == 'k') {
-        append_meta_key(line, key, of.key_binary);
-      }
+    if (!append_opaque_and_key(line, t, key, of.key_binary)) {
+      ctx.out.line(kOpaqueTooLong);
+      return;
     }
     if (!of.no_reply) ctx.out.line(line);  // "q": the miss is not reported
     return;
@@ -147,12 +137,10 @@ void process_mg(Context& ctx, Tokens& t) {
         line.append((bits_before & Item::kFetched) != 0 ? " h1" : " h0");
         break;
       case 'O':
-        if (token.size() > kMetaMaxOpaqueLength) {
+        if (!append_opaque(line, token)) {
           ctx.out.line(kOpaqueTooLong);
           return;
         }
-        line.push_back(' ');
-        line.append(token);
         break;
       case 'k':
         append_meta_key(line, item->key(), (item->bits & Item::kKeyBinary) != 0);

@@ -12,7 +12,6 @@ namespace gravity::protocol {
 
 namespace {
 
-constexpr std::string_view kOpaqueTooLong = "CLIENT_ERROR opaque token too long";
 
 // The checks md and ma share before their flags are parsed. False when a reply was written.
 bool check_meta_line(Context& ctx, const Tokens& t) {
@@ -27,21 +26,6 @@ bool check_meta_line(Context& ctx, const Tokens& t) {
   if (t.ntokens() > kMetaMaxTokens) {
     ctx.out.line("CLIENT_ERROR options flags too long");
     return false;
-  }
-  return true;
-}
-
-// Appends the " O..." and " k..." return flags in request order; false if an opaque is too long.
-bool append_opaque_and_key(std::string& line, const Tokens& t, std::string_view key, bool binary) {
-  for (size_t i = 2; i < t.count; ++i) {
-    const std::string_view token = t.token[i];
-    if (token[0] == 'O') {
-      if (token.size() > kMetaMaxOpaqueLength) return false;
-      line.push_back(' ');
-      line.append(token);
-    } else if (token[0] == 'k') {
-      append_meta_key(line, key, binary);
-    }
   }
   return true;
 }
@@ -212,12 +196,10 @@ void process_ma(Context& ctx, Tokens& t) {
         if (created) item->expires_at = of.vivify_expires_at;
         break;
       case 'O':
-        if (token.size() > kMetaMaxOpaqueLength) {
+        if (!append_opaque(line, token)) {
           ctx.out.line(kOpaqueTooLong);
           return;
         }
-        line.push_back(' ');
-        line.append(token);
         break;
       case 'k':
         append_meta_key(line, key, of.key_binary);

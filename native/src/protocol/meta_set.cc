@@ -48,7 +48,7 @@ void process_ms(Context& ctx, Tokens& t) {
     switch (token[0]) {
       case 'O':
         if (token.size() > kMetaMaxOpaqueLength) {
-          error = "CLIENT_ERROR opaque token too long";
+          error = kOpaqueTooLong;
           has_error = true;
           break;
         }
