@@ -30,17 +30,24 @@ bool check_meta_line(Context& ctx, const Tokens& t) {
   return true;
 }
 
-}  // namespace
-
-void process_md(Context& ctx, Tokens& t) {
-  if (!check_meta_line(ctx, t)) return;
-  MetaFlags of;
-  std::string_view key;
+// md's and ma's shared start: the line checks, then the flags (memcached answers both kinds of bad
+// flag with one message for these two commands). False when a reply was written.
+bool parse_md_ma(Context& ctx, const Tokens& t, MetaFlags& of, std::string_view& key) {
+  if (!check_meta_line(ctx, t)) return false;
   std::string_view error;
   if (!parse_meta_flags(ctx, t, 2, of, key, error)) {
     ctx.out.line("CLIENT_ERROR invalid or duplicate flag");
-    return;
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+void process_md(Context& ctx, Tokens& t) {
+  MetaFlags of;
+  std::string_view key;
+  if (!parse_md_ma(ctx, t, of, key)) return;
   std::string& line = ctx.session.line;
   line.assign("XX");  // the code is filled in below, the return flags follow it
   if (!append_opaque_and_key(line, t, key, of.key_binary)) {
@@ -92,14 +99,9 @@ void process_md(Context& ctx, Tokens& t) {
 }
 
 void process_ma(Context& ctx, Tokens& t) {
-  if (!check_meta_line(ctx, t)) return;
   MetaFlags of;
   std::string_view key;
-  std::string_view error;
-  if (!parse_meta_flags(ctx, t, 2, of, key, error)) {
-    ctx.out.line("CLIENT_ERROR invalid or duplicate flag");
-    return;
-  }
+  if (!parse_md_ma(ctx, t, of, key)) return;
   DeltaOp op = DeltaOp::kIncr;
   switch (of.mode) {
     case 0:
