@@ -174,21 +174,15 @@ def expected_size(case):
     return sum(len(s[1]) for s in case.steps if s[0] == "expect")
 
 
-def run_case(port, case, quiet_seconds):
-    """Sends the case's input at once and collects replies until the connection closes, the
-    expected byte count arrives, or nothing comes for `quiet_seconds`."""
-    data = b"".join(s[1] for s in case.steps if s[0] == "send")
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(data)
-    want = expected_size(case)
+def receive(sock, quiet_seconds, enough=lambda got: False):
+    """Reads until the peer closes or nothing arrives for `quiet_seconds`; once `enough(bytes so
+    far)` holds, waits only 0.05 s more for anything unexpected. Returns (bytes, closed)."""
     out = b""
     closed = False
     sock.settimeout(quiet_seconds)
     try:
         while True:
-            if want is not None and len(out) >= want and not any(s[0] == "closed" for s in case.steps):
-                # Give memcached a moment to show anything unexpected.
+            if enough(out):
                 sock.settimeout(0.05)
             chunk = sock.recv(1 << 20)
             if not chunk:
@@ -199,6 +193,21 @@ def run_case(port, case, quiet_seconds):
         pass
     except ConnectionResetError:
         closed = True
+    return out, closed
+
+
+def run_case(port, case, quiet_seconds):
+    """Sends the case's input at once and collects replies until the connection closes, the
+    expected byte count arrives, or nothing comes for `quiet_seconds`."""
+    data = b"".join(s[1] for s in case.steps if s[0] == "send")
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(data)
+    want = expected_size(case)
+    expects_close = any(s[0] == "closed" for s in case.steps)
+    out, closed = receive(
+        sock, quiet_seconds, lambda got: want is not None and len(got) >= want and not expects_close
+    )
     sock.close()
     return out, closed
 
@@ -291,19 +300,7 @@ def record(port, path):
                 continue
             _, parsed = parse_lines([line])
             sock.sendall(parsed)
-            out = b""
-            sock.settimeout(0.08)
-            try:
-                while True:
-                    chunk = sock.recv(1 << 20)
-                    if not chunk:
-                        closed = True
-                        break
-                    out += chunk
-            except socket.timeout:
-                pass
-            except ConnectionResetError:
-                closed = True
+            out, closed = receive(sock, 0.08)
             pieces = out.split(b"\r\n")
             tail = pieces.pop()
             for piece in pieces:
