@@ -89,6 +89,20 @@ inline void out_line(Context& ctx, std::string_view text) {
   ctx.out.line(text);
 }
 
+// Sets ctx.noreply when the command's last token is "noreply" (ctx.noreply starts each command
+// false); returns it.
+inline bool last_is_noreply(Context& ctx, const Tokens& t) {
+  if (t.token[t.count - 1] == "noreply") ctx.noreply = true;
+  return ctx.noreply;
+}
+
+// memcached's key length check for text commands: false (after replying) when the key is too long.
+inline bool text_key_ok(Context& ctx, std::string_view key) {
+  if (key.size() <= kKeyMaxLength) return true;
+  out_line(ctx, "CLIENT_ERROR bad command line format");
+  return false;
+}
+
 // Starts discarding `bytes` of input, then writes `reply` (if any) as memcached does after
 // conn_swallow.
 void start_swallow(Context& ctx, uint64_t bytes, std::string_view reply);

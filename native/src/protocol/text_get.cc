@@ -138,12 +138,9 @@ LineResult process_get(Context& ctx, std::string_view line, const Tokens& t, Get
 
 // memcached process_touch_command.
 void process_touch(Context& ctx, const Tokens& t) {
-  ctx.noreply = t.token[t.count - 1] == "noreply";
+  last_is_noreply(ctx, t);
   const std::string_view key = t.token[1];
-  if (key.size() > kKeyMaxLength) {
-    out_line(ctx, "CLIENT_ERROR bad command line format");
-    return;
-  }
+  if (!text_key_ok(ctx, key)) return;
   int32_t exptime = 0;
   if (!parse_i32(t.token[2], exptime)) {
     out_line(ctx, "CLIENT_ERROR invalid exptime argument");

@@ -11,11 +11,6 @@ namespace gravity::protocol {
 
 namespace {
 
-bool last_is_noreply(Context& ctx, const Tokens& t) {
-  if (t.token[t.count - 1] == "noreply") ctx.noreply = true;
-  return ctx.noreply;
-}
-
 constexpr int kMaxVerbosityLevel = 2;  // memcached MAX_VERBOSITY_LEVEL
 
 }  // namespace
@@ -33,10 +28,7 @@ void process_delete(Context& ctx, const Tokens& t) {
     }
   }
   const std::string_view key = t.token[1];
-  if (key.size() > kKeyMaxLength) {
-    out_line(ctx, "CLIENT_ERROR bad command line format");
-    return;
-  }
+  if (!text_key_ok(ctx, key)) return;
   bool deleted = false;
   {
     Store::Locked locked(ctx.store, key);
@@ -55,10 +47,7 @@ void process_delete(Context& ctx, const Tokens& t) {
 void process_arithmetic(Context& ctx, const Tokens& t, DeltaOp op) {
   last_is_noreply(ctx, t);
   const std::string_view key = t.token[1];
-  if (key.size() > kKeyMaxLength) {
-    out_line(ctx, "CLIENT_ERROR bad command line format");
-    return;
-  }
+  if (!text_key_ok(ctx, key)) return;
   uint64_t delta = 0;
   if (!parse_u64(t.token[2], delta)) {
     out_line(ctx, "CLIENT_ERROR invalid numeric delta argument");

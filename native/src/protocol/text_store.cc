@@ -37,12 +37,9 @@ void refuse_too_large(Context& ctx, std::string_view key, uint64_t data_bytes,
 }
 
 void process_update(Context& ctx, const Tokens& t, StoreMode mode) {
-  ctx.noreply = t.token[t.count - 1] == "noreply";
+  last_is_noreply(ctx, t);
   const std::string_view key = t.token[1];
-  if (key.size() > kKeyMaxLength) {
-    out_line(ctx, "CLIENT_ERROR bad command line format");
-    return;
-  }
+  if (!text_key_ok(ctx, key)) return;
   uint32_t flags = 0;
   int32_t exptime = 0;
   int32_t vlen = 0;
