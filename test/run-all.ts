@@ -46,28 +46,10 @@ const bin = (name: string) => join(root, "node_modules", ".bin", name);
 
 step("typecheck (tsc --noEmit)", [bin("tsc"), "--noEmit"]);
 step("lint (biome check)", [bin("biome"), "check", "."]);
-const addonBuilt = step("native addon build (cmake-js)", [
-  bin("cmake-js"),
-  "compile",
-  "-d",
-  "native",
-  "-O",
-  "build",
-  "--log-level",
-  "warn",
-]);
+// The builds are package.json's own scripts, so npm install and npm test build the same way.
+const addonBuilt = step("native addon build (cmake-js)", ["npm", "run", "--silent", "build:native"]);
 const exeBuilt =
-  addonBuilt &&
-  step("executable build (bun build --compile)", [
-    bin("bun"),
-    "build",
-    "--compile",
-    "--minify",
-    "src/cli/main.ts",
-    "src/leaf/worker.ts",
-    "--outfile",
-    "dist/gravity",
-  ]);
+  addonBuilt && step("executable build (bun build --compile)", ["npm", "run", "--silent", "build:exe"]);
 
 // Native tests: each *_test binary prints "name: ok|FAILED" per case.
 const sanitizers: { mode: string; flags: string[]; env: Record<string, string> }[] = [
