@@ -30,6 +30,15 @@ class Index {
     return nullptr;
   }
 
+  // The first item with this full hash, without comparing keys: for the policy's access buffer,
+  // where a collision of two keys' 64-bit hashes only misattributes one access.
+  Item* find_hash(uint64_t hash) const {
+    for (Item* it = buckets_[hash & mask()]; it != nullptr; it = it->hash_next) {
+      if (it->hash == hash) return it;
+    }
+    return nullptr;
+  }
+
   // The caller has checked that no item with this key is present.
   void insert(Item* item) {
     Item*& head = buckets_[item->hash & mask()];

@@ -29,6 +29,11 @@ class EvictionPolicy {
   virtual bool admit_locked(uint64_t candidate_hash, uint64_t candidate_cost, const Item* victim) {
     return true;
   }
+  // Whether the policy may learn of reads late, in batches, and lose a few under contention
+  // (access_buffer.h): then the store records reads in a lossy buffer instead of calling
+  // record_access_locked/accessed_locked while the reader holds the lock. An exact policy (LRU)
+  // says no and sees every access as it happens.
+  virtual bool tolerates_lossy_reads() const { return false; }
   // Items the policy itself refused entry to its main space and evicted (W-TinyLFU's window
   // candidates that lost to the main victim). Added to StoreStats::admissions_rejected.
   virtual uint64_t rejected_candidates_locked() const { return 0; }

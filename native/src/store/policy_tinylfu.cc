@@ -188,6 +188,10 @@ class TinyLfuPolicy final : public EvictionPolicy {
 
   uint64_t rejected_candidates_locked() const override { return rejected_candidates_; }
 
+  // Frequencies are estimates and the segments approximate recency anyway: a late or lost access
+  // changes a duel's odds, not correctness (ristretto and Caffeine buffer reads the same way).
+  bool tolerates_lossy_reads() const override { return true; }
+
  private:
   static uint64_t expected_items(uint64_t limit_bytes) {
     const uint64_t n = limit_bytes / kAssumedItemBytes;

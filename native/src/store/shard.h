@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "access_buffer.h"
 #include "index.h"
 #include "policy.h"
 #include "spin_lock.h"
@@ -22,6 +23,9 @@ struct Shard {
   // Invariant: used_bytes + reserved_bytes <= limit_bytes.
   size_t sweep_bucket = 0;      // where sweep_expired() resumes in the index
   StoreStats stats;             // counters; curr_items/bytes/limit_maxbytes are filled by Store::stats()
+  // Not guarded by `mutex`: readers record into it after unlocking; draining it takes the lock.
+  AccessBuffer reads;
+  bool lossy_reads = false;     // policy->tolerates_lossy_reads(), fixed at construction
 };
 
 }  // namespace gravity

@@ -70,6 +70,19 @@ void unlink_and_free_locked(Shard& shard, Item* item) {
   drop_unchained_locked(shard, item);
 }
 
+// Hands the reads buffered in shard.reads to the policy: frequencies first, for the whole batch
+// (independent counter updates whose cache misses overlap), then the promotions of the hits.
+void drain_reads_locked(Shard& shard) {
+  shard.reads.drain([&](const uint64_t* hashes, uint32_t hits, uint32_t count) {
+    for (uint32_t i = 0; i < count; ++i) shard.policy->record_access_locked(hashes[i]);
+    for (uint32_t i = 0; i < count; ++i) {
+      if (((hits >> i) & 1u) == 0) continue;
+      Item* item = shard.index.find_hash(hashes[i]);
+      if (item != nullptr) shard.policy->accessed_locked(item);
+    }
+  });
+}
+
 // Counts an item that leaves because it expired or was flushed (memcached's "reclaimed").
 void count_reclaimed_locked(Shard& shard, const Item* item, bool expired) {
   ++shard.stats.reclaimed;
@@ -172,6 +185,7 @@ Store::Store(const StoreOptions& options)
     shard->policy = make_policy(options.policy, shard->limit_bytes);
     // An unknown name falls back to LRU; callers validate the name with make_policy() first.
     if (shard->policy == nullptr) shard->policy = make_lru_policy();
+    shard->lossy_reads = shard->policy->tolerates_lossy_reads();
     shards_.push_back(std::move(shard));
   }
 }
@@ -268,10 +282,22 @@ Store::Locked::Locked(Store& store, std::string_view key, uint64_t hash)
   shard_.mutex.lock();
 }
 
-Store::Locked::~Locked() { shard_.mutex.unlock(); }
+Store::Locked::~Locked() {
+  shard_.mutex.unlock();
+  // The reader has what it came for; the policy's share of the work is batched, and done now only
+  // if this reader filled its stripe and nobody holds the lock.
+  if (access_pending_ && shard_.reads.record(hash_, access_hit_) && shard_.mutex.try_lock()) {
+    drain_reads_locked(shard_);
+    shard_.mutex.unlock();
+  }
+}
 
 Item* Store::Locked::find(int64_t now, bool count_miss_reason) {
-  shard_.policy->record_access_locked(hash_);  // hit or miss: both count for frequency
+  if (shard_.lossy_reads) {
+    access_pending_ = true;
+  } else {
+    shard_.policy->record_access_locked(hash_);  // hit or miss: both count for frequency
+  }
   Item* item = shard_.index.find(hash_, key_);
   if (item == nullptr) return nullptr;
   if (item->expired_at(now)) {
@@ -301,6 +327,15 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
   // an update of a resident key is always admitted (its old item is leaving anyway).
   bool have_now = false, resident = false;
   int64_t now = 0, flush_at = 0;
+  if (access_pending_ && !access_hit_) {
+    // A write after a miss (look-aside fill, add): the lock is held anyway, so the policy counts
+    // this lookup now, and the admission duel below sees it.
+    shard_.policy->record_access_locked(hash_);
+    access_pending_ = false;
+  }
+  if (shard_.lossy_reads && shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit_bytes) {
+    drain_reads_locked(shard_);  // choose the victims with what readers have seen so far
+  }
   while (shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit_bytes) {
     Item* victim = shard_.policy->victim_locked(protect, cost);
     if (victim == nullptr) return nullptr;
@@ -365,7 +400,12 @@ void Store::Locked::remove(Item* item) {
 }
 
 void Store::Locked::touch(Item* item, int64_t now) {
-  shard_.policy->accessed_locked(item);
+  if (shard_.lossy_reads) {
+    access_pending_ = true;
+    access_hit_ = true;
+  } else {
+    shard_.policy->accessed_locked(item);
+  }
   item->accessed_at = now;
 }
 

@@ -62,7 +62,8 @@ class Store {
 
     // The live item for the key, or null. An expired or flushed item found here is unlinked and
     // freed (lazy expiry) and counted (reclaimed; get_expired/get_flushed when count_miss_reason).
-    // Every call, hit or miss, is one access for the policy's frequency count.
+    // Every call, hit or miss, is one access for the policy's frequency count. A policy that
+    // tolerates lossy reads learns of it after the lock is released (access_buffer.h).
     Item* find(int64_t now, bool count_miss_reason = false);
 
     // Allocates an unlinked item for this key with room for value_size bytes (value uninitialised),
@@ -84,7 +85,8 @@ class Store {
     // Unlinks and frees a linked item.
     void remove(Item* item);
 
-    // Records a read or in-place update for the eviction policy and sets accessed_at.
+    // Records a read or in-place update for the eviction policy and sets accessed_at. Under a
+    // policy that tolerates lossy reads, the policy learns of it with find()'s access, buffered.
     void touch(Item* item, int64_t now);
 
     // Gives a linked item a fresh CAS (after an in-place change such as meta "I") and returns it.
@@ -99,6 +101,8 @@ class Store {
     Shard& shard_;
     uint64_t hash_;
     std::string_view key_;
+    bool access_pending_ = false;  // find() ran: record the access when the lock is released
+    bool access_hit_ = false;      // touch() ran: the recorded access is a hit
   };
 
   // The configured limits.
