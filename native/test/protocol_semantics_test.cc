@@ -196,7 +196,7 @@ TEST(steady_state_commands_do_not_allocate) {
       "bogus command\r\nset x 0 0 -1\r\nms y 1 Q\r\nz\r\n";
   uint8_t out[4096];
   // Each pass feeds the round split at a different offset every time, so partial commands are
-  // buffered and completed. The first pass warms up: buffers grow to their working size.
+  // buffered and completed.
   auto pass = [&] {
     for (int i = 0; i < 50; ++i) {
       const size_t cut = 1 + static_cast<size_t>(i) * 7 % (round.size() - 1);
@@ -207,7 +207,11 @@ TEST(steady_state_commands_do_not_allocate) {
       while (conn.pending() > 0) conn.feed(nullptr, 0, out, sizeof(out));
     }
   };
-  pass();
+  // Warm-up: besides the connection's buffers, the expiry wheel's bucket vectors reach their
+  // working size (the clock stands still here, so TTL'd commands pile stale entries into one
+  // bucket until the wheel compacts it, at about 1,000 entries; measured: the last growth is in
+  // pass 11).
+  for (int i = 0; i < 16; ++i) pass();
   const uint64_t before = g_allocations.load();
   pass();
   CHECK_EQ(g_allocations.load() - before, uint64_t{0});

@@ -31,9 +31,9 @@ export interface Leaf {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** How often expired items are swept, and at most how many per sweep. */
+/** How often the expiry wheel is swept, and at most how many of its entries one sweep looks at. */
 const SWEEP_INTERVAL_MS = 1000;
-const SWEEP_MAX_ITEMS = 20000;
+const SWEEP_MAX_ITEMS = 100_000;
 
 // Inside a `bun build --compile` executable every module lives under /$bunfs/root and a worker
 // entrypoint is named by its path relative to the entrypoints' common folder (src/).

@@ -98,11 +98,11 @@ void process_mg(Context& ctx, Tokens& t) {
     switch (token[0]) {
       case 'T':
         ttl_set = true;
-        item->expires_at = of.expires_at;
+        locked.set_expiry(item, of.expires_at);
         break;
       case 'N':
         if (created) {
-          item->expires_at = of.vivify_expires_at;
+          locked.set_expiry(item, of.vivify_expires_at);
           won = true;
         }
         break;

@@ -67,7 +67,7 @@ void process_md(Context& ctx, Tokens& t) {
       line.replace(0, 2, "EX");
     } else if (of.set_stale) {
       // "mark as stale, bumps CAS": the item stays for clients to serve while one recaches it.
-      if (of.new_ttl) item->expires_at = of.expires_at;
+      if (of.new_ttl) locked.set_expiry(item, of.expires_at);
       item->bits |= Item::kStale;
       item->bits &= static_cast<uint8_t>(~Item::kWinSent);  // the next fetch can win
       if (of.has_new_cas) {
@@ -192,10 +192,10 @@ void process_ma(Context& ctx, Tokens& t) {
         append_i64(line, remaining_ttl(item->expires_at, ctx.now));
         break;
       case 'T':
-        item->expires_at = of.expires_at;
+        locked.set_expiry(item, of.expires_at);
         break;
       case 'N':
-        if (created) item->expires_at = of.vivify_expires_at;
+        if (created) locked.set_expiry(item, of.vivify_expires_at);
         break;
       case 'O':
         if (!append_opaque(line, token)) {

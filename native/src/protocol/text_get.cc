@@ -56,7 +56,7 @@ void get_one(Context& ctx, std::string_view key, GetCommand command, int64_t exp
   }
   if (touch) {
     ++stats.touch_hits;
-    item->expires_at = expires_at;
+    locked.set_expiry(item, expires_at);
   } else {
     ++stats.get_hits;
   }
@@ -154,7 +154,7 @@ void process_touch(Context& ctx, const Tokens& t) {
     Item* item = locked.find(ctx.now, true);
     if (item != nullptr) {
       ++stats.touch_hits;
-      item->expires_at = absolute_expiry(exptime, ctx.now);
+      locked.set_expiry(item, absolute_expiry(exptime, ctx.now));
       bump_locked(locked, item, ctx.now);
       found = true;
     } else {

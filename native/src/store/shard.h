@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "access_buffer.h"
+#include "expiry_wheel.h"
 #include "index.h"
 #include "policy.h"
 #include "spin_lock.h"
@@ -21,7 +22,12 @@ struct Shard {
   uint64_t used_bytes = 0;      // sum of item_cost() of linked items
   uint64_t reserved_bytes = 0;  // item_cost() of allocated, not yet linked items
   // Invariant: used_bytes + reserved_bytes <= limit_bytes.
-  size_t sweep_bucket = 0;      // where sweep_expired() resumes in the index
+  ExpiryWheel expiry;           // when each item with an expiry is due (linked and set_expiry)
+  // The delayed flush_all whose items this shard has finished sweeping (0: none), and where the
+  // sweep of the current one resumes in the index / how many buckets it has walked.
+  int64_t flush_swept = 0;
+  size_t flush_bucket = 0;
+  size_t flush_walked = 0;
   StoreStats stats;             // counters; curr_items/bytes/limit_maxbytes are filled by Store::stats()
   // Not guarded by `mutex`: readers record into it after unlocking; draining it takes the lock.
   AccessBuffer reads;

@@ -10,6 +10,7 @@
 // allocate() then returns null and counts admissions_rejected.
 #include "store.h"
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstdlib>
@@ -25,7 +26,11 @@ namespace {
 constexpr uint32_t kMaxShards = 1024;          // for an explicit StoreOptions::shard_count
 constexpr uint32_t kMaxAutoShards = 64;        // when the store chooses
 constexpr uint64_t kMinShardItemsOfMaxSize = 4;  // a shard holds at least this many max-size items
-constexpr size_t kSweepBucketsPerVisit = 1024;  // bounds the lock hold time of sweep_expired()
+// sweep_expired() takes a shard lock for at most this many wheel entries or index buckets.
+constexpr size_t kSweepEntriesPerLock = 1024;
+constexpr size_t kSweepBucketsPerLock = 1024;
+// A shard's expiry wheel is compacted when its entries outnumber twice its items plus this.
+constexpr size_t kWheelStaleSlack = 1024;
 
 uint32_t floor_pow2(uint32_t n) {
   uint32_t p = 1;
@@ -238,24 +243,44 @@ void Store::flush_all(int64_t now, int64_t delay_seconds) {
 }
 
 size_t Store::sweep_expired(int64_t now, size_t max_items) {
-  size_t freed = 0;
-  const size_t n = shards_.size();
-  for (size_t visited = 0; visited < n && freed < max_items; ++visited) {
-    Shard& shard = *shards_[sweep_cursor_.fetch_add(1, std::memory_order_relaxed) % n];
-    std::lock_guard<SpinLock> lock(shard.mutex);
-    const int64_t flush_at = flush_at_.load(std::memory_order_relaxed);
-    shard.index.sweep(
-        &shard.sweep_bucket, kSweepBucketsPerVisit,
-        [&](Item* item) {
-          if (freed >= max_items) return false;
-          if (!item->expired_at(now) && !flushed(item, flush_at, now)) return false;
-          ++freed;
-          return true;
-        },
-        [&](Item* item) {
-          count_reclaimed_locked(shard, item, item->expired_at(now));
-          drop_unchained_locked(shard, item);
-        });
+  size_t freed = 0, looked = 0;
+  const int64_t flush_at = flush_at_.load(std::memory_order_relaxed);
+  for (auto& shard_ptr : shards_) {
+    Shard& shard = *shard_ptr;
+    while (looked < max_items) {
+      std::lock_guard<SpinLock> lock(shard.mutex);
+      const size_t budget = std::min(kSweepEntriesPerLock, max_items - looked);
+      const size_t visited = shard.expiry.advance(now, budget, [&](const ExpiryWheel::Entry& entry) {
+        Item* item = shard.index.find_hash(entry.hash);
+        // Gone, or re-touched to another expiry since: that item has (or needs) its own entry.
+        if (item == nullptr || item->expires_at != entry.expires_at) return ExpiryWheel::Visit::Drop;
+        count_reclaimed_locked(shard, item, true);
+        unlink_and_free_locked(shard, item);
+        ++freed;
+        return ExpiryWheel::Visit::Drop;
+      });
+      looked += visited;
+      if (visited < budget) break;  // this shard has nothing more due
+    }
+    // One walk of the index after a delayed flush_all's time: every item stored before it goes.
+    while (flush_at != 0 && now >= flush_at && looked < max_items) {
+      std::lock_guard<SpinLock> lock(shard.mutex);
+      if (shard.flush_swept == flush_at) break;
+      if (shard.flush_walked >= shard.index.bucket_count()) {
+        shard.flush_swept = flush_at;
+        shard.flush_walked = 0;
+        break;
+      }
+      shard.index.sweep(
+          &shard.flush_bucket, kSweepBucketsPerLock, [&](Item* item) { return flushed(item, flush_at, now); },
+          [&](Item* item) {
+            count_reclaimed_locked(shard, item, false);
+            drop_unchained_locked(shard, item);
+            ++freed;
+          });
+      shard.flush_walked += kSweepBucketsPerLock;
+      looked += kSweepBucketsPerLock;
+    }
   }
   return freed;
 }
@@ -268,6 +293,7 @@ StoreStats Store::stats() const {
     total.admissions_rejected += shard->policy->rejected_candidates_locked();
     total.curr_items += shard->index.size();
     total.bytes += shard->used_bytes;
+    total.expiry_entries += shard->expiry.entries();
   }
   total.limit_maxbytes = options_.memory_bytes;
   return total;
@@ -386,6 +412,24 @@ void Store::Locked::link(Item* item, int64_t now, uint64_t cas) {
   shard_.index.insert(item);
   shard_.policy->added_locked(item);
   ++shard_.stats.total_items;
+  if (item->expires_at != 0) schedule_expiry_locked(item);
+}
+
+void Store::Locked::set_expiry(Item* item, int64_t expires_at) {
+  if (item->expires_at == expires_at) return;
+  item->expires_at = expires_at;
+  if (expires_at != 0) schedule_expiry_locked(item);
+}
+
+void Store::Locked::schedule_expiry_locked(Item* item) {
+  ExpiryWheel& wheel = shard_.expiry;
+  wheel.add(item->hash, item->expires_at);
+  if (wheel.entries() > 2 * shard_.index.size() + kWheelStaleSlack) {
+    wheel.compact([&](const ExpiryWheel::Entry& entry) {
+      const Item* it = shard_.index.find_hash(entry.hash);
+      return it != nullptr && it->expires_at == entry.expires_at;
+    });
+  }
 }
 
 void Store::Locked::discard(Item* item) {

@@ -40,6 +40,7 @@ struct StoreStats {
   // W-TinyLFU window candidates evicted because they lost the duel (those count in evictions too).
   uint64_t admissions_rejected = 0;
   uint64_t limit_maxbytes = 0;
+  uint64_t expiry_entries = 0;  // entries in the shards' expiry wheels, stale ones included
 };
 
 struct Shard;
@@ -89,6 +90,9 @@ class Store {
     // policy that tolerates lossy reads, the policy learns of it with find()'s access, buffered.
     void touch(Item* item, int64_t now);
 
+    // Changes a linked item's expiry (touch, gat, meta T/N), keeping the expiry schedule right.
+    void set_expiry(Item* item, int64_t expires_at);
+
     // Gives a linked item a fresh CAS (after an in-place change such as meta "I") and returns it.
     uint64_t bump_cas(Item* item);
 
@@ -96,6 +100,7 @@ class Store {
 
    private:
     Locked(Store& store, std::string_view key, uint64_t hash);  // hashes the key once
+    void schedule_expiry_locked(Item* item);  // item->expires_at != 0
 
     Store& store_;
     Shard& shard_;
@@ -115,8 +120,10 @@ class Store {
   // find() as get_flushed, or freed by sweep_expired()).
   void flush_all(int64_t now, int64_t delay_seconds = 0);
 
-  // Frees expired items, at most max_items of them, walking shards round-robin; returns the count.
-  // Called by the background sweeper.
+  // The background sweeper: frees the items whose expiry has come (each shard's timing wheel,
+  // expiry_wheel.h) and, once a delayed flush_all's time has passed, the items it invalidated (one
+  // walk of each shard's index). Looks at about max_items entries at most, taking each shard lock
+  // for a bounded batch at a time. Returns the items freed.
   size_t sweep_expired(int64_t now, size_t max_items);
 
   StoreStats stats() const;
@@ -144,7 +151,6 @@ class Store {
   std::chrono::steady_clock::time_point created_steady_;  // the same moment, monotonic
   std::atomic<int64_t> clock_offset_{0};  // seconds added by advance_clock()
   std::atomic<int64_t> flush_at_{0};  // items stored before this unix time are invalid once it passes
-  std::atomic<size_t> sweep_cursor_{0};
 };
 
 // 64-bit hash of a key (shard and bucket selection inside the store).
