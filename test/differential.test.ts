@@ -16,7 +16,10 @@ let memcached: Promise<ServerProcess> | undefined;
 let leaf: Promise<ServerProcess> | undefined;
 const servers = {
   memcached: () => (memcached ??= startMemcached({ memoryMb: 64, maxItemSize: "1m" })),
-  leaf: () => (leaf ??= startLeaf(["--port", "0", "--memory", "64mb", "--max-item-size", "1m"])),
+  // LRU: the transcripts were recorded from memcached, whose `stats` has no admissions_rejected
+  // line (the one reply where the policy shows; leaf.test.ts checks it under tinylfu).
+  leaf: () =>
+    (leaf ??= startLeaf(["--port", "0", "--memory", "64mb", "--max-item-size", "1m", "--policy", "lru"])),
 };
 
 afterAll(stopAll);

@@ -50,9 +50,9 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
   {
     name: "policy",
     kind: FlagKind.String,
-    default: "lru",
+    default: "tinylfu",
     choices: EVICTION_POLICIES,
-    help: "eviction policy of the store",
+    help: "eviction policy: tinylfu (W-TinyLFU admission) or lru (exact LRU)",
   },
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
