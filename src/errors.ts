@@ -34,3 +34,73 @@ export class ConfigError extends GravityError {
     this.expected = expected;
   }
 }
+
+/** A request the client refuses to send: a bad key, a flag or number out of range. Nothing was sent. */
+export class InvalidRequestError extends GravityError {
+  constructor(message: string) {
+    super("EINVAL", message);
+    this.name = "InvalidRequestError";
+  }
+}
+
+/** Bytes from a server that are not a memcached reply, or not the reply the request expects. */
+export class ProtocolError extends GravityError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("EPROTOCOL", message, options);
+    this.name = "ProtocolError";
+  }
+}
+
+/** No reply within `timeoutMs`; the request may or may not have been applied. */
+export class TimeoutError extends GravityError {
+  readonly timeoutMs: number;
+
+  constructor(message: string, timeoutMs: number, options?: { cause?: unknown }) {
+    super("ETIMEDOUT", message, options);
+    this.name = "TimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A destination that cannot be reached, or a connection lost or reset with the request pending
+ * (then it may or may not have been applied). `destination` is "host:port".
+ */
+export class ConnectionError extends GravityError {
+  readonly destination: string;
+
+  constructor(destination: string, message: string, options?: { cause?: unknown }) {
+    super("ECONNECTION", `${destination}: ${message}`, options);
+    this.name = "ConnectionError";
+    this.destination = destination;
+  }
+}
+
+/** Too many requests pending on a connection: refused at once rather than queued without bound. */
+export class OverloadedError extends GravityError {
+  constructor(message: string) {
+    super("EOVERLOADED", message);
+    this.name = "OverloadedError";
+  }
+}
+
+/** What a server's error reply said: ERROR (unknown command), CLIENT_ERROR or SERVER_ERROR. */
+export const ServerErrorKind = {
+  Error: "ERROR",
+  ClientError: "CLIENT_ERROR",
+  ServerError: "SERVER_ERROR",
+} as const;
+export type ServerErrorKind = (typeof ServerErrorKind)[keyof typeof ServerErrorKind];
+
+/** The server answered with an error line; `text` is its message (e.g. "object too large for cache"). */
+export class ServerError extends GravityError {
+  readonly kind: ServerErrorKind;
+  readonly text: string;
+
+  constructor(kind: ServerErrorKind, text: string) {
+    super("ESERVER", text === "" ? kind : `${kind} ${text}`);
+    this.name = "ServerError";
+    this.kind = kind;
+    this.text = text;
+  }
+}
