@@ -24,6 +24,8 @@ describe("bad flags exit 2 with one line naming the flag", () => {
     { args: ["leaf", "--memory", "1m", "--max-item-size", "1m"], names: ["--max-item-size", "--memory"] },
     { args: ["leaf", "--max-connections", "0"], names: ["--max-connections", "0"] },
     { args: ["leaf", "--policy", "fifo"], names: ["--policy", "fifo"] },
+    { args: ["leaf", "--inject-latency", "5%"], names: ["--inject-latency", "5%"] },
+    { args: ["leaf", "--inject-latency", "101%:5ms"], names: ["--inject-latency", "101%:5ms"] },
   ];
   for (const { args, env, names } of cases) {
     const label = `${env === undefined ? "" : `${Object.entries(env)[0]?.join("=")} `}gravity ${args.join(" ")}`;

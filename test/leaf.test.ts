@@ -427,3 +427,27 @@ test(
   },
   SERVER_TEST_MS,
 );
+
+test(
+  "--inject-latency delays the share of replies it names, and only when asked",
+  async () => {
+    const slow = await startLeaf(["--port", "0", "--inject-latency", "100%:150ms"]);
+    const fast = await startLeaf(["--port", "0", "--inject-latency", "0%:5000ms"]);
+    const timeSet = async (port: number) => {
+      const client = await McClient.connect(port);
+      const start = performance.now();
+      await client.send("set k 0 0 1\r\nv\r\n");
+      expect(await client.readLine()).toBe("STORED");
+      const elapsed = performance.now() - start;
+      client.close();
+      return elapsed;
+    };
+    // Every reply of the slow leaf waits 150 ms (a lower bound: a loaded machine only adds to it);
+    // the 0% leaf would take 5 s if it delayed anything, past the test's deadline.
+    expect(await timeSet(slow.port)).toBeGreaterThanOrEqual(145);
+    expect(await timeSet(fast.port)).toBeLessThan(5000);
+    expect(await slow.stop("SIGTERM")).toBe(0);
+    expect(await fast.stop("SIGTERM")).toBe(0);
+  },
+  SERVER_TEST_MS,
+);

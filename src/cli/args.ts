@@ -117,9 +117,10 @@ export function parseFlags(
     if (fromEnv !== undefined) {
       values[spec.name] = convert(spec, fromEnv, envName(spec.name));
     } else {
-      // Defaults written as text ("64mb") go through the same conversion as flags.
+      // Defaults written as text ("64mb") go through the same conversion as flags; a string
+      // flag's default is taken as is ("" = not set, for flags whose absence means something).
       values[spec.name] =
-        typeof spec.default === "string"
+        typeof spec.default === "string" && spec.kind !== FlagKind.String
           ? convert(spec, spec.default, `default of --${spec.name}`)
           : spec.default;
     }

@@ -2,6 +2,7 @@
 
 import { UsageError } from "../errors.ts";
 import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
+import type { InjectedLatency } from "../leaf/listener.ts";
 import { MEMCACHED_VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 
@@ -54,8 +55,28 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     choices: EVICTION_POLICIES,
     help: "eviction policy: tinylfu (W-TinyLFU admission) or lru (exact LRU)",
   },
+  {
+    name: "inject-latency",
+    kind: FlagKind.String,
+    default: "",
+    help: "delay a share of replies, e.g. 1%:50ms (tests and benchmarks; off by default)",
+  },
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
+
+/** Parses --inject-latency `P%:Nms` (P in [0, 100], N in [1, 60000]); "" is off. */
+export function parseInjectLatency(text: string): InjectedLatency | null {
+  if (text === "") return null;
+  const match = /^(\d+(?:\.\d+)?)%:(\d+)ms$/.exec(text);
+  const percent = match === null ? Number.NaN : Number(match[1]);
+  const delayMs = match === null ? Number.NaN : Number(match[2]);
+  if (!(percent >= 0 && percent <= 100) || !(delayMs >= 1 && delayMs <= 60_000)) {
+    throw new UsageError(
+      `--inject-latency: expected PERCENT%:MILLISECONDSms with a percent in [0, 100] and 1-60000 ms (e.g. 1%:50ms), got ${JSON.stringify(text)}`,
+    );
+  }
+  return { share: percent / 100, delayMs };
+}
 
 export const LEAF_USAGE = `usage: gravity leaf [flags]
 
@@ -81,6 +102,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       `--max-item-size: must be at most half of --memory (${memoryBytes} bytes), got ${maxItemBytes} bytes`,
     );
   }
+  const injectLatency = parseInjectLatency(flags["inject-latency"] as string);
   let fatal: Error | null = null;
   let requestStop: (reason: string) => void = () => {};
   const leaf = await startLeaf(
@@ -93,6 +115,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       version: MEMCACHED_VERSION,
       maxConnections: flags["max-connections"] as number,
       policy: flags.policy as string,
+      injectLatency,
     },
     (error) => {
       fatal = error;

@@ -4,7 +4,7 @@
 //                sweeper timer (expired items)          all serve the one process-global store
 import { GravityError } from "../errors.ts";
 import { native } from "../native/index.ts";
-import { type Listener, listen } from "./listener.ts";
+import { type InjectedLatency, type Listener, listen } from "./listener.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
 export interface LeafOptions {
@@ -18,6 +18,8 @@ export interface LeafOptions {
   maxConnections: number;
   /** The store's eviction policy, one of EVICTION_POLICIES. */
   policy: string;
+  /** Delays a share of replies, for tests and benchmarks of hedging and timeouts; null = off. */
+  injectLatency?: InjectedLatency | null;
 }
 
 /** Eviction policies the native store implements (native/src/store/policy_*.cc). */
@@ -82,7 +84,13 @@ function bindMain(options: LeafOptions, reusePort: boolean): Listener {
       port = probe.port;
       probe.stop(true);
     }
-    return listen({ hostname: options.hostname, port, reusePort, maxConnections: options.maxConnections });
+    return listen({
+      hostname: options.hostname,
+      port,
+      reusePort,
+      maxConnections: options.maxConnections,
+      injectLatency: options.injectLatency ?? null,
+    });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new GravityError("ELISTEN", `cannot listen on ${where} (--listen, --port): ${reason}`, {
@@ -122,6 +130,7 @@ export async function startLeaf(
         hostname: options.hostname,
         port: main.port,
         maxConnections: options.maxConnections,
+        injectLatency: options.injectLatency ?? null,
       });
       await listening;
       worker.addEventListener("close", () => {

@@ -11,6 +11,10 @@
 // held (order is kept), so a client that never reads costs one read of input, one reply chunk
 // and the kernel's socket buffers.
 //
+// Injected latency (--inject-latency, off by default): a share of the socket reads get their
+// replies held for a fixed delay, through the same path as unsent bytes (reading pauses, C++
+// buffers, order is kept), so tests and benchmarks can make a leaf slow on purpose.
+//
 // Closing: end() sends FIN after every reply byte; the socket is terminated when the peer closes
 // or LINGER_MS later, so a client that never closes its side holds nothing for long.
 import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
@@ -33,6 +37,13 @@ interface ConnectionState {
   draining: boolean; // listener is stopping: close once nothing is left to send
   closed: boolean; // finished or failed: no more reads are fed
   linger: ReturnType<typeof setTimeout> | null; // terminates a finished socket whose peer stays open
+  delay: ReturnType<typeof setTimeout> | null; // injected latency: unsent is held until it fires
+}
+
+/** A share of replies delayed on purpose: `share` in [0, 1], `delayMs` each. */
+export interface InjectedLatency {
+  share: number;
+  delayMs: number;
 }
 
 type LeafSocket = Socket<ConnectionState>;
@@ -45,6 +56,7 @@ export interface ListenerOptions {
   reusePort: boolean;
   /** Connections beyond this many (all threads together) get memcached's error and are closed. */
   maxConnections: number;
+  injectLatency?: InjectedLatency | null;
 }
 
 /** A running memcached listener on one thread. */
@@ -71,12 +83,43 @@ export function listen(options: ListenerOptions): Listener {
     state.linger = setTimeout(() => socket.terminate(), LINGER_MS);
   };
 
+  const injected = options.injectLatency ?? null;
+
+  // Sends the held bytes; once they are all out, reads resume and C++ continues.
+  const sendUnsent = (socket: LeafSocket): void => {
+    const state = socket.data;
+    if (state.closed || state.unsent === null || state.delay !== null) return;
+    const sent = socket.write(state.unsent);
+    if (sent < 0) return;
+    if (sent < state.unsent.length) {
+      state.unsent = state.unsent.subarray(sent);
+      return;
+    }
+    state.unsent = null;
+    if (state.closeWhenSent) {
+      finish(socket);
+      return;
+    }
+    socket.resume();
+    pump(socket, null);
+  };
+
   // Sends what feed() produced, looping while C++ still holds replies.
   const pump = (socket: LeafSocket, input: Bytes | null): void => {
     const state = socket.data;
     let result = native.feed(state.conn, input, out);
     for (;;) {
       const written = fedBytes(result);
+      if (written > 0 && injected !== null && Math.random() < injected.share) {
+        state.unsent = out.slice(0, written);
+        state.closeWhenSent = fedClose(result);
+        socket.pause();
+        state.delay = setTimeout(() => {
+          state.delay = null;
+          sendUnsent(socket);
+        }, injected.delayMs);
+        return;
+      }
       if (written > 0) {
         const sent = socket.write(out, 0, written);
         if (sent < 0) return; // socket already closed
@@ -120,6 +163,7 @@ export function listen(options: ListenerOptions): Listener {
           draining: false,
           closed: false,
           linger: null,
+          delay: null,
         };
         sockets.add(socket);
         if (native.connectionCount() > options.maxConnections) {
@@ -139,27 +183,14 @@ export function listen(options: ListenerOptions): Listener {
         pump(socket, data);
       },
       drain(socket) {
-        const state = socket.data;
-        if (state.closed || state.unsent === null) return;
-        const sent = socket.write(state.unsent);
-        if (sent < 0) return;
-        if (sent < state.unsent.length) {
-          state.unsent = state.unsent.subarray(sent);
-          return;
-        }
-        state.unsent = null;
-        if (state.closeWhenSent) {
-          finish(socket);
-          return;
-        }
-        socket.resume();
-        pump(socket, null);
+        sendUnsent(socket);
       },
       close(socket) {
         const state = socket.data;
         if (state === undefined) return; // terminated in open() while stopping
         state.closed = true;
         if (state.linger !== null) clearTimeout(state.linger);
+        if (state.delay !== null) clearTimeout(state.delay);
         native.closeConnection(state.conn);
         sockets.delete(socket);
         if (onAllClosed !== null && sockets.size === 0) onAllClosed();

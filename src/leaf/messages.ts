@@ -1,7 +1,14 @@
 // Messages between the leaf's main thread and its listener workers.
+import type { InjectedLatency } from "./listener.ts";
 
 export type ToWorker =
-  | { type: "listen"; hostname: string; port: number; maxConnections: number }
+  | {
+      type: "listen";
+      hostname: string;
+      port: number;
+      maxConnections: number;
+      injectLatency: InjectedLatency | null;
+    }
   | { type: "stop"; graceMs: number };
 
 export type FromWorker =

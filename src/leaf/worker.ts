@@ -20,6 +20,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         port: message.port,
         reusePort: true,
         maxConnections: message.maxConnections,
+        injectLatency: message.injectLatency,
       });
       reply({ type: "listening", port: listener.port });
     } catch (error) {
