@@ -102,7 +102,16 @@ for (const { mode, flags, env } of sanitizers) {
 if (exeBuilt) {
   const junit = join(buildDir, "junit.xml");
   const proc = Bun.spawnSync(
-    [bin("bun"), "test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${junit}`, "src", "test"],
+    [
+      bin("bun"),
+      "test",
+      "--timeout=60000",
+      "--reporter=junit",
+      `--reporter-outfile=${junit}`,
+      "src",
+      "test",
+      "bench",
+    ],
     { cwd: root, stdout: "inherit", stderr: "inherit", env: process.env },
   );
   let xml = "";
