@@ -104,3 +104,22 @@ export class ServerError extends GravityError {
     this.text = text;
   }
 }
+
+/** A destination marked down after failing in a row (TKO): requests fail fast until a probe revives it. */
+export class DestinationDownError extends GravityError {
+  readonly destination: string;
+
+  constructor(destination: string) {
+    super("EDOWN", `${destination}: marked down after consecutive failures`);
+    this.name = "DestinationDownError";
+    this.destination = destination;
+  }
+}
+
+/** Every destination a route could use is down or failed. */
+export class NoHealthyDestinationError extends GravityError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("ENODEST", message, options);
+    this.name = "NoHealthyDestinationError";
+  }
+}

@@ -26,6 +26,10 @@ describe("bad flags exit 2 with one line naming the flag", () => {
     { args: ["leaf", "--policy", "fifo"], names: ["--policy", "fifo"] },
     { args: ["leaf", "--inject-latency", "5%"], names: ["--inject-latency", "5%"] },
     { args: ["leaf", "--inject-latency", "101%:5ms"], names: ["--inject-latency", "101%:5ms"] },
+    { args: ["router"], names: ["--config"] },
+    { args: ["router", "--config", "/nonexistent/gravity.yaml"], names: ["/nonexistent/gravity.yaml"] },
+    { args: ["router", "--config", "deploy/router.example.yaml", "--port", "-5"], names: ["--port", "-5"] },
+    { args: ["cluster", "--leaf-memory", "1k"], names: ["--leaf-memory", "1k"] },
   ];
   for (const { args, env, names } of cases) {
     const label = `${env === undefined ? "" : `${Object.entries(env)[0]?.join("=")} `}gravity ${args.join(" ")}`;

@@ -1,12 +1,16 @@
-// The gravity executable: `gravity leaf|--help|--version`.
-import { UsageError } from "../errors.ts";
+// The gravity executable: `gravity leaf|router|cluster|--help|--version`.
+import { ConfigError, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { clusterCommand } from "./cluster-command.ts";
 import { leafCommand } from "./leaf-command.ts";
+import { routerCommand } from "./router-command.ts";
 
 const USAGE = `usage: gravity <command> [flags]
 
 commands:
   leaf        run a cache node (memcached protocol)
+  router      run a router in front of pools of leaves (--config FILE)
+  cluster     run a local router and six leaves (what npm start runs)
 
 flags:
   --help      show this help (gravity <command> --help for a command's flags)
@@ -30,6 +34,10 @@ async function main(argv: readonly string[]): Promise<number> {
       return 0;
     case "leaf":
       return await leafCommand(rest);
+    case "router":
+      return await routerCommand(rest);
+    case "cluster":
+      return await clusterCommand(rest);
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)} (try gravity --help)`);
   }
@@ -38,7 +46,8 @@ async function main(argv: readonly string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof UsageError) {
+    // A bad flag or a bad config file: the user's to fix, one line, exit 2.
+    if (error instanceof UsageError || error instanceof ConfigError) {
       console.error(`gravity: ${error.message}`);
       process.exit(2);
     }

@@ -24,8 +24,16 @@ export class TcpPool {
     this.destination = `${options.host}:${options.port}`;
   }
 
-  /** Sends one request on the least busy connection; resolves and rejects as TcpConnection.send does. */
-  send(request: Uint8Array, expect: Expect): Promise<Reply> {
+  /**
+   * Sends one request, on connection `affinity % connections` when affinity >= 0 and that
+   * connection is available (requests with one affinity keep their order), else on the least
+   * busy one. Resolves and rejects as TcpConnection.send does.
+   */
+  send(request: Uint8Array, expect: Expect, affinity = -1): Promise<Reply> {
+    if (affinity >= 0) {
+      const pinned = this.connections[affinity % this.connections.length] as TcpConnection;
+      if (pinned.available) return pinned.send(request, expect);
+    }
     return this.pick().send(request, expect);
   }
 

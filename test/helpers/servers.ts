@@ -283,43 +283,45 @@ export function gravityCommand(args: readonly string[], options: GravityRunOptio
   return [process.execPath, MAIN_SOURCE, ...args];
 }
 
-const LISTENING =
+const LEAF_LISTENING =
   /^gravity leaf listening on (\S+):(\d+) \(threads (\d+), memory (\d+) bytes, max item (\d+) bytes\)$/m;
+const ROUTER_LISTENING = /^gravity router listening on (\S+):(\d+) /m;
 
 /**
- * Starts `gravity leaf ...args` (pass `--port 0`) and resolves once it prints its listening line.
- * Rejects with the leaf's stderr if it exits first, or after `deadlineMs` (default 10 s).
+ * Starts `gravity <role> ...args` and resolves with its listening line once printed. Rejects with
+ * its stderr if it exits first, or after `deadlineMs` (default 10 s).
  */
-export async function startLeaf(
+async function startListening(
+  role: string,
   args: readonly string[],
-  options: GravityRunOptions = {},
-): Promise<LeafProcess> {
+  pattern: RegExp,
+  options: GravityRunOptions,
+): Promise<{ match: RegExpExecArray; spawned: Spawned }> {
   const deadlineMs = options.deadlineMs ?? 10_000;
-  const spawned = spawnCollected(gravityCommand(["leaf", ...args], options), options);
+  const spawned = spawnCollected(gravityCommand([role, ...args], options), options);
   const listening = new Promise<RegExpExecArray>((resolveLine) => {
     const check = () => {
-      const match = LISTENING.exec(spawned.out.text);
+      const match = pattern.exec(spawned.out.text);
       if (match !== null) resolveLine(match);
     };
     spawned.onOutput(check);
     check();
   });
-  // Resolves (never rejects: it outlives this function) with the error to throw if the leaf exits first.
+  // Resolves (never rejects: it outlives this function) with the error to throw if it exits first.
   const exited = spawned.proc.exited.then(async (code) => {
     await spawned.drained;
     return new Error(
-      `gravity leaf ${args.join(" ")} exited with code ${code} before listening: ${spawned.err.text.trim()}`,
+      `gravity ${role} ${args.join(" ")} exited with code ${code} before listening: ${spawned.err.text.trim()}`,
     );
   });
-  let match: RegExpExecArray;
   try {
     const first = await withDeadline(
       Promise.race([listening, exited]),
       deadlineMs,
-      "gravity leaf's listening line",
+      `gravity ${role}'s listening line`,
     );
     if (first instanceof Error) throw first;
-    match = first;
+    return { match: first, spawned };
   } catch (error) {
     spawned.proc.kill("SIGKILL");
     await spawned.proc.exited;
@@ -330,12 +332,29 @@ export async function startLeaf(
     }
     throw error;
   }
+}
+
+/** Starts `gravity leaf ...args` (pass `--port 0`) and resolves once it prints its listening line. */
+export async function startLeaf(
+  args: readonly string[],
+  options: GravityRunOptions = {},
+): Promise<LeafProcess> {
+  const { match, spawned } = await startListening("leaf", args, LEAF_LISTENING, options);
   const [, , port, threads, memory, maxItem] = match;
   return Object.assign(serverProcess("gravity leaf", Number(port), spawned), {
     threads: Number(threads),
     memoryBytes: Number(memory),
     maxItemBytes: Number(maxItem),
   });
+}
+
+/** Starts `gravity router ...args` (pass `--port 0` and `--config`) once it prints its listening line. */
+export async function startRouter(
+  args: readonly string[],
+  options: GravityRunOptions = {},
+): Promise<ServerProcess> {
+  const { match, spawned } = await startListening("router", args, ROUTER_LISTENING, options);
+  return serverProcess("gravity router", Number(match[2]), spawned);
 }
 
 /** What a gravity run that exits by itself printed. */

@@ -1,0 +1,150 @@
+// `gravity router --config FILE`: a memcached-protocol proxy in front of pools of leaves.
+import { UsageError } from "../errors.ts";
+import { loadConfig, type RouterConfig } from "../router/config.ts";
+import { watchConfig } from "../router/config-watch.ts";
+import { Router } from "../router/router.ts";
+import { RouterCounters, startRouterServer } from "../router/server.ts";
+import { MEMCACHED_VERSION } from "../version.ts";
+import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+
+export const ROUTER_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "config",
+    kind: FlagKind.String,
+    default: "",
+    help: "route configuration file (YAML or JSON), required",
+  },
+  {
+    name: "listen",
+    kind: FlagKind.String,
+    default: "",
+    help: "address to listen on (default: the config's listen, else 127.0.0.1)",
+  },
+  {
+    name: "port",
+    kind: FlagKind.Integer,
+    default: -1,
+    min: -1,
+    max: 65535,
+    help: "TCP port, 0 = any free port (default: the config's listen, else 11211)",
+  },
+  {
+    name: "max-connections",
+    kind: FlagKind.Integer,
+    default: 1024,
+    min: 1,
+    max: 1_000_000,
+    help: "open client connections allowed",
+  },
+  {
+    name: "max-item-size",
+    kind: FlagKind.Bytes,
+    default: "1m",
+    min: 1024,
+    max: 1024 ** 3,
+    help: "largest value accepted from clients, as the leaves' -I",
+  },
+  { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
+];
+
+export const ROUTER_USAGE = `usage: gravity router --config FILE [flags]
+
+Runs a router: clients speak the memcached protocol to it, it routes each request through the
+route tree of the config file to pools of leaves. SIGHUP or a change of the file reloads it.
+
+flags:
+${flagHelp(ROUTER_FLAGS)}`;
+
+const STOP_GRACE_MS = 5000;
+const DEFAULT_HOST = "127.0.0.1";
+const DEFAULT_PORT = 11211;
+
+export async function routerCommand(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(argv, ROUTER_FLAGS);
+  if (flags.help === true) {
+    console.log(ROUTER_USAGE);
+    return 0;
+  }
+  const file = flags.config as string;
+  if (file === "") throw new UsageError("--config: required (a YAML or JSON route configuration file)");
+  const config = loadConfig(file);
+  const [configHost, configPort] = splitListen(config);
+  const host = (flags.listen as string) || configHost || DEFAULT_HOST;
+  const flagPort = flags.port as number;
+  const port = flagPort >= 0 ? flagPort : (configPort ?? DEFAULT_PORT);
+
+  const counters = new RouterCounters();
+  const router = new Router(config, counters, (destination, down) =>
+    console.log(`gravity router: ${destination.name} ${down ? "marked down (TKO)" : "is back up"}`),
+  );
+  let server: ReturnType<typeof startRouterServer>;
+  try {
+    server = startRouterServer({
+      host,
+      port,
+      maxConnections: flags["max-connections"] as number,
+      maxItemBytes: flags["max-item-size"] as number,
+      version: MEMCACHED_VERSION,
+      state: () => router.current(),
+      counters,
+    });
+  } catch (error) {
+    await router.close();
+    throw new Error(`cannot listen on ${host}:${port} (--listen, --port): ${(error as Error).message}`);
+  }
+  const pools = [...router.current().pools].map(([name, pool]) => `${name}: ${pool.destinations.length}`);
+  console.log(
+    `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")})`,
+  );
+
+  const reload = (why: string, next: RouterConfig) => {
+    try {
+      router.reload(next);
+      console.log(`gravity router: ${why}: reloaded ${file}`);
+    } catch (error) {
+      console.error(`gravity router: ${why}: keeping the previous config: ${(error as Error).message}`);
+    }
+  };
+  const reject = (why: string, error: Error) =>
+    console.error(`gravity router: ${why}: keeping the previous config: ${error.message}`);
+  const stopWatching = watchConfig(
+    file,
+    (next) => reload("config file changed", next),
+    (error) => reject("config file changed", error),
+  );
+  process.on("SIGHUP", () => {
+    try {
+      reload("SIGHUP", loadConfig(file));
+    } catch (error) {
+      reject("SIGHUP", error instanceof Error ? error : new Error(String(error)));
+    }
+  });
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (reason: string) => {
+      if (stopping) {
+        console.error(`gravity router: ${reason} again, exiting now`);
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      console.log(`gravity router: ${reason}, stopping`);
+      stopWatching();
+      server
+        .stop(STOP_GRACE_MS)
+        .then(() => router.close())
+        .then(
+          () => resolve(0),
+          () => resolve(1),
+        );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+// The config's `listen: host:port`, if any.
+function splitListen(config: RouterConfig): [string | undefined, number | undefined] {
+  return [config.listen?.host, config.listen?.port];
+}

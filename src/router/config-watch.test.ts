@@ -1,0 +1,241 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import {
+  watch as fsWatch,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { withDeadline } from "../../test/helpers/wait.ts";
+import { ConfigError } from "../errors.ts";
+import type { RouterConfig } from "./config.ts";
+import { reloadConfig, watchConfig } from "./config-watch.ts";
+
+const DEADLINE_MS = 5000;
+
+/** A config whose only pool is `name`. */
+function configText(name: string): string {
+  return `pools: {${name}: {servers: ["127.0.0.1:11311"]}}\nroute: ${name}\n`;
+}
+
+type Event = { config: RouterConfig } | { error: ConfigError };
+
+/** Collects a watcher's callbacks; `next` awaits the next one with a deadline. */
+class Events {
+  readonly seen: Event[] = [];
+  private queue: Event[] = [];
+  private waiter: ((event: Event) => void) | undefined;
+
+  readonly onChange = (config: RouterConfig) => this.push({ config });
+  readonly onError = (error: ConfigError) => this.push({ error });
+
+  private push(event: Event): void {
+    this.seen.push(event);
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    if (waiter !== undefined) waiter(event);
+    else this.queue.push(event);
+  }
+
+  next(what: string): Promise<Event> {
+    const queued = this.queue.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return withDeadline(
+      new Promise<Event>((resolve) => {
+        this.waiter = resolve;
+      }),
+      DEADLINE_MS,
+      what,
+    );
+  }
+
+  /** The pool names of the next event, which must be a change. */
+  async nextPools(what: string): Promise<string[]> {
+    const event = await this.next(what);
+    if ("error" in event) throw new Error(`expected a config, got ${event.error.message}`);
+    return [...event.config.pools.keys()];
+  }
+
+  async nextError(what: string): Promise<ConfigError> {
+    const event = await this.next(what);
+    if (!("error" in event))
+      throw new Error(`expected an error, got pools ${[...event.config.pools.keys()]}`);
+    return event.error;
+  }
+}
+
+let dir: string;
+let file: string;
+const stops: (() => void)[] = [];
+
+function watch(path: string, events: Events, debounceMs = 20): () => void {
+  const stop = watchConfig(path, events.onChange, events.onError, { debounceMs });
+  stops.push(stop);
+  return stop;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "gravity-watch-"));
+  file = join(dir, "router.yaml");
+  writeFileSync(file, configText("first"));
+});
+
+afterEach(() => {
+  for (const stop of stops.splice(0)) stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("watchConfig", () => {
+  test("a change to the file delivers the new config", async () => {
+    const events = new Events();
+    watch(file, events);
+    writeFileSync(file, configText("second"));
+    expect(await events.nextPools("the change")).toEqual(["second"]);
+    writeFileSync(file, configText("third"));
+    expect(await events.nextPools("the second change")).toEqual(["third"]);
+  });
+
+  test("a bad config is reported, and a fixed one delivered after it", async () => {
+    const events = new Events();
+    watch(file, events);
+    writeFileSync(file, "pools: {main: {}}\nroute: mian\n");
+    const error = await events.nextError("the bad config");
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toBe(`${file}: route: expected one of the pools "main", got "mian"`);
+    writeFileSync(file, "pools: {main: {}}\nroute: [main\n");
+    expect((await events.nextError("the syntax error")).field).toBe("line 2");
+    writeFileSync(file, configText("fixed"));
+    expect(await events.nextPools("the fixed config")).toEqual(["fixed"]);
+  });
+
+  test("an editor's save: a new file renamed over the old one", async () => {
+    const events = new Events();
+    watch(file, events);
+    for (const name of ["renamed", "again"]) {
+      const temporary = join(dir, `.router.yaml.${name}.swp`);
+      writeFileSync(temporary, configText(name));
+      renameSync(temporary, file);
+      expect(await events.nextPools(`the rename of ${name}`)).toEqual([name]);
+    }
+  });
+
+  test("a Kubernetes ConfigMap update: the ..data symlink swapped", async () => {
+    // The kubelet's layout: router.yaml -> ..data/router.yaml, ..data -> a timestamped directory.
+    const mount = join(dir, "mount");
+    mkdirSync(join(mount, "v1"), { recursive: true });
+    writeFileSync(join(mount, "v1", "router.yaml"), configText("v1"));
+    symlinkSync("v1", join(mount, "..data"));
+    symlinkSync(join("..data", "router.yaml"), join(mount, "router.yaml"));
+    const events = new Events();
+    watch(join(mount, "router.yaml"), events);
+
+    mkdirSync(join(mount, "v2"));
+    writeFileSync(join(mount, "v2", "router.yaml"), configText("v2"));
+    symlinkSync("v2", join(mount, "..data_tmp"));
+    renameSync(join(mount, "..data_tmp"), join(mount, "..data"));
+    expect(await events.nextPools("the swapped ConfigMap")).toEqual(["v2"]);
+  });
+
+  test("a deleted file is reported once, and its return delivered", async () => {
+    const events = new Events();
+    watch(file, events);
+    unlinkSync(file);
+    const error = await events.nextError("the deletion");
+    expect(error.message).toBe(`${file}: file: expected a readable file (ENOENT)`);
+    writeFileSync(file, configText("first")); // the same text as before it went away
+    expect(await events.nextPools("the file's return")).toEqual(["first"]);
+    expect(events.seen).toHaveLength(2);
+  });
+
+  test("writing the same text, or touching other files, delivers nothing", async () => {
+    // A witness watching another file in the same directory with a longer debounce: both hear
+    // the same events, so by the time the witness reports, the watcher's shorter timer has fired.
+    const events = new Events();
+    watch(file, events, 20);
+    const witnessFile = join(dir, "witness.yaml");
+    writeFileSync(witnessFile, configText("before"));
+    const witness = new Events();
+    watch(witnessFile, witness, 300);
+
+    writeFileSync(file, configText("first"));
+    writeFileSync(join(dir, "unrelated.txt"), "hello");
+    writeFileSync(witnessFile, configText("after"));
+    expect(await witness.nextPools("the witness's change")).toEqual(["after"]);
+    expect(events.seen).toEqual([]);
+  });
+
+  test("nothing is delivered after stop", async () => {
+    const events = new Events();
+    const stop = watch(file, events, 20);
+    const witnessFile = join(dir, "witness.yaml");
+    writeFileSync(witnessFile, configText("before"));
+    const witness = new Events();
+    watch(witnessFile, witness, 300);
+
+    // Stop once the change has been heard (a raw watch registered after the watcher's hears it
+    // after the watcher does), so the watcher's read is pending: stop must cancel it.
+    const heard = new Promise<void>((resolve) => {
+      const raw = fsWatch(dir, () => {
+        raw.close();
+        resolve();
+      });
+    });
+    writeFileSync(file, configText("unseen"));
+    await withDeadline(heard, DEADLINE_MS, "the change event");
+    stop();
+    writeFileSync(file, configText("also-unseen"));
+    writeFileSync(witnessFile, configText("after"));
+    expect(await witness.nextPools("the witness's change")).toEqual(["after"]);
+    expect(events.seen).toEqual([]);
+  });
+
+  test("a burst of writes settles into one read", async () => {
+    const events = new Events();
+    watch(file, events, 200);
+    for (let i = 0; i < 20; i++) writeFileSync(file, configText(`burst${i}`));
+    expect(await events.nextPools("the burst")).toEqual(["burst19"]);
+    expect(events.seen).toHaveLength(1);
+  });
+
+  test("a file in a directory that does not exist cannot be watched", () => {
+    const missing = join(dir, "nope", "router.yaml");
+    expect(() =>
+      watchConfig(
+        missing,
+        () => {},
+        () => {},
+      ),
+    ).toThrow(`${missing}: file: expected a file in a directory that can be watched (ENOENT)`);
+    expect(() =>
+      watchConfig(
+        join(dir, "router.ini"),
+        () => {},
+        () => {},
+      ),
+    ).toThrow(ConfigError);
+  });
+});
+
+describe("reloadConfig", () => {
+  test("returns the new config", () => {
+    writeFileSync(file, configText("reloaded"));
+    const config = reloadConfig(file);
+    if (config instanceof ConfigError) throw config;
+    expect([...config.pools.keys()]).toEqual(["reloaded"]);
+  });
+
+  test("returns, not throws, the error of a bad or missing file", () => {
+    writeFileSync(file, "pools: {main: {connections: 0}}\nroute: main\n");
+    const bad = reloadConfig(file);
+    expect(bad).toBeInstanceOf(ConfigError);
+    expect((bad as ConfigError).message).toBe(
+      `${file}: pools.main.connections: expected an integer from 1 to 64, got 0`,
+    );
+    expect(reloadConfig(join(dir, "missing.json"))).toBeInstanceOf(ConfigError);
+  });
+});

@@ -1,0 +1,118 @@
+// Reloading the router's configuration when its file changes, and on demand (SIGHUP).
+//
+//   fs.watch(the file's directory) ──any event──> debounce (100 ms after the last event) ──> read
+//     the same text as last time (or the same read error) ──> nothing
+//     new text ──parseConfig──> onChange(config) | onError(ConfigError)
+//
+// The directory is watched, not the file, and every event in it schedules a read: editors save by
+// writing a new file and renaming it over the old one (a watch on the old inode hears nothing
+// more), and Kubernetes updates a mounted ConfigMap by swapping a `..data` symlink beside the file,
+// an event that names `..data`, not the file. Comparing the text filters out the noise. The
+// debounce lets a burst (truncate, write, write, rename) settle into one read.
+import { type FSWatcher, watch } from "node:fs";
+import { dirname } from "node:path";
+import { ConfigError } from "../errors.ts";
+import { parseConfig, type RouterConfig, readConfigText, requireConfigFormat } from "./config.ts";
+
+/** The quiet time after the last change event before the file is read, ms. */
+export const CONFIG_DEBOUNCE_MS = 100;
+
+export interface WatchConfigOptions {
+  /** Default CONFIG_DEBOUNCE_MS. */
+  debounceMs?: number;
+}
+
+/**
+ * Calls `onChange` with the new configuration each time the file's text changes, or `onError`
+ * when the new text (or the file's absence) is not a valid configuration; the caller keeps its
+ * current configuration then. Call it right after loading the file: the text at this call is the
+ * baseline, so a change between the load and this call goes unseen until the next one. Returns a
+ * function that stops watching; no callback runs after it. Throws ConfigError if the file's name
+ * has no known extension or its directory cannot be watched.
+ */
+export function watchConfig(
+  file: string,
+  onChange: (config: RouterConfig) => void,
+  onError: (error: ConfigError) => void,
+  options: WatchConfigOptions = {},
+): () => void {
+  const format = requireConfigFormat(file);
+  const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
+  let last = snapshot(file); // the text last acted on, or the read error's message
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+
+  const check = () => {
+    timer = undefined;
+    if (stopped) return;
+    const now = snapshot(file);
+    if (now.key === last.key) return;
+    last = now;
+    if (now.error !== undefined) {
+      onError(now.error);
+      return;
+    }
+    let config: RouterConfig;
+    try {
+      config = parseConfig(now.key, file, format);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      onError(error);
+      return;
+    }
+    onChange(config);
+  };
+
+  let watcher: FSWatcher;
+  try {
+    watcher = watch(dirname(file), { persistent: true }, () => {
+      if (stopped) return;
+      clearTimeout(timer);
+      timer = setTimeout(check, debounceMs);
+    });
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError(file, "file", `a file in a directory that can be watched (${reason})`, {
+      cause: error,
+    });
+  }
+  watcher.on("error", (error: NodeJS.ErrnoException) => {
+    if (stopped) return;
+    const reason = error.code ?? error.message;
+    onError(
+      new ConfigError(file, "file", `a file in a directory that can be watched (${reason})`, {
+        cause: error,
+      }),
+    );
+  });
+
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    watcher.close();
+  };
+}
+
+/**
+ * Loads the file again, for SIGHUP: the new configuration, or the ConfigError that says why it
+ * was rejected (returned, not thrown, so a signal handler cannot crash the process by forgetting).
+ */
+export function reloadConfig(file: string): RouterConfig | ConfigError {
+  try {
+    return parseConfig(readConfigText(file), file, requireConfigFormat(file));
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+}
+
+// The file's text as `key`, or a read error: its message as `key` (so the same error is reported
+// once, and the file's return with its old text is a change).
+function snapshot(file: string): { key: string; error?: ConfigError } {
+  try {
+    return { key: readConfigText(file) };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return { key: `\u0000${error.message}`, error }; // NUL: no text read is confused with it
+  }
+}

@@ -1,0 +1,110 @@
+import { expect, test } from "bun:test";
+import { Item, Reply, ReplyType } from "../protocol/reply.ts";
+import { Op, Request } from "../protocol/request.ts";
+import { isFailure, isMiss, quietReply, routingKey, singleKeyGet, wireBytes } from "./forward.ts";
+import type { RouteHandle } from "./handles/handle.ts";
+import { PrefixRoute } from "./handles/prefix.ts";
+
+const text = (bytes: Uint8Array) => new TextDecoder("latin1").decode(bytes);
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+function request(op: Op, fields: Partial<Request>): Request {
+  return Object.assign(new Request(op), fields);
+}
+
+test("a request without noreply goes out exactly as received", () => {
+  const raw = bytes("set k 1 2 3\r\nabc\r\n");
+  expect(wireBytes(request(Op.Set, { keys: [bytes("k")], raw }))).toBe(raw);
+});
+
+test("noreply and the meta q flag are dropped on the way to the leaf", () => {
+  const set = request(Op.Set, {
+    keys: [bytes("k")],
+    value: bytes("abc"),
+    flags: 7,
+    exptime: 60,
+    noreply: true,
+    raw: bytes("set k 7 60 3 noreply\r\nabc\r\n"),
+  });
+  expect(text(wireBytes(set))).toBe("set k 7 60 3\r\nabc\r\n");
+  const del = request(Op.Delete, { keys: [bytes("k")], noreply: true });
+  expect(text(wireBytes(del))).toBe("delete k\r\n");
+  const incr = request(Op.Incr, { keys: [bytes("n")], delta: 5n, noreply: true });
+  expect(text(wireBytes(incr))).toBe("incr n 5\r\n");
+  const mg = request(Op.MetaGet, { keys: [bytes("k")], metaFlags: ["v", "q", "k"], noreply: true });
+  expect(text(wireBytes(mg))).toBe("mg k v k\r\n");
+  const ms = request(Op.MetaSet, {
+    keys: [bytes("k")],
+    value: bytes("xy"),
+    metaFlags: ["q", "T5"],
+    noreply: true,
+  });
+  expect(text(wireBytes(ms))).toBe("ms k 2 T5\r\nxy\r\n");
+});
+
+test("one key of a multi-key get keeps the command and gat's exptime", () => {
+  expect(text(singleKeyGet(request(Op.Gets, {}), bytes("a")))).toBe("gets a\r\n");
+  expect(text(singleKeyGet(request(Op.Gat, { exptime: 30 }), bytes("a")))).toBe("gat 30 a\r\n");
+  expect(text(singleKeyGet(request(Op.Get, {}), bytes("a")))).toBe("get a\r\n");
+});
+
+test("quiet replies: noreply hides everything, q hides only the uninteresting", () => {
+  const hd = new Reply(ReplyType.MetaHeader);
+  const en = new Reply(ReplyType.MetaMiss);
+  const va = new Reply(ReplyType.MetaValue);
+  const error = new Reply(ReplyType.ServerError);
+  const mg = request(Op.MetaGet, { noreply: true });
+  expect([quietReply(mg, en), quietReply(mg, hd), quietReply(mg, va), quietReply(mg, error)]).toEqual([
+    true,
+    true,
+    false,
+    false,
+  ]);
+  const md = request(Op.MetaDelete, { noreply: true });
+  expect(quietReply(md, new Reply(ReplyType.MetaNotFound))).toBe(true);
+  expect(quietReply(md, new Reply(ReplyType.MetaExists))).toBe(false);
+  expect(quietReply(request(Op.Set, { noreply: true }), new Reply(ReplyType.Stored))).toBe(true);
+  expect(quietReply(request(Op.Set, {}), new Reply(ReplyType.Stored))).toBe(false);
+});
+
+test("misses and failures", () => {
+  const hit = new Reply(ReplyType.Values);
+  hit.items = [new Item(bytes("k"), 0, undefined, bytes("v"))];
+  const miss = new Reply(ReplyType.Values);
+  miss.items = [];
+  expect(isMiss(hit)).toBe(false);
+  expect(isMiss(miss)).toBe(true);
+  expect(isMiss(new Reply(ReplyType.MetaMiss))).toBe(true);
+  expect(isMiss(new Reply(ReplyType.Stored))).toBe(false);
+  expect(isFailure(new Reply(ReplyType.ServerError))).toBe(true);
+  expect(isFailure(new Reply(ReplyType.ClientError))).toBe(false);
+});
+
+test("a base64 meta key routes by its decoded bytes", () => {
+  const encoded = request(Op.MetaGet, {
+    keys: [bytes(Buffer.from("user:42").toString("base64"))],
+    base64Key: true,
+    decodedKey: bytes("user:42"),
+  });
+  expect(text(routingKey(encoded))).toBe("user:42");
+  const plain = request(Op.Get, { keys: [bytes("user:42")] });
+  expect(routingKey(plain)).toBe(plain.key);
+});
+
+test("the longest matching prefix wins; * takes the rest", () => {
+  const route = (name: string): RouteHandle => ({ route: () => Promise.reject(new Error(name)) });
+  const a = route("a");
+  const ab = route("ab");
+  const fallback = route("*");
+  const prefix = new PrefixRoute(
+    new Map([
+      ["a", a],
+      ["ab", ab],
+    ]),
+    fallback,
+  );
+  expect(prefix.select(bytes("abc"))).toBe(ab);
+  expect(prefix.select(bytes("axe"))).toBe(a);
+  expect(prefix.select(bytes("ba"))).toBe(fallback);
+  expect(prefix.select(bytes(""))).toBe(fallback);
+});

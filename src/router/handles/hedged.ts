@@ -1,0 +1,138 @@
+// Hedged reads (Dean and Barroso, "The Tail at Scale"): send to one replica; if it has not
+// answered within the hedge delay, send the same read to the next; the first good reply wins and
+// the other is ignored. A budget caps hedges at a share of reads, so a slow pool cannot double
+// its own load.
+//
+//   t=0 ──> replica A ───────────────(reply)──> wins, unless B answered first
+//   t=delay, no reply yet, budget allows ──> replica B ──(reply)──> wins if first
+//   A fails before the delay ──> B at once (that is failover, not a hedge, and costs no budget)
+import { NoHealthyDestinationError } from "../../errors.ts";
+import type { Expect, Reply } from "../../protocol/reply.ts";
+import type { Destination } from "../destination.ts";
+import { isFailure } from "../forward.ts";
+
+export interface HedgeSpec {
+  /** A fixed delay, or "adaptive": the pool's recent latency percentile. */
+  delayMs: number | "adaptive";
+  /** Hedges allowed per read, e.g. 0.05 = at most one read in twenty is hedged. */
+  budget: number;
+  /** For adaptive delays: which percentile of the pool's recent latencies (e.g. 95). */
+  percentile: number;
+  minDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Hedges sent and hedges whose reply was the one used (for metrics). */
+export interface HedgeCounters {
+  sent: number;
+  won: number;
+}
+
+// Counts are halved every WINDOW reads, so the budget follows the recent share, not all history.
+const WINDOW = 1000;
+
+/** The share of reads that may be hedged, measured over roughly the last thousand reads. */
+export class HedgeBudget {
+  private reads = 0;
+  private hedges = 0;
+
+  constructor(private readonly share: number) {}
+
+  /** Counts one read. */
+  countRead(): void {
+    if (++this.reads >= WINDOW) {
+      this.reads /= 2;
+      this.hedges /= 2;
+    }
+  }
+
+  /** Takes one hedge if the budget allows it. */
+  tryHedge(): boolean {
+    if (this.hedges + 1 > this.share * this.reads) return false;
+    this.hedges++;
+    return true;
+  }
+}
+
+export interface HedgeOptions {
+  delayMs: number;
+  budget: HedgeBudget;
+  counters?: HedgeCounters | undefined;
+}
+
+/** Sends `request` to order[0], hedging to the next replicas as described above. */
+export function hedgedSend(
+  order: readonly Destination[],
+  request: Uint8Array,
+  expect: Expect,
+  affinity: number,
+  options: HedgeOptions,
+): Promise<Reply> {
+  options.budget.countRead();
+  return new Promise((resolve, reject) => {
+    let next = 0; // the next replica to send to
+    let outstanding = 0;
+    let done = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let failed: Reply | undefined;
+    let error: unknown;
+
+    const finish = () => {
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+    };
+    const giveUp = () => {
+      if (outstanding > 0 || next < order.length || done) return;
+      finish();
+      if (failed !== undefined) resolve(failed);
+      else reject(error ?? new NoHealthyDestinationError("no replica to read from"));
+    };
+    const send = (hedge: boolean) => {
+      const destination = order[next++] as Destination;
+      outstanding++;
+      if (hedge && options.counters !== undefined) options.counters.sent++;
+      destination.send(request, expect, affinity).then(
+        (reply) => {
+          outstanding--;
+          if (done) return;
+          if (isFailure(reply)) {
+            failed = reply;
+            failoverOrGiveUp();
+            return;
+          }
+          finish();
+          if (hedge && options.counters !== undefined) options.counters.won++;
+          resolve(reply);
+        },
+        (caught: unknown) => {
+          outstanding--;
+          if (done) return;
+          error = caught;
+          failoverOrGiveUp();
+        },
+      );
+      armTimer();
+    };
+    // A failed send moves on at once (failover, no budget) when nothing else is in flight.
+    const failoverOrGiveUp = () => {
+      if (outstanding === 0 && next < order.length) send(false);
+      else giveUp();
+    };
+    const armTimer = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      if (next >= order.length) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (done || next >= order.length) return;
+        if (options.budget.tryHedge()) send(true);
+      }, options.delayMs);
+    };
+
+    if (order.length === 0) {
+      reject(new NoHealthyDestinationError("no replica to read from"));
+      return;
+    }
+    send(false);
+  });
+}

@@ -1,0 +1,112 @@
+// A pool of leaves at run time: its destinations, the ring that maps a key to one of them, and
+// the pool's recent latencies (for adaptive hedging). Built from a pool's configuration; a reload
+// builds a new Pool and hands it the destinations that did not change (no reconnect).
+import { type HashFunction, HashFunctions, type HashName } from "../hash/hash-functions.ts";
+import { KetamaRing, ketamaServerName } from "../hash/ketama.ts";
+import { ModulaRing } from "../hash/modula.ts";
+import type { Ring } from "../hash/ring.ts";
+import { Destination, type TkoOptions } from "./destination.ts";
+import { LatencyWindow } from "./latency.ts";
+
+export interface ServerSpec {
+  host: string;
+  port: number;
+  weight: number;
+  name?: string;
+}
+
+/** What a pool needs from the configuration (src/router/config.ts validates it). */
+export interface PoolSpec {
+  servers: readonly ServerSpec[];
+  hash: HashName;
+  distribution: "ketama" | "modula";
+  connections: number;
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  maxInFlight: number;
+  maxQueued: number;
+  tko: TkoOptions;
+}
+
+/** The percentiles a pool's latency window keeps: hedging uses one of them. */
+export const TRACKED_PERCENTILES: readonly number[] = [50, 90, 95, 99];
+
+export class Pool {
+  readonly destinations: readonly Destination[];
+  readonly latency = new LatencyWindow(TRACKED_PERCENTILES);
+  private readonly ring: Ring;
+  private readonly hash: HashFunction;
+
+  /**
+   * `reuse` returns an existing destination for a server whose connection settings are unchanged
+   * (a reload), or undefined to open a new one.
+   */
+  constructor(
+    readonly name: string,
+    readonly spec: PoolSpec,
+    reuse: (key: string) => Destination | undefined = () => undefined,
+    onHealthChange?: (destination: Destination, down: boolean) => void,
+  ) {
+    this.hash = HashFunctions[spec.hash];
+    this.destinations = spec.servers.map((server) => {
+      const destination =
+        reuse(destinationKey(server, spec)) ??
+        new Destination({
+          host: server.host,
+          port: server.port,
+          connections: spec.connections,
+          timeoutMs: spec.timeoutMs,
+          connectTimeoutMs: spec.connectTimeoutMs,
+          maxInFlight: spec.maxInFlight,
+          maxQueued: spec.maxQueued,
+          tko: spec.tko,
+          onHealthChange,
+        });
+      destination.latency = this.latency;
+      return destination;
+    });
+    this.ring = spec.distribution === "modula" ? new ModulaRing() : new KetamaRing();
+    this.ring.build(
+      spec.servers.map((server) => ({
+        name: ketamaServerName(server.host, server.port, server.name),
+        weight: server.weight,
+      })),
+    );
+  }
+
+  /** The index of the destination that owns `key` (its bytes, decoded if sent base64). */
+  pick(key: Uint8Array): number {
+    return this.ring.pick(this.hash(key));
+  }
+
+  /** The keys of this pool's destinations, for reuse by the next configuration. */
+  destinationKeys(): Map<string, Destination> {
+    const keys = new Map<string, Destination>();
+    this.spec.servers.forEach((server, index) => {
+      keys.set(destinationKey(server, this.spec), this.destinations[index] as Destination);
+    });
+    return keys;
+  }
+
+  /** Destinations not marked down. */
+  get healthyCount(): number {
+    let count = 0;
+    for (const destination of this.destinations) if (!destination.down) count++;
+    return count;
+  }
+}
+
+// A destination is reused across configurations only if everything its connections were opened
+// with is the same.
+export function destinationKey(server: ServerSpec, spec: PoolSpec): string {
+  return JSON.stringify([
+    server.host,
+    server.port,
+    spec.connections,
+    spec.timeoutMs,
+    spec.connectTimeoutMs,
+    spec.maxInFlight,
+    spec.maxQueued,
+    spec.tko,
+  ]);
+}

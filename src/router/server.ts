@@ -1,0 +1,400 @@
+// The router's memcached listener: client bytes -> requests -> route tree -> replies, in order.
+//
+//   socket data ──> RequestParser ──> request ──> slot (in arrival order) ──> route tree (async)
+//                         └─ parse error ──> slot with memcached's error reply (and close)
+//   a slot's reply arrives ──> write every ready slot from the head, in order (pipelining)
+//
+// Replies leave in request order whatever order the leaves answer in. A multi-key get is split
+// into one get per key, each routed on its own (keys may live on different leaves or routes),
+// and answered as one reply in the client's key order.
+//
+// Backpressure: at most MAX_PENDING_SLOTS requests wait per connection; past that, or while the
+// socket has unsent bytes, the connection stops reading.
+import type { Socket, TCPSocketListener } from "bun";
+import { GravityError } from "../errors.ts";
+import { encodeMetaDelete } from "../protocol/encoder.ts";
+import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
+import { encodeReply } from "../protocol/reply-encoder.ts";
+import { Op, OpKind, Request } from "../protocol/request.ts";
+import { RequestParser } from "../protocol/request-parser.ts";
+import { quietReply, singleKeyGet, wireBytes } from "./forward.ts";
+import type { RouteHandle } from "./handles/handle.ts";
+import type { Pool } from "./pool.ts";
+
+/** What the server routes with; a reload replaces it between requests. */
+export interface RouterState {
+  readonly root: RouteHandle;
+  readonly pools: ReadonlyMap<string, Pool>;
+}
+
+/** Counters of the router's own `stats` reply (memcached's names where they exist). */
+export class RouterCounters {
+  currConnections = 0;
+  totalConnections = 0;
+  cmdGet = 0;
+  cmdSet = 0;
+  getHits = 0;
+  getMisses = 0;
+  routeErrors = 0;
+  hedges = { sent: 0, won: 0 };
+}
+
+export interface RouterServerOptions {
+  host: string;
+  port: number;
+  maxConnections: number;
+  maxItemBytes: number;
+  version: string;
+  /** The current route tree and pools (read per request, so a reload takes effect at once). */
+  state: () => RouterState;
+  counters?: RouterCounters;
+}
+
+export interface RouterServer {
+  readonly host: string;
+  readonly port: number;
+  readonly counters: RouterCounters;
+  /** Stops accepting, answers what was already read, then closes every connection. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const MAX_PENDING_SLOTS = 1024;
+const LINGER_MS = 1000;
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextEncoder();
+const TOO_MANY_CONNECTIONS = utf8.encode("ERROR Too many open connections\r\n");
+
+// One request's place in the reply order: bytes once known (EMPTY when nothing is sent back).
+class Slot {
+  bytes: Uint8Array | null = null;
+  close = false; // close the connection after writing this slot
+}
+
+interface Session {
+  id: number; // Request.affinity of its requests
+  parser: RequestParser;
+  slots: Slot[];
+  head: number; // index in slots of the first unwritten slot
+  unsent: Uint8Array | null; // reply bytes the socket did not take
+  paused: boolean;
+  closing: boolean; // a slot asked to close: read nothing more
+  linger: ReturnType<typeof setTimeout> | null;
+}
+
+type ClientSocket = Socket<Session>;
+
+/** Starts listening; resolves once the port is bound. */
+export function startRouterServer(options: RouterServerOptions): RouterServer {
+  const counters = options.counters ?? new RouterCounters();
+  const sockets = new Set<ClientSocket>();
+  const started = Date.now();
+  let nextSessionId = 0;
+  let stopping = false;
+
+  const flush = (socket: ClientSocket): void => {
+    const session = socket.data;
+    if (session.unsent !== null) return; // drain() continues
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    let close = false;
+    while (session.head < session.slots.length) {
+      const slot = session.slots[session.head] as Slot;
+      if (slot.bytes === null) break;
+      if (slot.bytes.length > 0) {
+        parts.push(slot.bytes);
+        length += slot.bytes.length;
+      }
+      session.head++;
+      if (slot.close) {
+        close = true;
+        break;
+      }
+    }
+    if (session.head > 64 && session.head * 2 > session.slots.length) {
+      session.slots = session.slots.slice(session.head);
+      session.head = 0;
+    }
+    if (length > 0) write(socket, parts.length === 1 ? (parts[0] as Uint8Array) : concat(parts, length));
+    if (close) {
+      session.closing = true;
+      finish(socket);
+      return;
+    }
+    if (stopping && pendingSlots(session) === 0 && session.unsent === null) finish(socket);
+    maybeResume(socket);
+  };
+
+  const write = (socket: ClientSocket, bytes: Uint8Array): void => {
+    const sent = socket.write(bytes);
+    if (sent < 0) return;
+    if (sent < bytes.length) {
+      socket.data.unsent = bytes.subarray(sent);
+      pause(socket);
+    }
+  };
+
+  const pause = (socket: ClientSocket): void => {
+    if (socket.data.paused) return;
+    socket.data.paused = true;
+    socket.pause();
+  };
+
+  const maybeResume = (socket: ClientSocket): void => {
+    const session = socket.data;
+    if (!session.paused || session.unsent !== null || session.closing) return;
+    if (pendingSlots(session) >= MAX_PENDING_SLOTS) return;
+    session.paused = false;
+    socket.resume();
+  };
+
+  const finish = (socket: ClientSocket): void => {
+    const session = socket.data;
+    if (session.linger !== null) return;
+    if (session.unsent !== null) return; // drain() finishes once the bytes are out
+    socket.end();
+    session.linger = setTimeout(() => socket.terminate(), LINGER_MS);
+  };
+
+  const complete = (socket: ClientSocket, slot: Slot, bytes: Uint8Array): void => {
+    slot.bytes = bytes;
+    flush(socket);
+  };
+
+  const handle = (socket: ClientSocket, request: Request): void => {
+    const session = socket.data;
+    request.affinity = session.id;
+    const slot = new Slot();
+    session.slots.push(slot);
+    if (pendingSlots(session) >= MAX_PENDING_SLOTS) pause(socket);
+    const answer = (reply: Reply) =>
+      complete(socket, slot, quietReply(request, reply) ? EMPTY : encodeReply(reply));
+    const fail = (error: unknown) => {
+      counters.routeErrors++;
+      complete(socket, slot, request.noreply ? EMPTY : serverError(error));
+    };
+    switch (request.op) {
+      case Op.Version:
+        slot.bytes = utf8.encode(`VERSION ${options.version}\r\n`);
+        break;
+      case Op.Verbosity:
+        slot.bytes = request.noreply ? EMPTY : utf8.encode("OK\r\n");
+        break;
+      case Op.MetaNoop:
+        slot.bytes = utf8.encode("MN\r\n");
+        break;
+      case Op.Quit:
+        slot.bytes = EMPTY;
+        slot.close = true;
+        session.closing = true;
+        break;
+      case Op.Stats:
+        slot.bytes = encodeReply(statsReply(counters, started, options.version));
+        break;
+      case Op.FlushAll:
+        flushAll(options.state(), request).then(answer, fail);
+        return;
+      case Op.Get:
+      case Op.Gets:
+      case Op.Gat:
+      case Op.Gats:
+        counters.cmdGet += request.keys.length;
+        routeGet(options.state().root, request, counters).then(answer, fail);
+        return;
+      default:
+        if (request.kind === OpKind.Write) counters.cmdSet++;
+        options.state().root.route(request).then(answer, fail);
+        return;
+    }
+    flush(socket);
+  };
+
+  const listener: TCPSocketListener<Session> = Bun.listen<Session>({
+    hostname: options.host,
+    port: options.port,
+    socket: {
+      open(socket) {
+        socket.setNoDelay(true);
+        const session: Session = {
+          id: nextSessionId++,
+          parser: new RequestParser(
+            {
+              onRequest: (request: Request) => handle(socket, request),
+              // memcached drops the stored value of a key whose new value is refused as too large;
+              // so does the router, with a delete routed (quietly) ahead of the error reply.
+              onTooLarge: (request: Request) => handle(socket, quietDeleteOf(request)),
+              onError: (bytes: Uint8Array, close: boolean) => {
+                const slot = new Slot();
+                slot.bytes = bytes;
+                slot.close = close;
+                if (close) socket.data.closing = true;
+                socket.data.slots.push(slot);
+                flush(socket);
+              },
+            },
+            { maxItemBytes: options.maxItemBytes },
+          ),
+          slots: [],
+          head: 0,
+          unsent: null,
+          paused: false,
+          closing: false,
+          linger: null,
+        };
+        socket.data = session;
+        sockets.add(socket);
+        counters.totalConnections++;
+        counters.currConnections++;
+        if (sockets.size > options.maxConnections) {
+          socket.write(TOO_MANY_CONNECTIONS);
+          session.closing = true;
+          finish(socket);
+        }
+      },
+      data(socket, data) {
+        if (socket.data.closing) return;
+        socket.data.parser.feed(data);
+      },
+      drain(socket) {
+        const session = socket.data;
+        if (session.unsent === null) return;
+        const bytes = session.unsent;
+        session.unsent = null;
+        write(socket, bytes);
+        if (session.unsent === null) {
+          if (session.closing && pendingSlots(session) === 0) finish(socket);
+          else flush(socket);
+        }
+      },
+      close(socket) {
+        const session = socket.data;
+        if (session.linger !== null) clearTimeout(session.linger);
+        if (sockets.delete(socket)) counters.currConnections--;
+      },
+      error(socket) {
+        socket.terminate();
+      },
+    },
+  });
+
+  return {
+    host: options.host,
+    port: listener.port,
+    counters,
+    async stop(graceMs = 5000) {
+      stopping = true;
+      listener.stop(false);
+      for (const socket of sockets) {
+        socket.data.closing = true; // read nothing more; answer what was read
+        if (pendingSlots(socket.data) === 0 && socket.data.unsent === null) finish(socket);
+      }
+      const deadline = Date.now() + graceMs;
+      while (sockets.size > 0 && Date.now() < deadline) await Bun.sleep(10);
+      for (const socket of sockets) socket.terminate();
+      listener.stop(true);
+    },
+  };
+}
+
+// A meta delete of `refused`'s item that answers nothing (q), key base64 so any bytes go through.
+function quietDeleteOf(refused: Request): Request {
+  const key = refused.itemKey;
+  const remove = new Request(Op.MetaDelete);
+  remove.keys = [utf8.encode(Buffer.from(key).toString("base64"))];
+  remove.decodedKey = key;
+  remove.base64Key = true;
+  remove.metaFlags = ["b", "q"];
+  remove.noreply = true;
+  remove.raw = encodeMetaDelete(remove.key, ["b"]);
+  return remove;
+}
+
+function pendingSlots(session: Session): number {
+  return session.slots.length - session.head;
+}
+
+function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+// What the client reads when no destination could answer: memcached's SERVER_ERROR with the reason.
+function serverError(error: unknown): Uint8Array {
+  const message = error instanceof GravityError || error instanceof Error ? error.message : String(error);
+  return utf8.encode(`SERVER_ERROR ${message.replace(/[\r\n]+/g, " ")}\r\n`);
+}
+
+// A get of N keys: N single-key gets routed independently, merged in the client's key order.
+// Any key that fails fails the whole reply (as twemproxy does), so a client never mistakes a
+// failure for a miss.
+async function routeGet(root: RouteHandle, request: Request, counters: RouterCounters): Promise<Reply> {
+  const keys = request.keys;
+  if (keys.length === 1) {
+    const reply = await root.route(request);
+    countHits(reply, counters);
+    return reply;
+  }
+  const replies = await Promise.all(
+    keys.map((key) => {
+      const one = new Request(request.op);
+      one.affinity = request.affinity;
+      one.keys = [key];
+      one.exptime = request.exptime;
+      one.raw = singleKeyGet(request, key);
+      return root.route(one);
+    }),
+  );
+  const merged = new Reply(ReplyType.Values);
+  const items: Item[] = [];
+  for (const reply of replies) {
+    if (reply.type !== ReplyType.Values) return reply; // an error reply from a leaf
+    for (const item of reply.items ?? []) items.push(item);
+  }
+  merged.items = items;
+  countHits(merged, counters, keys.length);
+  return merged;
+}
+
+function countHits(reply: Reply, counters: RouterCounters, keys = 1): void {
+  if (reply.type !== ReplyType.Values) return;
+  const hits = reply.items?.length ?? 0;
+  counters.getHits += hits;
+  counters.getMisses += keys - hits;
+}
+
+// flush_all goes to every leaf of every pool; OK only if every leaf said OK.
+async function flushAll(state: RouterState, request: Request): Promise<Reply> {
+  const sends: Promise<Reply>[] = [];
+  for (const pool of state.pools.values()) {
+    for (const destination of pool.destinations) {
+      sends.push(destination.send(wireBytes(request), request.expect, request.affinity));
+    }
+  }
+  const replies = await Promise.all(sends);
+  return replies.find((reply) => reply.type !== ReplyType.Ok) ?? new Reply(ReplyType.Ok);
+}
+
+function statsReply(counters: RouterCounters, started: number, version: string): Reply {
+  const reply = new Reply(ReplyType.Stats);
+  const now = Date.now();
+  reply.stats = new Map([
+    ["pid", String(process.pid)],
+    ["uptime", String(Math.floor((now - started) / 1000))],
+    ["time", String(Math.floor(now / 1000))],
+    ["version", version],
+    ["curr_connections", String(counters.currConnections)],
+    ["total_connections", String(counters.totalConnections)],
+    ["cmd_get", String(counters.cmdGet)],
+    ["cmd_set", String(counters.cmdSet)],
+    ["get_hits", String(counters.getHits)],
+    ["get_misses", String(counters.getMisses)],
+    ["route_errors", String(counters.routeErrors)],
+    ["hedges_sent", String(counters.hedges.sent)],
+    ["hedges_won", String(counters.hedges.won)],
+  ]);
+  return reply;
+}

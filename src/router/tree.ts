@@ -1,0 +1,85 @@
+// Configuration -> route tree: one Pool per configured pool, one handle per route node.
+//
+//   route: prefix ─┬─ "user:" -> replicated(pool replicas)
+//                  └─ "*"     -> sharded(pool main)
+import type { PoolConfig, RouteConfig, RouterConfig } from "./config.ts";
+import type { Destination } from "./destination.ts";
+import { FailoverRoute } from "./handles/failover.ts";
+import type { RouteHandle } from "./handles/handle.ts";
+import { OperationRoute } from "./handles/operation.ts";
+import { PrefixRoute } from "./handles/prefix.ts";
+import { ReplicatedRoute } from "./handles/replicated.ts";
+import { ShardedRoute } from "./handles/sharded.ts";
+import { Pool } from "./pool.ts";
+import type { RouterCounters, RouterState } from "./server.ts";
+
+/**
+ * Builds the pools and the route tree of `config`. `reusable` maps destination keys (pool.ts) to
+ * open destinations of the previous configuration; each one used is taken out of the map.
+ */
+export function buildTree(
+  config: RouterConfig,
+  reusable: Map<string, Destination>,
+  counters: RouterCounters,
+  onHealthChange?: (destination: Destination, down: boolean) => void,
+): RouterState {
+  const pools = new Map<string, Pool>();
+  for (const [name, spec] of config.pools) {
+    pools.set(
+      name,
+      new Pool(
+        name,
+        spec as PoolConfig,
+        (key) => {
+          const destination = reusable.get(key);
+          reusable.delete(key);
+          return destination;
+        },
+        onHealthChange,
+      ),
+    );
+  }
+  return { root: buildRoute(config.route, pools, counters), pools };
+}
+
+function buildRoute(
+  route: RouteConfig,
+  pools: ReadonlyMap<string, Pool>,
+  counters: RouterCounters,
+): RouteHandle {
+  const pool = (name: string): Pool => {
+    const found = pools.get(name);
+    if (found === undefined)
+      throw new Error(`route names pool ${JSON.stringify(name)}, which is not configured`);
+    return found;
+  };
+  switch (route.type) {
+    case "sharded":
+      return new ShardedRoute(pool(route.pool));
+    case "replicated":
+      return new ReplicatedRoute(pool(route.pool), {
+        writes: route.writes,
+        reads: route.reads,
+        hedge: route.hedge,
+        onDown: route.onDown,
+        counters: counters.hedges,
+      });
+    case "failover":
+      return new FailoverRoute(route.children.map((child) => buildRoute(child, pools, counters)));
+    case "miss-failover":
+      return new FailoverRoute(
+        route.children.map((child) => buildRoute(child, pools, counters)),
+        true,
+      );
+    case "prefix": {
+      const routes = new Map<string, RouteHandle>();
+      for (const [prefix, child] of route.routes) routes.set(prefix, buildRoute(child, pools, counters));
+      return new PrefixRoute(routes, buildRoute(route.fallback, pools, counters));
+    }
+    case "operation": {
+      const writes = buildRoute(route.writes, pools, counters);
+      const deletes = route.deletes === route.writes ? writes : buildRoute(route.deletes, pools, counters);
+      return new OperationRoute(buildRoute(route.reads, pools, counters), writes, deletes);
+    }
+  }
+}
