@@ -1,13 +1,18 @@
 // libmemcached's memccapable, ASCII protocol checks (-a), against real memcached (so a broken
-// harness shows) and against a gravity leaf: every check must pass on both.
+// harness shows), against a gravity leaf and against a router over leaves: every check must pass.
 import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { McClient } from "./helpers/mc-client.ts";
 import {
+  HOST,
   MEMCCAPABLE,
   requireBinary,
   type ServerProcess,
   startLeaf,
   startMemcached,
+  startRouter,
   stopAll,
 } from "./helpers/servers.ts";
 import { withDeadline } from "./helpers/wait.ts";
@@ -82,4 +87,22 @@ test("the leaf passes every ASCII check memcached passes", async () => {
   expect(failed(run), context).toEqual([]);
   expect(run.verdicts.size, context).toBe(ASCII_CHECKS);
   expect(run.exitCode, context).toBe(0);
+}, 120_000);
+
+test("a router over two sharded leaves passes every ASCII check memcached passes", async () => {
+  const leaves = await Promise.all([startLeaf(["--port", "0"]), startLeaf(["--port", "0"])]);
+  const dir = mkdtempSync(join(tmpdir(), "gravity-memccapable-"));
+  const config = join(dir, "router.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      pools: { main: { servers: leaves.map((leaf) => `${HOST}:${leaf.port}`) } },
+      route: { type: "sharded", pool: "main" },
+    }),
+  );
+  const router = await startRouter(["--port", "0", "--config", config]);
+  const run = await runMemccapable(router);
+  expect(failed(run), run.output).toEqual([]);
+  expect(run.verdicts.size, run.output).toBe(ASCII_CHECKS);
+  expect(run.exitCode, run.output).toBe(0);
 }, 120_000);

@@ -37,6 +37,18 @@ export class RouterCounters {
   getMisses = 0;
   routeErrors = 0;
   hedges = { sent: 0, won: 0 };
+
+  /** `stats reset`: zeroes the totals (not the gauges). */
+  reset(): void {
+    this.totalConnections = 0;
+    this.cmdGet = 0;
+    this.cmdSet = 0;
+    this.getHits = 0;
+    this.getMisses = 0;
+    this.routeErrors = 0;
+    this.hedges.sent = 0;
+    this.hedges.won = 0;
+  }
 }
 
 export interface RouterServerOptions {
@@ -188,7 +200,14 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         session.closing = true;
         break;
       case Op.Stats:
-        slot.bytes = encodeReply(statsReply(counters, started, options.version));
+        // The router's own counters; memcached's stats groups (items, slabs, settings...) describe
+        // one server's memory and are asked of the leaves. An unknown group is ERROR, as in memcached.
+        if (request.args.length === 0)
+          slot.bytes = encodeReply(statsReply(counters, started, options.version));
+        else if (request.args.length === 1 && request.args[0] === "reset") {
+          counters.reset();
+          slot.bytes = utf8.encode("RESET\r\n");
+        } else slot.bytes = utf8.encode("ERROR\r\n");
         break;
       case Op.FlushAll:
         flushAll(options.state(), request).then(answer, fail);

@@ -1,0 +1,81 @@
+// `gravity cluster`: what `npm start` runs. A router and six leaves come up on loopback, route as
+// the README says (sharded pool, replicated pool for "rep:" keys), and all stop on Ctrl-C.
+import { afterAll, expect, test } from "bun:test";
+import { createClient } from "../src/client/index.ts";
+import { gravityCommand, HOST, SERVER_TEST_MS, stopAll } from "./helpers/servers.ts";
+import { withDeadline } from "./helpers/wait.ts";
+
+afterAll(stopAll);
+
+async function holds(address: string, key: string): Promise<boolean> {
+  const client = createClient({ servers: [address], timeoutMs: 2000 });
+  try {
+    return (await client.get(key)) !== null;
+  } finally {
+    await client.close();
+  }
+}
+
+async function accepts(address: string): Promise<boolean> {
+  const [host, port] = address.split(":");
+  try {
+    const socket = await Bun.connect({ hostname: host as string, port: Number(port), socket: { data() {} } });
+    socket.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test(
+  "gravity cluster serves a sharded and a replicated pool and stops everything on SIGINT",
+  async () => {
+    const proc = Bun.spawn(gravityCommand(["cluster", "--port", "0"]), {
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
+    let out = "";
+    const decoder = new TextDecoder();
+    const reader = (async () => {
+      for await (const chunk of proc.stdout) out += decoder.decode(chunk, { stream: true });
+    })();
+    const ready = async () => {
+      while (!/Ctrl-C stops the cluster/.test(out)) {
+        if (proc.exitCode !== null) throw new Error(`cluster exited ${proc.exitCode}: ${out}`);
+        await Bun.sleep(20);
+      }
+    };
+    try {
+      await withDeadline(ready(), 20_000, "the cluster to print where to connect");
+      const router = (/router listening on (\S+)/.exec(out) as RegExpExecArray)[1] as string;
+      const main = ((/pool main.*?\):\s+(.+)/.exec(out) as RegExpExecArray)[1] as string).trim().split(" ");
+      const replicas = ((/pool replicas.*?\):\s+(.+)/.exec(out) as RegExpExecArray)[1] as string)
+        .trim()
+        .split(" ");
+      expect(main).toHaveLength(3);
+      expect(replicas).toHaveLength(3);
+      expect(router.startsWith(`${HOST}:`)).toBe(true);
+
+      const client = createClient({ servers: [router], timeoutMs: 5000 });
+      await client.set("rep:user", "everywhere");
+      await client.set("plain", "somewhere");
+      expect(await client.getString("rep:user")).toBe("everywhere");
+      expect(await client.getString("plain")).toBe("somewhere");
+      await client.close();
+      for (const leaf of replicas) expect(await holds(leaf, "rep:user")).toBe(true);
+      const owners = [];
+      for (const leaf of main) if (await holds(leaf, "plain")) owners.push(leaf);
+      expect(owners).toHaveLength(1);
+      for (const leaf of main) expect(await holds(leaf, "rep:user")).toBe(false);
+
+      proc.kill("SIGINT");
+      expect(await withDeadline(proc.exited, 15_000, "the cluster to exit")).toBe(0);
+      await reader;
+      for (const address of [router, ...main, ...replicas]) expect(await accepts(address)).toBe(false);
+    } finally {
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+    }
+  },
+  SERVER_TEST_MS,
+);
