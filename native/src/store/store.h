@@ -129,7 +129,7 @@ class Store {
   StoreStats stats() const;
 
   // The store clock in unix seconds: the wall time when the store was created plus the whole
-  // seconds elapsed since on std::chrono::steady_clock, plus a test-only offset (advance_clock).
+  // seconds elapsed since on a monotonic clock, plus a test-only offset (advance_clock).
   // A step of the wall clock neither expires items early nor revives them (memcached's
   // current_time likewise counts from process start on a monotonic clock).
   int64_t now() const;
@@ -148,10 +148,13 @@ class Store {
   // every lookup (clock_offset_, flush_at_) do not bounce between cores with it.
   alignas(64) std::atomic<uint64_t> cas_counter_{0};
   alignas(64) int64_t created_at_;  // unix seconds (std::time) when the store was created
-  std::chrono::steady_clock::time_point created_steady_;  // the same moment, monotonic
+  int64_t created_monotonic_;       // the same moment, monotonic_seconds()
   std::atomic<int64_t> clock_offset_{0};  // seconds added by advance_clock()
   std::atomic<int64_t> flush_at_{0};  // items stored before this unix time are invalid once it passes
 };
+
+// Whole seconds on a monotonic clock (the store clock's source).
+int64_t monotonic_seconds();
 
 // 64-bit hash of a key (shard and bucket selection inside the store).
 uint64_t hash_key(std::string_view key);
