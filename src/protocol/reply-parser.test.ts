@@ -411,3 +411,37 @@ describe("the recorded corpus", () => {
     });
   }
 });
+
+describe("raw reply bytes, for a proxy to forward unchanged", () => {
+  const replies: [Expect, string][] = [
+    [Expect.Values, "VALUE a 1 3\r\nabc\r\nVALUE b 2 0\r\n\r\nEND\r\n"],
+    [Expect.Line, "STORED\r\n"],
+    [Expect.Meta, "VA 2 f5 t-1\r\nxy\r\n"],
+    [Expect.Stats, "STAT pid 1\r\nSTAT uptime 2\r\nEND\r\n"],
+    [Expect.Line, "SERVER_ERROR out of memory\r\n"],
+  ];
+  const all = concat(replies.map(([, bytes]) => latin1(bytes)));
+
+  test("replies wholly inside one chunk carry their exact bytes", () => {
+    const parsed = parse(
+      replies.map(([expect]) => expect),
+      [all],
+    ).replies;
+    expect(parsed.map((reply) => (reply.raw === null ? null : text(reply.raw)))).toEqual(
+      replies.map(([, bytes]) => bytes),
+    );
+  });
+
+  test("a reply split across chunks has none, and the replies around it still do", () => {
+    const cut = replies[0]?.[1].length as number;
+    const split = cut + 3; // inside "STORED"
+    const parsed = parse(
+      replies.map(([expect]) => expect),
+      [all.subarray(0, split), all.subarray(split)],
+    ).replies;
+    expect(parsed.map((reply) => reply.raw === null)).toEqual([false, true, false, false, false]);
+    // A value split across chunks: no raw bytes for that reply.
+    const value = parse([Expect.Values], [latin1("VALUE a 1 3\r\na"), latin1("bc\r\nEND\r\n")]).replies;
+    expect(value[0]?.raw).toBeNull();
+  });
+});

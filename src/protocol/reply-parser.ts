@@ -32,6 +32,7 @@ const CR = 0x0d;
 const LF = 0x0a;
 const SPACE = 0x20;
 const NO_EXPECT = -1;
+const SPANS_CHUNKS = -1; // replyStart of a reply not wholly inside the current chunk
 
 const State = { Line: 0, Data: 1, DataCr: 2, DataLf: 3 } as const;
 type State = (typeof State)[keyof typeof State];
@@ -108,6 +109,9 @@ export class ReplyParser {
   private readonly maxValueBytes: number;
 
   private state: State = State.Line;
+  private chunk: Uint8Array = NO_BYTES; // the chunk being parsed (only during feed)
+  private replyStart = SPANS_CHUNKS; // where the current reply began in `chunk`, if it did
+  private cursor = 0; // in `chunk`: just past the line or data block being handled
   private expect: number = NO_EXPECT; // of the reply being parsed; NO_EXPECT between replies
   private line = new Uint8Array(256); // a line split across chunks, gathered
   private lineLength = 0;
@@ -151,6 +155,17 @@ export class ReplyParser {
   feed(chunk: Uint8Array): void {
     let pos = 0;
     const length = chunk.length;
+    this.chunk = chunk;
+    // A reply that began in an earlier chunk has no contiguous bytes to hand over.
+    this.replyStart = this.expect === NO_EXPECT && this.lineLength === 0 ? 0 : SPANS_CHUNKS;
+    try {
+      this.parse(chunk, length, pos);
+    } finally {
+      this.chunk = NO_BYTES;
+    }
+  }
+
+  private parse(chunk: Uint8Array, length: number, pos: number): void {
     while (pos < length) {
       switch (this.state) {
         case State.Line: {
@@ -160,6 +175,8 @@ export class ReplyParser {
             return;
           }
           if (this.lineLength === 0) {
+            if (this.expect === NO_EXPECT) this.replyStart = pos;
+            this.cursor = lf + 1;
             this.onLine(chunk, pos, lf);
           } else {
             this.gather(chunk, pos, lf + 1);
@@ -177,6 +194,7 @@ export class ReplyParser {
             pos += want;
             if (chunk[pos] !== CR || chunk[pos + 1] !== LF) throw this.badDataEnd();
             pos += 2;
+            this.cursor = pos;
             this.onData();
             break;
           }
@@ -196,6 +214,7 @@ export class ReplyParser {
         case State.DataLf:
           if (chunk[pos] !== LF) throw this.badDataEnd();
           pos++;
+          this.cursor = pos;
           this.onData();
           break;
       }
@@ -258,6 +277,9 @@ export class ReplyParser {
 
   private emit(reply: Reply): void {
     this.expect = NO_EXPECT;
+    // The reply's own bytes, when they came in this one chunk: a proxy forwards them as they are.
+    if (this.replyStart >= 0) reply.raw = this.chunk.slice(this.replyStart, this.cursor);
+    this.replyStart = SPANS_CHUNKS;
     this.sink.onReply(reply);
   }
 

@@ -87,6 +87,11 @@ export class Reply {
   number = 0n;
   /** Stats replies: name -> value, in the server's order. */
   stats: Map<string, string> | null = null;
+  /**
+   * The reply exactly as the server sent it, when the parser had it in one piece (else null):
+   * what a proxy forwards unchanged instead of encoding the reply again.
+   */
+  raw: Uint8Array | null = null;
 
   constructor(type: ReplyType) {
     this.type = type;

@@ -178,8 +178,9 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     const slot = new Slot();
     session.slots.push(slot);
     if (pendingSlots(session) >= MAX_PENDING_SLOTS) pause(socket);
+    // A leaf's reply goes back as the bytes it came in; a reply the router made is encoded.
     const answer = (reply: Reply) =>
-      complete(socket, slot, quietReply(request, reply) ? EMPTY : encodeReply(reply));
+      complete(socket, slot, quietReply(request, reply) ? EMPTY : (reply.raw ?? encodeReply(reply)));
     const fail = (error: unknown) => {
       counters.routeErrors++;
       complete(socket, slot, request.noreply ? EMPTY : serverError(error));
