@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { createClient } from "../src/client/index.ts";
 import { gravityCommand, HOST, SERVER_TEST_MS, stopAll } from "./helpers/servers.ts";
-import { withDeadline } from "./helpers/wait.ts";
+import { pollUntil, withDeadline } from "./helpers/wait.ts";
 
 afterAll(stopAll);
 
@@ -73,6 +73,49 @@ test(
       expect(await withDeadline(proc.exited, 15_000, "the cluster to exit")).toBe(0);
       await reader;
       for (const address of [router, ...main, ...replicas]) expect(await accepts(address)).toBe(false);
+    } finally {
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+    }
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "leaves of a cluster killed with SIGKILL exit on their own (--exit-with-parent)",
+  async () => {
+    const proc = Bun.spawn(gravityCommand(["cluster", "--port", "0"]), {
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
+    let out = "";
+    const decoder = new TextDecoder();
+    void (async () => {
+      for await (const chunk of proc.stdout) out += decoder.decode(chunk, { stream: true });
+    })();
+    try {
+      await withDeadline(
+        (async () => {
+          while (!/Ctrl-C stops the cluster/.test(out)) {
+            if (proc.exitCode !== null) throw new Error(`cluster exited ${proc.exitCode}: ${out}`);
+            await Bun.sleep(20);
+          }
+        })(),
+        20_000,
+        "the cluster to print where to connect",
+      );
+      const leaves = [...out.matchAll(/127\.0\.0\.1:\d+/g)].map((match) => match[0]).slice(1, 7); // after the router, before "connect ... to"
+      expect(leaves).toHaveLength(6);
+      for (const address of leaves) expect(await accepts(address)).toBe(true);
+      proc.kill("SIGKILL");
+      await proc.exited;
+      await pollUntil(
+        async () => {
+          for (const address of leaves) if (await accepts(address)) return undefined;
+          return true;
+        },
+        { deadlineMs: 15_000, what: "every leaf of the killed cluster to exit" },
+      );
     } finally {
       if (proc.exitCode === null) proc.kill("SIGKILL");
     }

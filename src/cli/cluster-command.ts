@@ -55,7 +55,16 @@ function selfCommand(args: readonly string[]): string[] {
 
 async function startChildLeaf(memory: number): Promise<ChildLeaf> {
   const proc = Bun.spawn(
-    selfCommand(["leaf", "--listen", "127.0.0.1", "--port", "0", "--memory", String(memory)]),
+    selfCommand([
+      "leaf",
+      "--listen",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--memory",
+      String(memory),
+      "--exit-with-parent",
+    ]),
     { stdin: "ignore", stdout: "pipe", stderr: "inherit" },
   );
   const decoder = new TextDecoder();

@@ -56,6 +56,12 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     help: "eviction policy: tinylfu (W-TinyLFU admission) or lru (exact LRU)",
   },
   {
+    name: "exit-with-parent",
+    kind: FlagKind.Boolean,
+    default: false,
+    help: "stop when the process that started this leaf exits (gravity cluster's leaves)",
+  },
+  {
     name: "inject-latency",
     kind: FlagKind.String,
     default: "",
@@ -84,6 +90,9 @@ Runs a cache node that speaks the memcached text and meta protocols.
 
 flags:
 ${flagHelp(LEAF_FLAGS)}`;
+
+/** How often --exit-with-parent checks that the parent process is still there. */
+const PARENT_CHECK_MS = 500;
 
 /** Grace period for in-flight replies when stopping. */
 const STOP_GRACE_MS = 5000;
@@ -142,5 +151,14 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     };
     process.on("SIGTERM", () => requestStop("SIGTERM"));
     process.on("SIGINT", () => requestStop("SIGINT"));
+    if (flags["exit-with-parent"] === true) {
+      // Re-parented (to init or a subreaper): whoever started this leaf is gone, even by SIGKILL.
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid === parent) return;
+        clearInterval(watch);
+        requestStop("parent process exited");
+      }, PARENT_CHECK_MS);
+    }
   });
 }

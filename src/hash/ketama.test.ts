@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import fixture from "../../test/fixtures/ketama-twemproxy.json";
-import { HashFunctions, hashFnv1a_64, isHashName, md5Words } from "./hash-functions.ts";
-import { KetamaRing, ketamaPointCounts, ketamaServerName } from "./ketama.ts";
+import { HashFunctions, hashFnv1a_64, hashMd5, isHashName, md5Words } from "./hash-functions.ts";
+import { KETAMA_POINTS_PER_SERVER, KetamaRing, ketamaPointCounts, ketamaServerName } from "./ketama.ts";
 import type { RingNode } from "./ring.ts";
 
 // xorshift32: deterministic test inputs.
@@ -160,6 +160,115 @@ describe("KetamaRing.pick", () => {
     ).toThrow(/ring node 1/);
     expect(() => new KetamaRing([{ name: "", weight: 1 }])).toThrow(/name/);
   });
+});
+
+// Ring balance and movement as a router pool sees them: equal weights, the default 160 points per
+// server, md5 key hashes (a pool's default hash, POOL_DEFAULTS in src/router/config.ts), servers
+// named as ketamaServerName names them. Keys are "key:<i>" for i < 1M.
+describe("distribution with the default points and md5 keys", () => {
+  const KEY_COUNT = 1_000_000;
+  const TIMEOUT_MS = 60_000; // 1M md5 hashes and 2M picks per case; the machine may be loaded
+  let hashes: Uint32Array | undefined;
+  const keyHashes = (): Uint32Array => {
+    if (hashes === undefined) {
+      hashes = new Uint32Array(KEY_COUNT);
+      for (let i = 0; i < KEY_COUNT; i++) hashes[i] = hashMd5(encoder.encode(`key:${i}`));
+    }
+    return hashes;
+  };
+
+  const families = {
+    // Port 11211 is left out of the ketama name: "10.0.0.1", "10.0.0.2", ...
+    "10.0.0.<i>:11211": (i: number) => ketamaServerName(`10.0.0.${i + 1}`, 11211),
+    // Local instances on consecutive ports: "127.0.0.1", "127.0.0.1:11212", ...
+    "127.0.0.1:<11211 + i>": (i: number) => ketamaServerName("127.0.0.1", 11211 + i),
+  } as const;
+  type Family = keyof typeof families;
+  const ring = (family: Family, count: number) =>
+    new KetamaRing(Array.from({ length: count }, (_, i) => ({ name: families[family](i), weight: 1 })));
+
+  // max/mean keys per node, measured over the 1M keys. ketama's balance is the continuum's: 160
+  // random points per server give each one an arc of about 1/N +- 8%, so the largest of N arcs is
+  // often more than 10% over the mean; twemproxy and libmemcached spread keys exactly as unevenly.
+  // Where the figure is at most 1.10 the test asserts that; the rest it pins, so a change to the
+  // points (and so to twemproxy compatibility) shows up here as well as in the golden mappings.
+  const cases: { family: Family; count: number; maxOverMean: number }[] = [
+    { family: "10.0.0.<i>:11211", count: 3, maxOverMean: 1.1438 },
+    { family: "10.0.0.<i>:11211", count: 5, maxOverMean: 1.148 },
+    { family: "10.0.0.<i>:11211", count: 10, maxOverMean: 1.0893 },
+    { family: "10.0.0.<i>:11211", count: 20, maxOverMean: 1.1165 },
+    { family: "127.0.0.1:<11211 + i>", count: 3, maxOverMean: 1.0512 },
+    { family: "127.0.0.1:<11211 + i>", count: 5, maxOverMean: 1.0702 },
+    { family: "127.0.0.1:<11211 + i>", count: 10, maxOverMean: 1.1415 },
+    { family: "127.0.0.1:<11211 + i>", count: 20, maxOverMean: 1.1666 },
+  ];
+
+  test("every node has 160 points at each of these sizes (and one more)", () => {
+    for (const count of [3, 4, 5, 6, 10, 11, 20, 21]) {
+      expect(ketamaPointCounts(Array.from({ length: count }, () => 1))).toEqual(
+        Array.from({ length: count }, () => KETAMA_POINTS_PER_SERVER),
+      );
+    }
+  });
+
+  for (const { family, count, maxOverMean } of cases) {
+    const bound = maxOverMean <= 1.1 ? "at most 1.10" : `${maxOverMean} (over 1.10: ketama's spread)`;
+    test(
+      `${count} x ${family}: max/mean keys per node ${bound}, as each node's arc of the continuum predicts`,
+      () => {
+        const all = keyHashes();
+        const nodes = ring(family, count);
+        const counts = new Array<number>(count).fill(0);
+        for (const hash of all) {
+          const node = nodes.pick(hash);
+          counts[node] = (counts[node] as number) + 1;
+        }
+        // Each node's share of the hash space: the arc from the point before each of its points.
+        const { values, owners } = nodes.continuum();
+        const arcs = new Array<number>(count).fill(0);
+        for (let i = 0; i < values.length; i++) {
+          const previous =
+            i === 0 ? (values[values.length - 1] as number) - 2 ** 32 : (values[i - 1] as number);
+          const owner = owners[i] as number;
+          arcs[owner] = (arcs[owner] as number) + (values[i] as number) - previous;
+        }
+        // The keys follow the arcs (1M keys: a share's sampling error is under 0.001), so the
+        // imbalance below is the continuum's, not the sample's.
+        counts.forEach((keys, node) => {
+          const share = keys / KEY_COUNT;
+          const arc = (arcs[node] as number) / 2 ** 32;
+          if (Math.abs(share - arc) > 0.002) throw new Error(`node ${node}: ${share} of keys, arc ${arc}`);
+        });
+        const measured = Math.max(...counts) / (KEY_COUNT / count);
+        expect(measured).toBeCloseTo(maxOverMean, 4);
+        if (maxOverMean <= 1.1) expect(measured).toBeLessThanOrEqual(1.1);
+      },
+      TIMEOUT_MS,
+    );
+
+    test(
+      `${count} x ${family}: adding node ${count + 1} moves 1/${count + 1} of the keys (within 20%), all onto it`,
+      () => {
+        const all = keyHashes();
+        const before = ring(family, count);
+        const after = ring(family, count + 1);
+        let moved = 0;
+        let strays = 0;
+        for (const hash of all) {
+          const was = before.pick(hash);
+          const is = after.pick(hash);
+          if (is === was) continue;
+          moved++;
+          if (is !== count) strays++; // node indexes 0..count-1 name the same servers in both rings
+        }
+        expect(strays).toBe(0);
+        const expected = KEY_COUNT / (count + 1);
+        expect(moved).toBeGreaterThanOrEqual(expected * 0.8);
+        expect(moved).toBeLessThanOrEqual(expected * 1.2);
+      },
+      TIMEOUT_MS,
+    );
+  }
 });
 
 describe("recorded twemproxy mappings (test/fixtures/ketama-twemproxy.json)", () => {

@@ -1,0 +1,364 @@
+// The zod schema of a router configuration file: what each field accepts, its defaults, and the
+// expectation each field names when it is wrong (config-errors.ts turns zod's issues into one
+// ConfigError). Routes name pools, so the schema is built knowing the file's pool names.
+import { z } from "zod";
+import { HashFunctions, type HashName } from "../hash/hash-functions.ts";
+import { ketamaServerName } from "../hash/ketama.ts";
+import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
+import {
+  Distribution,
+  HEDGE_DEFAULTS,
+  type HedgeConfig,
+  type ListenAddress,
+  OnDown,
+  type OperationRouteConfig,
+  POOL_DEFAULTS,
+  type PoolConfig,
+  type PrefixRouteConfig,
+  ReadMode,
+  type ReplicatedRouteConfig,
+  type RouteConfig,
+  type RouterConfig,
+  RouteType,
+  type ServerAddress,
+  type ShardedRouteConfig,
+  WriteMode,
+} from "./config-types.ts";
+
+/** What the top level of a file must be. */
+export const TOP_LEVEL_EXPECTED = 'an object with "pools" and "route"';
+const POOL_NAME = /^[A-Za-z0-9_.-]+$/;
+const HOST = /^[A-Za-z0-9_.-]+$/;
+const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+// "host:port", "host:port:weight" or twemproxy's "host:port:weight name"; IPv6 hosts in brackets.
+const SERVER = /^(?:\[([^\]]*)\]|([^:\s[\]]+)):(\d+)(?::(\d+))?(?:\s+(\S+))?$/;
+const MAX_WEIGHT = 1_000_000;
+
+/** What the schema needs to know about the pools before validating routes that name them. */
+export interface PoolFacts {
+  names: readonly string[];
+  serverCounts: ReadonlyMap<string, number>;
+}
+
+/** The pool names and server counts of unvalidated data, as far as they can be read. */
+export function poolFacts(data: unknown): PoolFacts {
+  const pools = isPlainObject(data) ? data.pools : undefined;
+  if (!isPlainObject(pools)) return { names: [], serverCounts: new Map() };
+  const serverCounts = new Map<string, number>();
+  for (const [name, pool] of Object.entries(pools)) {
+    const servers = isPlainObject(pool) ? pool.servers : undefined;
+    serverCounts.set(name, Array.isArray(servers) ? servers.length : 0);
+  }
+  return { names: [...serverCounts.keys()], serverCounts };
+}
+
+function integer(min: number, max: number) {
+  const expected = `an integer from ${min} to ${max}`;
+  return z
+    .number({ error: expected })
+    .int({ error: expected })
+    .min(min, { error: expected })
+    .max(max, { error: expected });
+}
+
+function fraction() {
+  const expected = "a fraction from 0 to 1";
+  return z.number({ error: expected }).min(0, { error: expected }).max(1, { error: expected });
+}
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T, what = "one of") {
+  return z.enum(values, { error: `${what} ${values.join(", ")}` });
+}
+
+/** An object that rejects unknown fields, naming the fields it knows. */
+function strict<T extends z.core.$ZodLooseShape>(shape: T) {
+  const known = `one of the fields ${Object.keys(shape).join(", ")}`;
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === "unrecognized_keys" ? known : issue.code === "invalid_type" ? "an object" : undefined,
+  });
+}
+
+function parseServer(text: string, ctx: z.core.$RefinementCtx<string>): ServerAddress {
+  const match = SERVER.exec(text.trim());
+  const host = match?.[1] ?? match?.[2] ?? "";
+  const bracketed = match?.[1] !== undefined;
+  const port = Number(match?.[3]);
+  const weight = match?.[4] === undefined ? 1 : Number(match[4]);
+  let expected: string | undefined;
+  if (match === null || !(bracketed ? IPV6 : HOST).test(host)) {
+    expected = '"host:port", "host:port:weight" or "host:port:weight name" (IPv6 hosts in brackets)';
+  } else if (!(port >= 1 && port <= 65535)) {
+    expected = "a port from 1 to 65535";
+  } else if (!(weight >= 1 && weight <= MAX_WEIGHT)) {
+    expected = `a weight from 1 to ${MAX_WEIGHT}`;
+  }
+  if (expected !== undefined) {
+    ctx.issues.push({ code: "custom", message: expected, input: text });
+    return z.NEVER;
+  }
+  const server: ServerAddress = { host, port, weight };
+  if (match?.[5] !== undefined) server.name = match[5];
+  return server;
+}
+
+const serverObject = strict({
+  host: z
+    .string({ error: "a hostname or IP address" })
+    .regex(/^[^\s[\]]+$/, { error: "a hostname or IP address" }),
+  port: integer(1, 65535),
+  weight: integer(1, MAX_WEIGHT).default(1),
+  name: z.string({ error: "a non-empty name" }).min(1, { error: "a non-empty name" }).optional(),
+});
+
+const server = z.union([z.string().transform(parseServer), serverObject], {
+  error: '"host:port[:weight]" or an object {host, port, weight, name}',
+});
+
+const servers = z.array(server, { error: "a list of servers" }).superRefine((list, ctx) => {
+  const seenAddress = new Map<string, number>();
+  const seenName = new Map<string, number>();
+  list.forEach((entry, index) => {
+    const address = `${entry.host}:${entry.port}`;
+    const name = ketamaServerName(entry.host, entry.port, entry.name);
+    const sameAddress = seenAddress.get(address);
+    const sameName = seenName.get(name);
+    if (sameAddress !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [index],
+        message: `a server not already listed (${address} is servers[${sameAddress}])`,
+      });
+    } else if (sameName !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [index],
+        message: `a unique ketama name ("${name}" is servers[${sameName}]'s)`,
+      });
+    }
+    seenAddress.set(address, seenAddress.get(address) ?? index);
+    seenName.set(name, seenName.get(name) ?? index);
+  });
+});
+
+const hashNames = Object.keys(HashFunctions) as [HashName, ...HashName[]];
+const tko = strict({
+  failures: integer(1, 1000).default(POOL_DEFAULTS.tko.failures),
+  probeIntervalMs: integer(1, 60_000).default(POOL_DEFAULTS.tko.probeIntervalMs),
+  maxProbeIntervalMs: integer(1, 3_600_000).default(POOL_DEFAULTS.tko.maxProbeIntervalMs),
+}).superRefine((value, ctx) => {
+  if (value.maxProbeIntervalMs < value.probeIntervalMs) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["maxProbeIntervalMs"],
+      message: `at least probeIntervalMs (${value.probeIntervalMs})`,
+    });
+  }
+});
+
+const pool = strict({
+  servers: servers.default(() => []),
+  hash: oneOf(hashNames, "one of the hashes").default(POOL_DEFAULTS.hash),
+  distribution: oneOf(["ketama", "modula"]).default(POOL_DEFAULTS.distribution),
+  connections: integer(1, 64).default(POOL_DEFAULTS.connections),
+  timeoutMs: integer(1, 60_000).default(POOL_DEFAULTS.timeoutMs),
+  connectTimeoutMs: integer(1, 60_000).default(POOL_DEFAULTS.connectTimeoutMs),
+  maxInFlight: integer(1, 65_536).default(POOL_DEFAULTS.maxInFlight),
+  maxQueued: integer(0, 1_048_576).default(POOL_DEFAULTS.maxQueued),
+  tko: tko.default(() => ({ ...POOL_DEFAULTS.tko })),
+}).superRefine((value, ctx) => {
+  const totalWeight = value.servers.reduce((sum, entry) => sum + entry.weight, 0);
+  if (value.distribution === Distribution.Modula && totalWeight > MODULA_MAX_TOTAL_WEIGHT) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["servers"],
+      message: `weights that sum to at most ${MODULA_MAX_TOTAL_WEIGHT} with distribution modula (they sum to ${totalWeight})`,
+    });
+  }
+});
+
+const pools = z
+  .record(z.string().regex(POOL_NAME, { error: 'a pool name of letters, digits, "_", "." and "-"' }), pool, {
+    error: "an object of pools by name",
+  })
+  .refine((record) => Object.keys(record).length > 0, { error: "at least one pool" })
+  .transform((record): ReadonlyMap<string, PoolConfig> => new Map(Object.entries(record)));
+
+const listen = z.string({ error: '"host:port"' }).transform((text, ctx): ListenAddress => {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d+)$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (match === null || !(port <= 65535)) {
+    ctx.issues.push({ code: "custom", message: '"host:port" with a port from 0 to 65535', input: text });
+    return z.NEVER;
+  }
+  return { host: match[1] ?? match[2] ?? "", port };
+});
+
+// A key prefix: what a memcached key may start with (no spaces or control characters, at most 250
+// bytes). "*" alone is the default route; a "*" elsewhere is a glob this router does not do.
+const prefixKey = z.string().superRefine((key, ctx) => {
+  let expected: string | undefined;
+  if (key === "") expected = 'a non-empty key prefix or "*"';
+  else if (key !== "*" && key.includes("*"))
+    expected = 'a literal key prefix ("*" alone is the default route; prefixes are not globs)';
+  else if ([...key].some((char) => char <= " " || char === "\u007f"))
+    expected = "a key prefix without spaces or control characters";
+  else if (Buffer.byteLength(key) > 250) expected = "a key prefix of at most 250 bytes";
+  if (expected !== undefined) ctx.addIssue({ code: "custom", message: expected });
+});
+
+/** The schema of a whole file whose pools are `facts`; its output is a RouterConfig. */
+export function configSchema(facts: PoolFacts) {
+  const poolsExpected =
+    facts.names.length === 0
+      ? "the name of a pool (there are none)"
+      : `one of the pools ${facts.names.map((name) => JSON.stringify(name)).join(", ")}`;
+  const poolRef = z.string({ error: poolsExpected }).refine((name) => facts.names.includes(name), {
+    error: poolsExpected,
+  });
+
+  const route: z.ZodType<RouteConfig> = z.lazy(() =>
+    z.union([shorthand, routeObject], { error: 'a pool name or a route object with a "type"' }),
+  );
+  const children = z
+    .array(route, { error: "a list of at least 2 routes" })
+    .min(2, { error: "a list of at least 2 routes" });
+
+  const shorthand = poolRef.transform(
+    (name): ShardedRouteConfig => ({ type: RouteType.Sharded, pool: name }),
+  );
+
+  const sharded = strict({ type: z.literal(RouteType.Sharded), pool: poolRef });
+
+  const hedge = strict({
+    delayMs: z
+      .union([integer(1, 60_000), z.literal("adaptive")], {
+        error: 'a delay in ms from 1 to 60000 or "adaptive"',
+      })
+      .optional(),
+    budget: fraction().optional(),
+    percentile: z
+      .number({ error: "a percentile from 1 to 100" })
+      .min(1, { error: "a percentile from 1 to 100" })
+      .max(100, { error: "a percentile from 1 to 100" })
+      .optional(),
+    minDelayMs: integer(1, 60_000).optional(),
+    maxDelayMs: integer(1, 60_000).optional(),
+  })
+    .superRefine((value, ctx) => {
+      if (value.delayMs !== undefined && value.delayMs !== "adaptive") {
+        for (const field of ["percentile", "minDelayMs", "maxDelayMs"] as const) {
+          if (value[field] !== undefined) {
+            ctx.addIssue({
+              code: "custom",
+              path: [field],
+              message: `only with delayMs: "adaptive" (delayMs is ${value.delayMs})`,
+            });
+          }
+        }
+      }
+      const min = value.minDelayMs ?? HEDGE_DEFAULTS.minDelayMs;
+      const max = value.maxDelayMs ?? HEDGE_DEFAULTS.maxDelayMs;
+      if (min > max) {
+        ctx.addIssue({
+          code: "custom",
+          path: [value.maxDelayMs === undefined ? "minDelayMs" : "maxDelayMs"],
+          message: `minDelayMs <= maxDelayMs (they are ${min} and ${max})`,
+        });
+      }
+    })
+    .transform((value): HedgeConfig => ({ ...HEDGE_DEFAULTS, ...value }));
+
+  const replicated = strict({
+    type: z.literal(RouteType.Replicated),
+    pool: poolRef,
+    writes: oneOf(["all-sync", "all-async", "all-majority", "all-initial"]).default(WriteMode.AllSync),
+    reads: oneOf(["one", "all-fastest", "hedged"]).default(ReadMode.One),
+    hedge: hedge.optional(),
+    onDown: oneOf(["fail-fast", "failover"]).default(OnDown.Failover),
+  })
+    .superRefine((value, ctx) => {
+      if ((facts.serverCounts.get(value.pool) ?? 0) === 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["pool"],
+          message: "a pool with servers (a replicated route needs at least one)",
+        });
+      }
+      if (value.hedge !== undefined && value.reads !== ReadMode.Hedged) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["hedge"],
+          message: `reads: hedged for hedge settings (reads is ${value.reads})`,
+        });
+      }
+    })
+    .transform((value): ReplicatedRouteConfig => {
+      const { hedge: given, ...rest } = value;
+      if (value.reads !== ReadMode.Hedged) return rest;
+      return { ...rest, hedge: given ?? { ...HEDGE_DEFAULTS } };
+    });
+
+  const failover = strict({ type: z.literal(RouteType.Failover), children });
+  const missFailover = strict({ type: z.literal(RouteType.MissFailover), children });
+
+  const prefix = strict({
+    type: z.literal(RouteType.Prefix),
+    routes: z
+      .record(prefixKey, route, { error: "an object of routes by key prefix" })
+      .superRefine((record, ctx) => {
+        if (!Object.hasOwn(record, "*")) {
+          ctx.addIssue({ code: "custom", message: 'a "*" entry (the route for keys no prefix matches)' });
+        }
+      }),
+  }).transform((value): PrefixRouteConfig => {
+    const routes = new Map(Object.entries(value.routes));
+    const fallback = routes.get("*") as RouteConfig;
+    routes.delete("*");
+    return { type: RouteType.Prefix, routes, fallback };
+  });
+
+  const operation = strict({
+    type: z.literal(RouteType.Operation),
+    reads: route,
+    writes: route,
+    deletes: route.optional(),
+  }).transform(
+    (value): OperationRouteConfig => ({
+      type: RouteType.Operation,
+      reads: value.reads,
+      writes: value.writes,
+      deletes: value.deletes ?? value.writes,
+    }),
+  );
+
+  const routeObject = z.discriminatedUnion(
+    "type",
+    [sharded, replicated, failover, missFailover, prefix, operation],
+    {
+      error: `one of the route types ${Object.values(RouteType).join(", ")}`,
+    },
+  );
+
+  return z
+    .strictObject(
+      { listen: listen.optional(), pools, route },
+      {
+        error: (issue) =>
+          issue.code === "unrecognized_keys"
+            ? "one of the fields listen, pools, route"
+            : issue.code === "invalid_type"
+              ? TOP_LEVEL_EXPECTED
+              : undefined,
+      },
+    )
+    .transform((value): RouterConfig => {
+      const config: RouterConfig = { pools: value.pools, route: value.route };
+      if (value.listen !== undefined) config.listen = value.listen;
+      return config;
+    });
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}

@@ -1,0 +1,190 @@
+// The router's configuration as the rest of the router sees it once validated: pools of leaves,
+// the route tree over them, and the defaults of every optional field. config.ts re-exports all of it.
+import type { HashName } from "../hash/hash-functions.ts";
+
+/** How a pool spreads keys over its servers (src/hash): ketama (consistent) or modula (hash mod weight). */
+export const Distribution = { Ketama: "ketama", Modula: "modula" } as const;
+export type Distribution = (typeof Distribution)[keyof typeof Distribution];
+
+/** A leaf: `host:port`, a share of keys by `weight`, and the name hashed into ketama points. */
+export interface ServerAddress {
+  /** A hostname or IP address; an IPv6 address is written in brackets in a server string. */
+  host: string;
+  /** 1..65535. */
+  port: number;
+  /** A positive integer, default 1: a server's share of keys grows with it. */
+  weight: number;
+  /** The ketama name (twemproxy's name after the weight); default "host" for port 11211, else "host:port". */
+  name?: string;
+}
+
+/** Health tracking per server (mcrouter's TKO): when to mark a server down and how to probe it. */
+export interface TkoConfig {
+  /** Consecutive failures or timeouts that mark a server down, 1..1000, default 3. */
+  failures: number;
+  /** Delay before the first probe (a `version` request) of a down server, ms, 1..60000, default 500; doubles per failed probe. */
+  probeIntervalMs: number;
+  /** The most the probe delay grows to, ms, probeIntervalMs..3600000, default 10000. */
+  maxProbeIntervalMs: number;
+}
+
+/** A pool of leaves. Its fields match src/router/pool.ts's PoolSpec. */
+export interface PoolConfig {
+  /** Static membership, in file order; may be empty (then only a sharded route may use the pool, and it fails every request). */
+  servers: readonly ServerAddress[];
+  /** A twemproxy key hash (src/hash/hash-functions.ts), default md5. */
+  hash: HashName;
+  /** Default ketama. */
+  distribution: Distribution;
+  /** TCP connections per server, 1..64, default 2. */
+  connections: number;
+  /** Per request, ms, 1..60000, default 1000. */
+  timeoutMs: number;
+  /** Per connection attempt, ms, 1..60000, default 1000. */
+  connectTimeoutMs: number;
+  /** Requests written and awaiting a reply, per connection, 1..65536, default 1024. */
+  maxInFlight: number;
+  /** Requests waiting to be written, per connection, 0..1048576, default 4096; past it a request fails at once. */
+  maxQueued: number;
+  tko: TkoConfig;
+}
+
+/** The defaults of a pool's optional fields. */
+export const POOL_DEFAULTS = {
+  hash: "md5" as HashName,
+  distribution: Distribution.Ketama,
+  connections: 2,
+  timeoutMs: 1000,
+  connectTimeoutMs: 1000,
+  maxInFlight: 1024,
+  maxQueued: 4096,
+  tko: { failures: 3, probeIntervalMs: 500, maxProbeIntervalMs: 10_000 },
+} as const satisfies Omit<PoolConfig, "servers">;
+
+/** The value of a route's `type`, selecting its handle. */
+export const RouteType = {
+  Sharded: "sharded",
+  Replicated: "replicated",
+  Failover: "failover",
+  MissFailover: "miss-failover",
+  Prefix: "prefix",
+  Operation: "operation",
+} as const;
+export type RouteType = (typeof RouteType)[keyof typeof RouteType];
+
+/** How a replicated route writes: wait for every replica, none, a majority, or the first only (the rest in the background). */
+export const WriteMode = {
+  AllSync: "all-sync",
+  AllAsync: "all-async",
+  AllMajority: "all-majority",
+  AllInitial: "all-initial",
+} as const;
+export type WriteMode = (typeof WriteMode)[keyof typeof WriteMode];
+
+/** How a replicated route reads: one replica, all at once (first reply wins), or one then a hedge after a delay. */
+export const ReadMode = { One: "one", AllFastest: "all-fastest", Hedged: "hedged" } as const;
+export type ReadMode = (typeof ReadMode)[keyof typeof ReadMode];
+
+/** What a replicated route does when the replica it picked is down: fail, or try another replica. */
+export const OnDown = { FailFast: "fail-fast", Failover: "failover" } as const;
+export type OnDown = (typeof OnDown)[keyof typeof OnDown];
+
+/** When and how often a hedged read sends a second request ("The Tail at Scale", Dean and Barroso). */
+export interface HedgeConfig {
+  /** Wait before hedging, ms 1..60000, or "adaptive" (the pool's latency percentile); default "adaptive". */
+  delayMs: number | "adaptive";
+  /** The most hedges per read, as a fraction 0..1 of reads, default 0.05. */
+  budget: number;
+  /** Adaptive only: the latency percentile to wait for, 1..100, default 95. */
+  percentile: number;
+  /** Adaptive only: bounds of the delay, ms 1..60000, defaults 1 and 1000 (min <= max). */
+  minDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** The defaults of a hedge's optional fields. */
+export const HEDGE_DEFAULTS = {
+  delayMs: "adaptive",
+  budget: 0.05,
+  percentile: 95,
+  minDelayMs: 1,
+  maxDelayMs: 1000,
+} as const satisfies HedgeConfig;
+
+/** Consistent hashing over a pool (its hash and distribution). A bare pool name in the file means this. */
+export interface ShardedRouteConfig {
+  type: "sharded";
+  /** The name of a pool under `pools`. */
+  pool: string;
+}
+
+/** Every server of the pool holds every key. */
+export interface ReplicatedRouteConfig {
+  type: "replicated";
+  /** The name of a pool under `pools` with at least one server. */
+  pool: string;
+  /** Default all-sync. */
+  writes: WriteMode;
+  /** Default one. */
+  reads: ReadMode;
+  /** Set exactly when reads is hedged (defaults applied if the file has no `hedge`). */
+  hedge?: HedgeConfig;
+  /** Default failover. */
+  onDown: OnDown;
+}
+
+/** Tries the children in order: the next one on an error or a timeout. */
+export interface FailoverRouteConfig {
+  type: "failover";
+  /** At least 2. */
+  children: readonly RouteConfig[];
+}
+
+/** Tries the children in order: the next one on a miss. */
+export interface MissFailoverRouteConfig {
+  type: "miss-failover";
+  /** At least 2. */
+  children: readonly RouteConfig[];
+}
+
+/** The longest configured prefix of the key picks the route; the file's "*" entry (required) is `fallback`. */
+export interface PrefixRouteConfig {
+  type: "prefix";
+  /** Literal key prefixes (no "*" in them), in file order; the "*" entry is not among them. */
+  routes: ReadonlyMap<string, RouteConfig>;
+  /** The route for keys no prefix matches: the file's "*" entry. */
+  fallback: RouteConfig;
+}
+
+/** Reads, writes and deletes take separate routes. */
+export interface OperationRouteConfig {
+  type: "operation";
+  reads: RouteConfig;
+  writes: RouteConfig;
+  /** Default: the same object as `writes`. */
+  deletes: RouteConfig;
+}
+
+/** A node of the route tree, discriminated by `type`. */
+export type RouteConfig =
+  | ShardedRouteConfig
+  | ReplicatedRouteConfig
+  | FailoverRouteConfig
+  | MissFailoverRouteConfig
+  | PrefixRouteConfig
+  | OperationRouteConfig;
+
+/** Where the router accepts clients. Port 0 picks a free port. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** A validated router configuration, every default applied. */
+export interface RouterConfig {
+  /** From `listen: "host:port"`; undefined when the file has none. The CLI's --listen/--port override it. */
+  listen?: ListenAddress;
+  /** At least one pool, by name ([A-Za-z0-9_.-]+), in file order. */
+  pools: ReadonlyMap<string, PoolConfig>;
+  route: RouteConfig;
+}
