@@ -21,6 +21,8 @@ import type { Pool } from "../pool.ts";
 import type { RouteHandle } from "./handle.ts";
 import { HedgeBudget, type HedgeCounters, type HedgeSpec, hedgedSend } from "./hedged.ts";
 
+const ANY_CONNECTION = -1; // Request.affinity: no pinning
+
 export const WritePolicy = {
   AllSync: "all-sync",
   AllAsync: "all-async",
@@ -86,13 +88,15 @@ export class ReplicatedRoute implements RouteHandle {
     if (order.length === 0)
       throw new NoHealthyDestinationError(`pool ${this.pool.name}: every replica is down`);
     const bytes = wireBytes(request);
+    // all-fastest and hedged reads already give up read-your-writes ordering (they may read
+    // another replica), so they also give up connection affinity: each goes on the least busy
+    // connection of its replica, away from one stalled behind a slow reply (a pipelined socket
+    // answers in order, so one slow reply holds every reply queued behind it).
     switch (this.options.reads) {
       case ReadPolicy.AllFastest:
-        return firstGood(
-          order.map((destination) => destination.send(bytes, request.expect, request.affinity)),
-        );
+        return firstGood(order.map((destination) => destination.send(bytes, request.expect, ANY_CONNECTION)));
       case ReadPolicy.Hedged:
-        return hedgedSend(order, bytes, request.expect, request.affinity, {
+        return hedgedSend(order, bytes, request.expect, ANY_CONNECTION, {
           delayMs: hedgeDelayMs(this.options.hedge as HedgeSpec, this.pool),
           budget: this.budget as HedgeBudget,
           counters: this.options.counters,
