@@ -95,7 +95,7 @@ export interface HedgeConfig {
   delayMs: number | "adaptive";
   /** The most hedges per read, as a fraction 0..1 of reads, default 0.05. */
   budget: number;
-  /** Adaptive only: the latency percentile to wait for, 1..100, default 95. */
+  /** Adaptive only: the percentile of the pool's recent read latencies to wait for, 1..100, default 95. */
   percentile: number;
   /** Adaptive only: bounds of the delay, ms 1..60000, defaults 1 and 1000 (min <= max). */
   minDelayMs: number;

@@ -1,7 +1,7 @@
 // One leaf as the router sees it: a small pool of pipelined connections plus its health.
 //
 //   send ─> down? ──yes──> DestinationDownError (fast fail, no socket touched)
-//             └─no──> TcpPool ─> reply: failures in a row = 0, latency recorded
+//             └─no──> TcpPool ─> reply: failures in a row = 0
 //                          └──> ConnectionError | TimeoutError: failures in a row + 1
 //                                 reaching tko.failures ─> down, probe after probeIntervalMs
 //   probe: `version` ─> answered: up again | failed: probe again after twice the delay (capped)
@@ -12,7 +12,6 @@ import { ConnectionError, DestinationDownError, TimeoutError } from "../errors.t
 import { encodeVersion } from "../protocol/encoder.ts";
 import { Expect, type Reply } from "../protocol/reply.ts";
 import { TcpPool, type TcpPoolOptions } from "../transport/tcp-pool.ts";
-import type { LatencyWindow } from "./latency.ts";
 
 export interface TkoOptions {
   /** Consecutive failures or timeouts that mark the destination down. */
@@ -39,8 +38,6 @@ export class Destination {
   private probeDelayMs: number;
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
-  /** Where reply latencies are recorded: the window of the pool that uses this destination now. */
-  latency: LatencyWindow | undefined;
 
   constructor(private readonly options: DestinationOptions) {
     this.pool = new TcpPool(options);
@@ -63,11 +60,9 @@ export class Destination {
    */
   async send(request: Uint8Array, expect: Expect, affinity = -1): Promise<Reply> {
     if (this.isDown) throw new DestinationDownError(this.name);
-    const start = performance.now();
     try {
       const reply = await this.pool.send(request, expect, affinity);
       this.failuresInRow = 0;
-      this.latency?.record(performance.now() - start);
       return reply;
     } catch (error) {
       if (error instanceof ConnectionError || error instanceof TimeoutError) this.recordFailure();

@@ -28,7 +28,11 @@ export interface PoolSpec {
   tko: TkoOptions;
 }
 
-/** The percentiles a pool's latency window keeps: hedging uses one of them. */
+/**
+ * The percentiles a pool's latency window keeps: hedging uses one of them. The window holds the
+ * latency of reads as the client sees it (the first good reply, hedge or not), recorded by the
+ * replicated route, so a replica's stalled replies that a hedge beat do not push the delay up.
+ */
 export const TRACKED_PERCENTILES: readonly number[] = [50, 90, 95, 99];
 
 export class Pool {
@@ -62,7 +66,6 @@ export class Pool {
           tko: spec.tko,
           onHealthChange,
         });
-      destination.latency = this.latency;
       return destination;
     });
     this.ring = spec.distribution === "modula" ? new ModulaRing() : new KetamaRing();

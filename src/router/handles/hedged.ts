@@ -5,6 +5,7 @@
 //
 //   t=0 ──> replica A ───────────────(reply)──> wins, unless B answered first
 //   t=delay, no reply yet, budget allows ──> replica B ──(reply)──> wins if first
+//                          budget refuses ──> ask again at 2 x delay, 4 x delay, ...
 //   A fails before the delay ──> B at once (that is failover, not a hedge, and costs no budget)
 import { NoHealthyDestinationError } from "../../errors.ts";
 import type { Expect, Reply } from "../../protocol/reply.ts";
@@ -118,7 +119,10 @@ export function hedgedSend(
       if (outstanding === 0 && next < order.length) send(false);
       else giveUp();
     };
-    const armTimer = () => {
+    // The hedge timer. When the budget refuses, the read asks again after twice the wait: a read
+    // still outstanding then is more likely stuck behind a stalled replica than in the normal
+    // tail, and reads arriving meanwhile have refilled the budget.
+    const armTimer = (delayMs = options.delayMs) => {
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
       if (next >= order.length) return;
@@ -126,7 +130,8 @@ export function hedgedSend(
         timer = undefined;
         if (done || next >= order.length) return;
         if (options.budget.tryHedge()) send(true);
-      }, options.delayMs);
+        else armTimer(delayMs * 2);
+      }, delayMs);
     };
 
     if (order.length === 0) {

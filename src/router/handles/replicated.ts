@@ -83,7 +83,15 @@ export class ReplicatedRoute implements RouteHandle {
     return order;
   }
 
+  // Reads record their latency as the client sees it into the pool's window (adaptive hedging).
   private async read(request: Request): Promise<Reply> {
+    const start = performance.now();
+    const reply = await this.readOnce(request);
+    this.pool.latency.record(performance.now() - start);
+    return reply;
+  }
+
+  private async readOnce(request: Request): Promise<Reply> {
     const order = this.readOrder();
     if (order.length === 0)
       throw new NoHealthyDestinationError(`pool ${this.pool.name}: every replica is down`);
