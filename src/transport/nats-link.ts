@@ -1,0 +1,222 @@
+// One process's connection to NATS, kept alive in the background, with fail-fast for callers.
+//
+//   open() ──> connecting ──connect() ok──> connected <──"reconnect"── reconnecting
+//                 ^   └─refused: retry after reconnectWaitMs     └─"disconnect"─┘
+//                 └──── the connection closed by itself (not by close()) ───────────┘
+//
+// nats.js reconnects by itself (maxReconnectAttempts: -1) and resubscribes, but while it is
+// reconnecting it buffers what is published and a request waits for its full timeout. Gravity's
+// rule is that NATS paths fail fast while NATS is unreachable, so the link tracks the status
+// events and require() throws ConnectionError("NATS unreachable: ...") at once while not
+// connected. Requests already in flight when the connection drops are failed at once (onDisconnect).
+//
+// The first connect is our own loop (connect() with waitOnFirstConnect would keep retrying inside
+// nats.js with nothing we could close), so a router or leaf starts without NATS and picks it up
+// when it appears, and close() stops everything.
+import { connect, Events, type NatsConnection } from "nats";
+import { ConnectionError } from "../errors.ts";
+
+export interface NatsLinkOptions {
+  /** NATS servers: "host:port" or "nats://host:port", one or several. */
+  servers: string | readonly string[];
+  /** Shown in the NATS server's connection list (default "gravity"). */
+  name?: string;
+  /** Delay between connection attempts, first connect and reconnects (default 250 ms). */
+  reconnectWaitMs?: number;
+  /** How long one connection attempt may take (default 2000 ms). */
+  connectTimeoutMs?: number;
+  /** Client pings; a server that misses two is considered gone (default 10 s). */
+  pingIntervalMs?: number;
+  /** Status changes, for logs and metrics: "connected", "disconnected", "reconnecting". */
+  onStatus?: (status: NatsLinkStatus, server: string) => void;
+}
+
+export const NatsLinkStatus = {
+  Connected: "connected",
+  Disconnected: "disconnected",
+  Closed: "closed",
+} as const;
+export type NatsLinkStatus = (typeof NatsLinkStatus)[keyof typeof NatsLinkStatus];
+
+/** A NATS connection that reconnects by itself; see the diagram above. */
+export class NatsLink {
+  /** "nats host:port[,host:port]": what errors name as the destination. */
+  readonly name: string;
+  private nc: NatsConnection | null = null;
+  private isConnected = false;
+  private closing = false;
+  private lastError = "not connected yet";
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  // Called at each disconnect: senders fail their in-flight requests now, not at their timeout.
+  private readonly disconnectListeners = new Set<(error: ConnectionError) => void>();
+  // Callbacks run with each new NatsConnection object (the first, and any after a closed one).
+  private readonly connectionListeners = new Set<(nc: NatsConnection) => void>();
+  private readonly statusWatchers = new Set<() => void>(); // ready() calls waiting for a change
+  private readonly servers: string[];
+
+  private constructor(private readonly options: NatsLinkOptions) {
+    this.servers = typeof options.servers === "string" ? [options.servers] : [...options.servers];
+    if (this.servers.length === 0) throw new RangeError("NATS needs at least one server");
+    this.name = `nats ${this.servers.join(",")}`;
+  }
+
+  /** Starts connecting in the background and returns at once; see connected / ready(). */
+  static open(options: NatsLinkOptions): NatsLink {
+    const link = new NatsLink(options);
+    void link.attempt();
+    return link;
+  }
+
+  /** Connected now: NATS paths can be used. */
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  /** The connection, or ConnectionError("NATS unreachable: ...") at once if not connected now. */
+  require(): NatsConnection {
+    if (this.isConnected && this.nc !== null) return this.nc;
+    throw this.unreachable();
+  }
+
+  /**
+   * Calls `listener` each time the connection drops, with the error for requests then in flight
+   * (nats.js would let them wait for their timeout). Returns a function that stops the calls.
+   */
+  onDisconnect(listener: (error: ConnectionError) => void): () => void {
+    this.disconnectListeners.add(listener);
+    return () => this.disconnectListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` with the connection now (if there is one) and with every new connection
+   * object later; subscriptions made on it survive reconnects (nats.js resubscribes). Returns a
+   * function that stops the calls.
+   */
+  onConnection(listener: (nc: NatsConnection) => void): () => void {
+    this.connectionListeners.add(listener);
+    if (this.nc !== null && !this.nc.isClosed()) listener(this.nc);
+    return () => this.connectionListeners.delete(listener);
+  }
+
+  /** Resolves once connected (at once if connected); rejects past `deadlineMs` with ConnectionError. */
+  ready(deadlineMs = 10_000): Promise<NatsConnection> {
+    if (this.isConnected && this.nc !== null) return Promise.resolve(this.nc);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        stop();
+        reject(this.unreachable(`not connected within ${deadlineMs} ms`));
+      }, deadlineMs);
+      const check = () => {
+        if (this.isConnected && this.nc !== null) {
+          clearTimeout(timer);
+          stop();
+          resolve(this.nc);
+        }
+      };
+      const stop = this.watchStatus(check);
+    });
+  }
+
+  /** Stops reconnecting and closes the connection (pending requests fail). */
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.setDisconnected("closed");
+    const nc = this.nc;
+    this.nc = null;
+    if (nc !== null && !nc.isClosed()) await nc.close();
+    this.options.onStatus?.(NatsLinkStatus.Closed, this.servers.join(","));
+  }
+
+  private watchStatus(callback: () => void): () => void {
+    this.statusWatchers.add(callback);
+    return () => this.statusWatchers.delete(callback);
+  }
+
+  private notify(status: NatsLinkStatus, server: string): void {
+    this.options.onStatus?.(status, server);
+    for (const watcher of [...this.statusWatchers]) watcher();
+  }
+
+  private unreachable(detail?: string): ConnectionError {
+    return new ConnectionError(
+      this.name,
+      `NATS unreachable: ${detail ?? this.lastError}${this.closing ? "" : "; reconnecting in the background"}`,
+    );
+  }
+
+  private setDisconnected(reason: string): void {
+    this.lastError = reason;
+    if (!this.isConnected) return;
+    this.isConnected = false;
+    const error = this.unreachable(`connection lost (${reason}) with the request in flight`);
+    for (const listener of [...this.disconnectListeners]) listener(error);
+  }
+
+  private setConnected(server: string): void {
+    this.isConnected = true;
+    this.lastError = "";
+    this.notify(NatsLinkStatus.Connected, server);
+  }
+
+  // One connection attempt; on failure another after reconnectWaitMs, until close().
+  private async attempt(): Promise<void> {
+    this.retryTimer = undefined;
+    if (this.closing) return;
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: this.servers,
+        name: this.options.name ?? "gravity",
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: this.options.reconnectWaitMs ?? 250,
+        timeout: this.options.connectTimeoutMs ?? 2000,
+        pingInterval: this.options.pingIntervalMs ?? 10_000,
+        waitOnFirstConnect: false,
+      });
+    } catch (error) {
+      this.lastError = `cannot connect to ${this.servers.join(",")} (${describe(error)})`;
+      if (!this.closing)
+        this.retryTimer = setTimeout(() => void this.attempt(), this.options.reconnectWaitMs ?? 250);
+      return;
+    }
+    if (this.closing) {
+      await nc.close();
+      return;
+    }
+    this.nc = nc;
+    void this.follow(nc);
+    this.setConnected(nc.getServer());
+    for (const listener of [...this.connectionListeners]) listener(nc);
+  }
+
+  // Follows one connection's status events until it closes.
+  private async follow(nc: NatsConnection): Promise<void> {
+    void nc.closed().then((error) => {
+      if (this.nc !== nc) return;
+      this.setDisconnected(error instanceof Error ? `closed: ${error.message}` : "closed");
+      this.notify(NatsLinkStatus.Disconnected, nc.getServer());
+      this.nc = null;
+      if (!this.closing)
+        this.retryTimer = setTimeout(() => void this.attempt(), this.options.reconnectWaitMs ?? 250);
+    });
+    for await (const status of nc.status()) {
+      if (this.nc !== nc) return;
+      if (status.type === Events.Disconnect) {
+        this.setDisconnected(`disconnected from ${String(status.data)}`);
+        this.notify(NatsLinkStatus.Disconnected, String(status.data));
+      } else if (status.type === Events.Reconnect) {
+        this.setConnected(String(status.data));
+      }
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === "string" && code !== error.message ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}

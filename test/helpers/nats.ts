@@ -1,0 +1,141 @@
+// nats-server (Debian's nats-server package) for tests, on 127.0.0.1 with an ephemeral port.
+//
+//   startNats() -> nats-server -a 127.0.0.1 -p <free port> -> resolves once the port accepts
+//   server.stop()    SIGTERM, wait for the exit (SIGKILL past a deadline)
+//   server.restart() the same command on the same port: clients reconnect to it by themselves
+//
+// A test file calls `afterAll(stopAllNats)`: the process registry in servers.ts is private to it,
+// so these processes have their own (as twemproxy.ts does). A process-exit hook SIGKILLs whatever
+// is left if the runner dies first.
+import type { Subprocess } from "bun";
+import { freePort, HOST, requireBinary } from "./servers.ts";
+import { pollUntil, withDeadline } from "./wait.ts";
+
+export const NATS_SERVER = "/usr/sbin/nats-server";
+
+/** A running (or stopped, restartable) nats-server. */
+export interface NatsServer {
+  readonly host: string;
+  readonly port: number;
+  /** "127.0.0.1:port", what a NATS client's `servers` takes. */
+  readonly url: string;
+  /** Whether the process is running. */
+  running(): boolean;
+  /** Everything the current process wrote to stderr (nats-server logs there). */
+  stderr(): string;
+  /** Stops the process (SIGTERM; SIGKILL after `deadlineMs`, default 5 s). Idempotent. */
+  stop(deadlineMs?: number): Promise<void>;
+  /** Starts it again on the same port once stopped; resolves when it accepts connections. */
+  restart(deadlineMs?: number): Promise<void>;
+}
+
+const all = new Set<NatsServer>();
+const children = new Set<Subprocess>();
+process.on("exit", () => {
+  for (const child of children)
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+
+/** Stops every nats-server these helpers started. Use as `afterAll(stopAllNats)`. */
+export async function stopAllNats(): Promise<void> {
+  await Promise.all([...all].map((server) => server.stop()));
+  all.clear();
+}
+
+// A missing binary: servers.ts's requireBinary names only its own packages, so say which one here.
+function requireNatsServer(): string {
+  try {
+    return requireBinary(NATS_SERVER);
+  } catch {
+    throw new Error(
+      `required server binary ${NATS_SERVER} is missing (Debian package nats-server: apt-get install nats-server)`,
+    );
+  }
+}
+
+interface Running {
+  proc: Subprocess<"ignore", "ignore", "pipe">;
+  err: { text: string };
+}
+
+function spawnNats(port: number): Running {
+  const proc = Bun.spawn([requireNatsServer(), "-a", HOST, "-p", String(port)], {
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  children.add(proc);
+  void proc.exited.then(() => children.delete(proc));
+  const err = { text: "" };
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) err.text += decoder.decode(chunk, { stream: true });
+  })();
+  return { proc, err };
+}
+
+async function waitAccepting(port: number, running: Running, deadlineMs: number): Promise<void> {
+  await pollUntil(
+    async () => {
+      if (running.proc.exitCode !== null || running.proc.signalCode !== null) {
+        throw new Error(
+          `nats-server exited with code ${running.proc.exitCode} before accepting on port ${port}: ${running.err.text.trim()}`,
+        );
+      }
+      try {
+        const socket = await Bun.connect({ hostname: HOST, port, socket: { data() {} } });
+        socket.end();
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    { deadlineMs, what: `nats-server to accept connections on ${HOST}:${port}` },
+  );
+}
+
+/** Starts nats-server on a free loopback port, retrying if another process takes the port first. */
+export async function startNats(options: { deadlineMs?: number } = {}): Promise<NatsServer> {
+  const deadlineMs = options.deadlineMs ?? 10_000;
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    let current: Running | null = spawnNats(port);
+    try {
+      await waitAccepting(port, current, deadlineMs);
+    } catch (error) {
+      current.proc.kill("SIGKILL");
+      await current.proc.exited;
+      const raced = /address already in use/i.test(current.err.text);
+      if (!raced || attempt === 5) throw error;
+      continue;
+    }
+    const isRunning = () =>
+      current !== null && current.proc.exitCode === null && current.proc.signalCode === null;
+    const server: NatsServer = {
+      host: HOST,
+      port,
+      url: `${HOST}:${port}`,
+      running: isRunning,
+      stderr: () => current?.err.text ?? "",
+      async stop(stopDeadlineMs = 5000) {
+        if (current === null) return;
+        const proc = current.proc;
+        if (isRunning()) proc.kill("SIGTERM");
+        try {
+          await withDeadline(proc.exited, stopDeadlineMs, `nats-server (pid ${proc.pid}) to exit`);
+        } catch {
+          proc.kill("SIGKILL");
+          await proc.exited;
+        }
+        current = null;
+      },
+      async restart(restartDeadlineMs = deadlineMs) {
+        if (isRunning()) throw new Error(`nats-server on port ${port} is still running`);
+        current = spawnNats(port);
+        await waitAccepting(port, current, restartDeadlineMs);
+      },
+    };
+    all.add(server);
+    return server;
+  }
+}
