@@ -14,7 +14,7 @@ import {
   type RouterMetricsRecorder,
   routerMetrics,
 } from "../src/metrics/registry.ts";
-import { opLabel, resultLabel } from "../src/metrics/request-labels.ts";
+import { opLabel, resultLabel } from "../src/router/request-labels.ts";
 import { encodeDelete, encodeGet, encodeMetaGet, encodeStore } from "../src/protocol/encoder.ts";
 import { Reply, ReplyType } from "../src/protocol/reply.ts";
 import { Op, Request } from "../src/protocol/request.ts";

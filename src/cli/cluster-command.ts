@@ -136,9 +136,10 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
       ConfigFormat.Json,
     );
     const counters = new RouterCounters();
-    router = new Router(config, counters, (destination, down) =>
-      console.log(`gravity cluster: leaf ${destination.name} ${down ? "marked down" : "is back up"}`),
-    );
+    router = new Router(config, counters, {
+      onHealthChange: (destination, down) =>
+        console.log(`gravity cluster: leaf ${destination.name} ${down ? "marked down" : "is back up"}`),
+    });
     const current = router;
     const host = flags.listen as string;
     const port = flags.port as number;

@@ -1,10 +1,14 @@
 // `gravity leaf`: a memcached-compatible cache node.
 
 import { UsageError } from "../errors.ts";
+import { nativeBackend } from "../http/backend.ts";
+import { leafReady } from "../http/readiness.ts";
 import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
 import type { InjectedLatency } from "../leaf/listener.ts";
-import { MEMCACHED_VERSION } from "../version.ts";
+import { createRegistry, leafMetrics } from "../metrics/registry.ts";
+import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
   { name: "listen", kind: FlagKind.String, default: "127.0.0.1", help: "address to listen on" },
@@ -67,6 +71,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     default: "",
     help: "delay a share of replies, e.g. 1%:50ms (tests and benchmarks; off by default)",
   },
+  ...HTTP_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
@@ -134,6 +139,17 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   console.log(
     `gravity leaf listening on ${leaf.hostname}:${leaf.port} (threads ${flags.threads}, memory ${memoryBytes} bytes, max item ${maxItemBytes} bytes)`,
   );
+  let http: ReturnType<typeof startHttpFromFlags>;
+  try {
+    http = startHttpFromFlags("leaf", flags, flags.listen as string, () => {
+      const registry = createRegistry({ role: "leaf", version: VERSION });
+      leafMetrics(registry);
+      return { backend: nativeBackend(), ready: leafReady, registry, maxValueBytes: maxItemBytes };
+    });
+  } catch (error) {
+    await leaf.stop(STOP_GRACE_MS);
+    throw error;
+  }
   return await new Promise<number>((resolve) => {
     let stopping = false;
     requestStop = (reason: string) => {
@@ -144,7 +160,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       console.log(`gravity leaf: ${reason}, stopping`);
-      leaf.stop(STOP_GRACE_MS).then(
+      Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true)]).then(
         () => resolve(fatal === null ? 0 : 1),
         () => resolve(1),
       );

@@ -1,11 +1,16 @@
 // `gravity router --config FILE`: a memcached-protocol proxy in front of pools of leaves.
 import { UsageError } from "../errors.ts";
+import { routeBackend } from "../http/backend.ts";
+import { routerReady } from "../http/readiness.ts";
+import { createRegistry, errorKind, routerMetrics } from "../metrics/registry.ts";
 import { loadConfig, type RouterConfig } from "../router/config.ts";
 import { watchConfig } from "../router/config-watch.ts";
+import type { RouteHandle } from "../router/handles/handle.ts";
 import { Router } from "../router/router.ts";
-import { RouterCounters, startRouterServer } from "../router/server.ts";
-import { MEMCACHED_VERSION } from "../version.ts";
+import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
+import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
   {
@@ -44,8 +49,12 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
     max: 1024 ** 3,
     help: "largest value accepted from clients, as the leaves' -I",
   },
+  ...HTTP_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
+
+// A route for the moment before the router exists (never used to answer a request).
+const NO_ROUTE: RouteHandle = { route: () => Promise.reject(new Error("the router is starting")) };
 
 export const ROUTER_USAGE = `usage: gravity router --config FILE [flags]
 
@@ -74,9 +83,18 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   const port = flagPort >= 0 ? flagPort : (configPort ?? DEFAULT_PORT);
 
   const counters = new RouterCounters();
-  const router = new Router(config, counters, (destination, down) =>
-    console.log(`gravity router: ${destination.name} ${down ? "marked down (TKO)" : "is back up"}`),
-  );
+  const registry = createRegistry({ role: "router", version: VERSION });
+  // Reads the router through a forward reference: the recorder must exist before the router
+  // (its destinations report to it), and the router's state before the first scrape.
+  let current: () => RouterState = () => ({ root: NO_ROUTE, pools: new Map() });
+  const metrics = routerMetrics(registry, { state: () => current(), counters });
+  const router = new Router(config, counters, {
+    onHealthChange: (destination, down) =>
+      console.log(`gravity router: ${destination.name} ${down ? "marked down (TKO)" : "is back up"}`),
+    onReply: (destination, ms) => metrics.observeDestination(destination.name, ms / 1000),
+    onError: (destination, error) => metrics.countDestinationError(destination.name, errorKind(error)),
+  });
+  current = () => router.current();
   let server: ReturnType<typeof startRouterServer>;
   try {
     server = startRouterServer({
@@ -87,10 +105,24 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       version: MEMCACHED_VERSION,
       state: () => router.current(),
       counters,
+      metrics,
     });
   } catch (error) {
     await router.close();
     throw new Error(`cannot listen on ${host}:${port} (--listen, --port): ${(error as Error).message}`);
+  }
+  let http: ReturnType<typeof startHttpFromFlags>;
+  try {
+    http = startHttpFromFlags("router", flags, host, () => ({
+      backend: routeBackend({ route: (request) => router.current().root.route(request) }),
+      ready: () => routerReady(() => router.current()),
+      registry,
+      maxValueBytes: flags["max-item-size"] as number,
+    }));
+  } catch (error) {
+    await server.stop(0);
+    await router.close();
+    throw error;
   }
   const pools = [...router.current().pools].map(([name, pool]) => `${name}: ${pool.destinations.length}`);
   console.log(
@@ -131,8 +163,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       stopping = true;
       console.log(`gravity router: ${reason}, stopping`);
       stopWatching();
-      server
-        .stop(STOP_GRACE_MS)
+      Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true)])
         .then(() => router.close())
         .then(
           () => resolve(0),

@@ -25,7 +25,14 @@ export interface DestinationOptions extends TcpPoolOptions {
   tko: TkoOptions;
   /** Called when the destination goes down or comes back. */
   onHealthChange?: (destination: Destination, down: boolean) => void;
+  /** Called with each reply's latency in milliseconds (metrics). */
+  onReply?: (destination: Destination, ms: number) => void;
+  /** Called with each failed request's error (metrics). */
+  onError?: (destination: Destination, error: unknown) => void;
 }
+
+/** What a pool's owner wants to hear from its destinations. */
+export type DestinationHooks = Pick<DestinationOptions, "onHealthChange" | "onReply" | "onError">;
 
 const VERSION_REQUEST = encodeVersion();
 
@@ -60,12 +67,15 @@ export class Destination {
    */
   async send(request: Uint8Array, expect: Expect, affinity = -1): Promise<Reply> {
     if (this.isDown) throw new DestinationDownError(this.name);
+    const start = this.options.onReply === undefined ? 0 : performance.now();
     try {
       const reply = await this.pool.send(request, expect, affinity);
       this.failuresInRow = 0;
+      this.options.onReply?.(this, performance.now() - start);
       return reply;
     } catch (error) {
       if (error instanceof ConnectionError || error instanceof TimeoutError) this.recordFailure();
+      this.options.onError?.(this, error);
       throw error;
     }
   }

@@ -5,7 +5,7 @@ import { type HashFunction, HashFunctions, type HashName } from "../hash/hash-fu
 import { KetamaRing, ketamaServerName } from "../hash/ketama.ts";
 import { ModulaRing } from "../hash/modula.ts";
 import type { Ring } from "../hash/ring.ts";
-import { Destination, type TkoOptions } from "./destination.ts";
+import { Destination, type DestinationHooks, type TkoOptions } from "./destination.ts";
 import { LatencyWindow } from "./latency.ts";
 
 export interface ServerSpec {
@@ -49,7 +49,7 @@ export class Pool {
     readonly name: string,
     readonly spec: PoolSpec,
     reuse: (key: string) => Destination | undefined = () => undefined,
-    onHealthChange?: (destination: Destination, down: boolean) => void,
+    hooks: DestinationHooks = {},
   ) {
     this.hash = HashFunctions[spec.hash];
     this.destinations = spec.servers.map((server) => {
@@ -64,7 +64,7 @@ export class Pool {
           maxInFlight: spec.maxInFlight,
           maxQueued: spec.maxQueued,
           tko: spec.tko,
-          onHealthChange,
+          ...hooks,
         });
       return destination;
     });

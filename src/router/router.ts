@@ -3,7 +3,7 @@
 // sockets stay open), swaps it in between two requests, and closes the destinations nobody uses
 // any more once their in-flight requests had time to finish.
 import type { RouterConfig } from "./config.ts";
-import type { Destination } from "./destination.ts";
+import type { Destination, DestinationHooks } from "./destination.ts";
 import type { RouterCounters, RouterState } from "./server.ts";
 import { buildTree } from "./tree.ts";
 
@@ -18,9 +18,9 @@ export class Router {
   constructor(
     config: RouterConfig,
     private readonly counters: RouterCounters,
-    private readonly onHealthChange?: (destination: Destination, down: boolean) => void,
+    private readonly hooks: DestinationHooks = {},
   ) {
-    this.state = buildTree(config, new Map(), counters, onHealthChange);
+    this.state = buildTree(config, new Map(), counters, hooks);
   }
 
   /** The tree requests are routed with now. */
@@ -35,7 +35,7 @@ export class Router {
       for (const [key, destination] of pool.destinationKeys()) reusable.set(key, destination);
     }
     const before = new Set(reusable.values());
-    const next = buildTree(config, reusable, this.counters, this.onHealthChange);
+    const next = buildTree(config, reusable, this.counters, this.hooks);
     this.state = next;
     const kept = new Set<Destination>();
     for (const pool of next.pools.values())

@@ -12,6 +12,8 @@
 // socket has unsent bytes, the connection stops reading.
 import type { Socket, TCPSocketListener } from "bun";
 import { GravityError } from "../errors.ts";
+import type { RouterMetricsRecorder } from "../metrics/registry.ts";
+import { opLabel, resultLabel } from "./request-labels.ts";
 import { encodeMetaDelete } from "../protocol/encoder.ts";
 import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { encodeReply } from "../protocol/reply-encoder.ts";
@@ -60,6 +62,8 @@ export interface RouterServerOptions {
   /** The current route tree and pools (read per request, so a reload takes effect at once). */
   state: () => RouterState;
   counters?: RouterCounters;
+  /** Per-request metrics (optional). */
+  metrics?: RouterMetricsRecorder;
 }
 
 export interface RouterServer {
@@ -179,9 +183,18 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     session.slots.push(slot);
     if (pendingSlots(session) >= MAX_PENDING_SLOTS) pause(socket);
     // A leaf's reply goes back as the bytes it came in; a reply the router made is encoded.
-    const answer = (reply: Reply) =>
+    const metrics = options.metrics;
+    const start = metrics === undefined ? 0 : performance.now();
+    const answer = (reply: Reply) => {
+      metrics?.observeRequest(
+        opLabel(request.op),
+        resultLabel(request.op, reply),
+        (performance.now() - start) / 1000,
+      );
       complete(socket, slot, quietReply(request, reply) ? EMPTY : (reply.raw ?? encodeReply(reply)));
+    };
     const fail = (error: unknown) => {
+      metrics?.observeRequest(opLabel(request.op), "failed", (performance.now() - start) / 1000);
       counters.routeErrors++;
       complete(socket, slot, request.noreply ? EMPTY : serverError(error));
     };

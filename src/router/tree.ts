@@ -3,7 +3,7 @@
 //   route: prefix ─┬─ "user:" -> replicated(pool replicas)
 //                  └─ "*"     -> sharded(pool main)
 import type { PoolConfig, RouteConfig, RouterConfig } from "./config.ts";
-import type { Destination } from "./destination.ts";
+import type { Destination, DestinationHooks } from "./destination.ts";
 import { FailoverRoute } from "./handles/failover.ts";
 import type { RouteHandle } from "./handles/handle.ts";
 import { OperationRoute } from "./handles/operation.ts";
@@ -21,7 +21,7 @@ export function buildTree(
   config: RouterConfig,
   reusable: Map<string, Destination>,
   counters: RouterCounters,
-  onHealthChange?: (destination: Destination, down: boolean) => void,
+  hooks: DestinationHooks = {},
 ): RouterState {
   const pools = new Map<string, Pool>();
   for (const [name, spec] of config.pools) {
@@ -35,7 +35,7 @@ export function buildTree(
           reusable.delete(key);
           return destination;
         },
-        onHealthChange,
+        hooks,
       ),
     );
   }

@@ -3,7 +3,7 @@
 // it (it may move to src/router/ if metrics should stay below protocol).
 import { type Reply, ReplyType } from "../protocol/reply.ts";
 import { Op } from "../protocol/request.ts";
-import type { RequestOp, RequestResult } from "./names.ts";
+import type { RequestOp, RequestResult } from "../metrics/names.ts";
 
 const OP_LABELS: Readonly<Record<Op, RequestOp>> = {
   [Op.Get]: "get",
