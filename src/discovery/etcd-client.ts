@@ -1,0 +1,75 @@
+// The etcd client every discovery module uses: endpoints from a flag, per-call deadlines, and
+// reconnection tuned so that a restarted etcd is noticed within about a second.
+import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, type IBackoff } from "cockatiel";
+import type { Etcd3 } from "etcd3";
+import { GravityError } from "../errors.ts";
+import { loadEtcd3 } from "./etcd3-module.ts";
+
+/** How long a unary etcd call (get, put, grant, revoke) may take before it fails, default. */
+export const ETCD_CALL_TIMEOUT_MS = 2000;
+
+/**
+ * Parses `--etcd URL[,URL]`: each entry is "http(s)://host:port" or "host:port" (then http).
+ * Throws a GravityError (code EINVAL) naming the bad entry.
+ */
+export function parseEtcdEndpoints(text: string): string[] {
+  const entries = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  if (entries.length === 0) throw new GravityError("EINVAL", "etcd endpoints: expected URL[,URL]");
+  return entries.map((entry) => {
+    const url = /^[a-z]+:\/\//i.test(entry) ? entry : `http://${entry}`;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new GravityError(
+        "EINVAL",
+        `etcd endpoint ${JSON.stringify(entry)}: expected http(s)://host:port`,
+      );
+    }
+    if (
+      (parsed.protocol !== "http:" && parsed.protocol !== "https:") ||
+      parsed.port === "" ||
+      parsed.pathname !== "/"
+    )
+      throw new GravityError(
+        "EINVAL",
+        `etcd endpoint ${JSON.stringify(entry)}: expected http(s)://host:port`,
+      );
+    return `${parsed.protocol}//${parsed.host}`;
+  });
+}
+
+/**
+ * A client for `endpoints`. etcd3's defaults suit long-lived services badly here: its per-host
+ * circuit breaker stays open 5 s after three failures and its watch reconnect backoff grows to
+ * 30 s, so a restarted etcd would go unnoticed for that long. Unary calls get a deadline; streams
+ * (watch, lease keep-alive) get gRPC keepalive pings so a silent partition ends them. The first
+ * call imports etcd3 (etcd3-module.ts).
+ */
+export async function createEtcdClient(
+  endpoints: readonly string[],
+  callTimeoutMs = ETCD_CALL_TIMEOUT_MS,
+): Promise<Etcd3> {
+  const { Etcd3, isRecoverableError } = await loadEtcd3();
+  return new Etcd3({
+    hosts: [...endpoints],
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    // etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time).
+    grpcOptions: { "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 },
+    faultHandling: {
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), {
+          halfOpenAfter: 500,
+          breaker: new ConsecutiveBreaker(3),
+        }),
+      // etcd3 types this as an IBackoff but calls next() on it as a factory, as on its own default.
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 100,
+        maxDelay: 1000,
+      }) as unknown as IBackoff<unknown>,
+    },
+  });
+}
