@@ -8,6 +8,7 @@ import type { InjectedLatency } from "../leaf/listener.ts";
 import { createRegistry, leafMetrics } from "../metrics/registry.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
@@ -72,6 +73,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     help: "delay a share of replies, e.g. 1%:50ms (tests and benchmarks; off by default)",
   },
   ...HTTP_FLAGS,
+  ...ETCD_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
@@ -150,6 +152,13 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     await leaf.stop(STOP_GRACE_MS);
     throw error;
   }
+  let registration: Awaited<ReturnType<typeof registerFromFlags>>;
+  try {
+    registration = await registerFromFlags(flags, leaf.hostname, leaf.port);
+  } catch (error) {
+    await Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true)]);
+    throw error;
+  }
   return await new Promise<number>((resolve) => {
     let stopping = false;
     requestStop = (reason: string) => {
@@ -160,10 +169,13 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       console.log(`gravity leaf: ${reason}, stopping`);
-      Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true)]).then(
-        () => resolve(fatal === null ? 0 : 1),
-        () => resolve(1),
-      );
+      // Leave the pool first, so routers stop sending here before the listeners close.
+      (registration?.stop() ?? Promise.resolve())
+        .then(() => Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true)]))
+        .then(
+          () => resolve(fatal === null ? 0 : 1),
+          () => resolve(1),
+        );
     };
     process.on("SIGTERM", () => requestStop("SIGTERM"));
     process.on("SIGINT", () => requestStop("SIGINT"));

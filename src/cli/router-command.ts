@@ -6,6 +6,7 @@ import { createRegistry, errorKind, routerMetrics } from "../metrics/registry.ts
 import { loadConfig, type RouterConfig } from "../router/config.ts";
 import { watchConfig } from "../router/config-watch.ts";
 import type { RouteHandle } from "../router/handles/handle.ts";
+import { PoolDiscovery } from "../router/pool-discovery.ts";
 import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
@@ -129,9 +130,25 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")})`,
   );
 
+  // Pools with discovery: etcd get their servers from etcd; every member change recomposes the
+  // configuration and reloads the router (pool-discovery.ts).
+  const discovery = new PoolDiscovery(
+    (composed) => {
+      router.reload(composed);
+      const sizes = [...router.current().pools].map(([name, pool]) => `${name}: ${pool.destinations.length}`);
+      console.log(`gravity router: membership changed (pools ${sizes.join(", ")})`);
+    },
+    (line) => console.error(`gravity router: etcd: ${line}`),
+  );
+  if (PoolDiscovery.needed(config)) discovery.update(config);
+
   const reload = (why: string, next: RouterConfig) => {
     try {
-      router.reload(next);
+      if (PoolDiscovery.needed(next)) discovery.update(next);
+      else {
+        router.reload(next);
+        void discovery.stop();
+      }
       console.log(`gravity router: ${why}: reloaded ${file}`);
     } catch (error) {
       console.error(`gravity router: ${why}: keeping the previous config: ${(error as Error).message}`);
@@ -163,7 +180,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       stopping = true;
       console.log(`gravity router: ${reason}, stopping`);
       stopWatching();
-      Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true)])
+      Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true), discovery.stop()])
         .then(() => router.close())
         .then(
           () => resolve(0),

@@ -38,18 +38,22 @@ const MAX_WEIGHT = 1_000_000;
 export interface PoolFacts {
   names: readonly string[];
   serverCounts: ReadonlyMap<string, number>;
+  /** Pools whose servers come from etcd (they may be empty at start). */
+  discovered: ReadonlySet<string>;
 }
 
 /** The pool names and server counts of unvalidated data, as far as they can be read. */
 export function poolFacts(data: unknown): PoolFacts {
   const pools = isPlainObject(data) ? data.pools : undefined;
-  if (!isPlainObject(pools)) return { names: [], serverCounts: new Map() };
+  if (!isPlainObject(pools)) return { names: [], serverCounts: new Map(), discovered: new Set() };
   const serverCounts = new Map<string, number>();
+  const discovered = new Set<string>();
   for (const [name, pool] of Object.entries(pools)) {
     const servers = isPlainObject(pool) ? pool.servers : undefined;
     serverCounts.set(name, Array.isArray(servers) ? servers.length : 0);
+    if (isPlainObject(pool) && pool.discovery === "etcd") discovered.add(name);
   }
-  return { names: [...serverCounts.keys()], serverCounts };
+  return { names: [...serverCounts.keys()], serverCounts, discovered };
 }
 
 function integer(min: number, max: number) {
@@ -158,6 +162,7 @@ const tko = strict({
 
 const pool = strict({
   servers: servers.default(() => []),
+  discovery: oneOf(["static", "etcd"]).default(POOL_DEFAULTS.discovery),
   hash: oneOf(hashNames, "one of the hashes").default(POOL_DEFAULTS.hash),
   distribution: oneOf(["ketama", "modula"]).default(POOL_DEFAULTS.distribution),
   connections: integer(1, 64).default(POOL_DEFAULTS.connections),
@@ -167,6 +172,13 @@ const pool = strict({
   maxQueued: integer(0, 1_048_576).default(POOL_DEFAULTS.maxQueued),
   tko: tko.default(() => ({ ...POOL_DEFAULTS.tko })),
 }).superRefine((value, ctx) => {
+  if (value.discovery === "etcd" && value.servers.length > 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["servers"],
+      message: "no servers with discovery: etcd (the pool's members come from etcd)",
+    });
+  }
   const totalWeight = value.servers.reduce((sum, entry) => sum + entry.weight, 0);
   if (value.distribution === Distribution.Modula && totalWeight > MODULA_MAX_TOTAL_WEIGHT) {
     ctx.addIssue({
@@ -278,7 +290,7 @@ export function configSchema(facts: PoolFacts) {
     onDown: oneOf(["fail-fast", "failover"]).default(OnDown.Failover),
   })
     .superRefine((value, ctx) => {
-      if ((facts.serverCounts.get(value.pool) ?? 0) === 0) {
+      if ((facts.serverCounts.get(value.pool) ?? 0) === 0 && !facts.discovered.has(value.pool)) {
         ctx.addIssue({
           code: "custom",
           path: ["pool"],
@@ -340,21 +352,47 @@ export function configSchema(facts: PoolFacts) {
     },
   );
 
+  const etcd = strict({
+    endpoints: z
+      .array(z.string({ error: "an etcd URL or host:port" }).min(1, { error: "an etcd URL or host:port" }), {
+        error: "a list of etcd endpoints",
+      })
+      .min(1, { error: "at least one etcd endpoint" }),
+    prefix: z
+      .string({ error: 'a key prefix such as "/gravity"' })
+      .min(1, { error: 'a key prefix such as "/gravity"' })
+      .default("/gravity"),
+  });
+
   return z
     .strictObject(
-      { listen: listen.optional(), pools, route },
+      { listen: listen.optional(), etcd: etcd.optional(), pools, route },
       {
         error: (issue) =>
           issue.code === "unrecognized_keys"
-            ? "one of the fields listen, pools, route"
+            ? "one of the fields listen, etcd, pools, route"
             : issue.code === "invalid_type"
               ? TOP_LEVEL_EXPECTED
               : undefined,
       },
     )
+    .superRefine((value, ctx) => {
+      // Runs even when a pool failed (zod checks on): only a parsed pools map is looked at.
+      if (value.etcd !== undefined || !(value.pools instanceof Map)) return;
+      for (const [name, spec] of value.pools) {
+        if (spec.discovery !== "etcd") continue;
+        ctx.addIssue({
+          code: "custom",
+          path: ["etcd"],
+          message: `an etcd section (endpoints, prefix) since pool "${name}" has discovery: etcd`,
+        });
+        return;
+      }
+    })
     .transform((value): RouterConfig => {
       const config: RouterConfig = { pools: value.pools, route: value.route };
       if (value.listen !== undefined) config.listen = value.listen;
+      if (value.etcd !== undefined) config.etcd = value.etcd;
       return config;
     });
 }

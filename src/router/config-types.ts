@@ -32,6 +32,11 @@ export interface TkoConfig {
 export interface PoolConfig {
   /** Static membership, in file order; may be empty (then only a sharded route may use the pool, and it fails every request). */
   servers: readonly ServerAddress[];
+  /**
+   * Where the servers come from: "static" (the list above, default) or "etcd" (the leaves
+   * registered under `{etcd.prefix}/pools/{pool name}/`; `servers` must then be empty).
+   */
+  discovery: "static" | "etcd";
   /** A twemproxy key hash (src/hash/hash-functions.ts), default md5. */
   hash: HashName;
   /** Default ketama. */
@@ -51,6 +56,7 @@ export interface PoolConfig {
 
 /** The defaults of a pool's optional fields. */
 export const POOL_DEFAULTS = {
+  discovery: "static",
   hash: "md5" as HashName,
   distribution: Distribution.Ketama,
   connections: 2,
@@ -181,9 +187,19 @@ export interface ListenAddress {
 }
 
 /** A validated router configuration, every default applied. */
+/** The etcd cluster that pools with `discovery: etcd` watch. */
+export interface EtcdConfig {
+  /** Client URLs or host:port, at least one. */
+  endpoints: readonly string[];
+  /** Key prefix, default "/gravity": leaves register under `{prefix}/pools/{pool}/{leafId}`. */
+  prefix: string;
+}
+
 export interface RouterConfig {
   /** From `listen: "host:port"`; undefined when the file has none. The CLI's --listen/--port override it. */
   listen?: ListenAddress;
+  /** Required when a pool says `discovery: etcd`. */
+  etcd?: EtcdConfig;
   /** At least one pool, by name ([A-Za-z0-9_.-]+), in file order. */
   pools: ReadonlyMap<string, PoolConfig>;
   route: RouteConfig;

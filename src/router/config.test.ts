@@ -79,6 +79,7 @@ describe("pools", () => {
   test("every field can be set", () => {
     const main = pool(`
     servers: [a:1]
+    discovery: static
     hash: fnv1a_64
     distribution: modula
     connections: 64
@@ -89,6 +90,7 @@ describe("pools", () => {
     tko: { failures: 1, probeIntervalMs: 10, maxProbeIntervalMs: 10 }`);
     expect(main).toEqual({
       servers: [{ host: "a", port: 1, weight: 1 }],
+      discovery: "static",
       hash: "fnv1a_64",
       distribution: "modula",
       connections: 64,
@@ -495,10 +497,10 @@ describe("validation errors name the field and what was expected", () => {
 
   test("unknown fields anywhere are errors naming the known ones", () => {
     expect(configError(() => yaml(`${POOLS}route: main\nroutes: main\n`)).message).toBe(
-      "router.yaml: routes: expected one of the fields listen, pools, route",
+      "router.yaml: routes: expected one of the fields listen, etcd, pools, route",
     );
     expect(poolError("{servers: [], conections: 3}")).toBe(
-      "router.yaml: pools.main.conections: expected one of the fields servers, hash, distribution, connections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",
+      "router.yaml: pools.main.conections: expected one of the fields servers, discovery, hash, distribution, connections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",
     );
     expect(poolError("{tko: {failure: 3}}")).toBe(
       "router.yaml: pools.main.tko.failure: expected one of the fields failures, probeIntervalMs, maxProbeIntervalMs",
@@ -708,5 +710,35 @@ describe("loadConfig", () => {
     expect(configError(() => loadConfig(toml)).message).toBe(
       `${toml}: file name: expected a .yaml, .yml or .json extension`,
     );
+  });
+});
+
+describe("etcd discovery", () => {
+  test("a pool with discovery: etcd takes its servers from etcd and needs the etcd section", () => {
+    const config = parseConfig(
+      `etcd: { endpoints: ["127.0.0.1:2379"] }
+pools:
+  dyn: { discovery: etcd }
+route: { type: replicated, pool: dyn }`,
+      "router.yaml",
+      ConfigFormat.Yaml,
+    );
+    expect(config.etcd).toEqual({ endpoints: ["127.0.0.1:2379"], prefix: "/gravity" });
+    expect(config.pools.get("dyn")?.discovery).toBe("etcd");
+    expect(config.pools.get("dyn")?.servers).toEqual([]);
+    const missing = configError(() =>
+      parseConfig(`pools: { dyn: { discovery: etcd } }\nroute: dyn`, "router.yaml", ConfigFormat.Yaml),
+    );
+    expect(missing.message).toBe(
+      'router.yaml: etcd: expected an etcd section (endpoints, prefix) since pool "dyn" has discovery: etcd, but it is missing',
+    );
+    const both = configError(() =>
+      parseConfig(
+        `etcd: { endpoints: [a:1] }\npools: { dyn: { discovery: etcd, servers: [b:2] } }\nroute: dyn`,
+        "router.yaml",
+        ConfigFormat.Yaml,
+      ),
+    );
+    expect(both.message).toContain("pools.dyn.servers: expected no servers with discovery: etcd");
   });
 });

@@ -1,9 +1,10 @@
 // The `op` and `result` labels of gravity_router_requests_total for a protocol request and its
 // reply. The one file of src/metrics that knows the protocol's types: the router's server calls
 // it (it may move to src/router/ if metrics should stay below protocol).
+
+import type { RequestOp, RequestResult } from "../metrics/names.ts";
 import { type Reply, ReplyType } from "../protocol/reply.ts";
 import { Op } from "../protocol/request.ts";
-import type { RequestOp, RequestResult } from "../metrics/names.ts";
 
 const OP_LABELS: Readonly<Record<Op, RequestOp>> = {
   [Op.Get]: "get",

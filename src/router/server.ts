@@ -13,7 +13,6 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { GravityError } from "../errors.ts";
 import type { RouterMetricsRecorder } from "../metrics/registry.ts";
-import { opLabel, resultLabel } from "./request-labels.ts";
 import { encodeMetaDelete } from "../protocol/encoder.ts";
 import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { encodeReply } from "../protocol/reply-encoder.ts";
@@ -22,6 +21,7 @@ import { RequestParser } from "../protocol/request-parser.ts";
 import { quietReply, singleKeyGet, wireBytes } from "./forward.ts";
 import type { RouteHandle } from "./handles/handle.ts";
 import type { Pool } from "./pool.ts";
+import { opLabel, resultLabel } from "./request-labels.ts";
 
 /** What the server routes with; a reload replaces it between requests. */
 export interface RouterState {

@@ -73,6 +73,7 @@ export class ReplicatedRoute implements RouteHandle {
   // skipping those marked down. Under fail-fast, a down preferred replica fails the read.
   private readOrder(): Destination[] {
     const all = this.pool.destinations;
+    if (all.length === 0) throw new NoHealthyDestinationError(`pool ${this.pool.name} has no servers`);
     const first = all[this.preferred % all.length] as Destination;
     if (this.options.onDown === OnDown.FailFast && first.down) throw new DestinationDownError(first.name);
     const order: Destination[] = [];

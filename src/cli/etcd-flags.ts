@@ -1,0 +1,99 @@
+// `gravity leaf --etcd URL[,URL] --pool NAME`: registering the leaf in etcd for routers whose
+// pool says `discovery: etcd`.
+import { parseEtcdEndpoints } from "../discovery/etcd-client.ts";
+import { type LeafRegistration, registerLeaf } from "../discovery/etcd-registration.ts";
+import { GravityError, UsageError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+
+export const ETCD_FLAGS: readonly FlagSpec[] = [
+  { name: "etcd", kind: FlagKind.String, default: "", help: "register in etcd: URL[,URL] (needs --pool)" },
+  { name: "pool", kind: FlagKind.String, default: "", help: "the router pool this leaf joins (with --etcd)" },
+  {
+    name: "etcd-prefix",
+    kind: FlagKind.String,
+    default: "/gravity",
+    help: "etcd key prefix (as the router's etcd.prefix)",
+  },
+  {
+    name: "leaf-id",
+    kind: FlagKind.String,
+    default: "",
+    help: "id in the pool (default: the advertised address)",
+  },
+  {
+    name: "advertise",
+    kind: FlagKind.String,
+    default: "",
+    help: "host:port routers connect to (default: --listen and the port)",
+  },
+  {
+    name: "weight",
+    kind: FlagKind.Integer,
+    default: 1,
+    min: 1,
+    max: 65_535,
+    help: "share of the pool's keys (ketama weight)",
+  },
+  { name: "zone", kind: FlagKind.String, default: "", help: "zone label stored with the registration" },
+  {
+    name: "lease-ttl",
+    kind: FlagKind.Integer,
+    default: 10,
+    min: 1,
+    max: 3600,
+    help: "seconds a leaf that dies unannounced stays registered",
+  },
+];
+
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
+
+/** Registers the leaf when --etcd is given (flags checked first: a bad one is a UsageError). */
+export async function registerFromFlags(
+  flags: FlagValues,
+  listen: string,
+  port: number,
+): Promise<LeafRegistration | null> {
+  const etcd = flags.etcd as string;
+  if (etcd === "") {
+    if (flags.pool !== "") throw new UsageError("--pool: only with --etcd (the pool to register in)");
+    return null;
+  }
+  const pool = flags.pool as string;
+  if (pool === "") throw new UsageError("--pool: required with --etcd (the router pool this leaf joins)");
+  let endpoints: string[];
+  try {
+    endpoints = parseEtcdEndpoints(etcd);
+  } catch (error) {
+    throw new UsageError(`--etcd: ${(error as Error).message}`);
+  }
+  let addr = flags.advertise as string;
+  if (addr === "") {
+    if (WILDCARD_HOSTS.has(listen)) {
+      throw new UsageError(
+        `--advertise: required when --listen is ${listen} (routers need an address to connect to)`,
+      );
+    }
+    addr = listen.includes(":") ? `[${listen}]:${port}` : `${listen}:${port}`;
+  }
+  const leafId = (flags["leaf-id"] as string) || addr;
+  try {
+    const registration = await registerLeaf({
+      endpoints,
+      prefix: flags["etcd-prefix"] as string,
+      pool,
+      leafId,
+      addr,
+      weight: flags.weight as number,
+      ...((flags.zone as string) === "" ? {} : { zone: flags.zone as string }),
+      version: VERSION,
+      leaseTtlSeconds: flags["lease-ttl"] as number,
+      log: (line) => console.error(`gravity leaf: etcd: ${line}`),
+    });
+    console.log(`gravity leaf: registering in etcd as ${registration.key} (${addr})`);
+    return registration;
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(`--etcd/--pool/--leaf-id: ${error.message}`);
+    throw new GravityError("EETCD", `cannot register in etcd: ${(error as Error).message}`, { cause: error });
+  }
+}

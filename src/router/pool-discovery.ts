@@ -1,0 +1,97 @@
+// Pools whose members come from etcd (`discovery: etcd`): one EtcdMembership per such pool, and
+// the router's configuration recomposed whenever a member list changes.
+//
+//   config file ──base──> PoolDiscovery ──compose(base + members)──> router.reload(config)
+//   etcd watch (per pool) ──members──┘
+//
+// A reload keeps every destination whose address did not change (router.ts), and ketama moves
+// only the keys of the servers that came or went.
+import { EtcdMembership } from "../discovery/etcd-membership.ts";
+import { type DiscoveryLog, type Member, type Membership, parseAddr } from "../discovery/membership.ts";
+import type { PoolConfig, RouterConfig } from "./config.ts";
+
+export class PoolDiscovery {
+  private base: RouterConfig | undefined;
+  private readonly watchers = new Map<string, { key: string; membership: Membership }>();
+  private readonly members = new Map<string, readonly Member[]>();
+
+  /** `apply` receives every composed configuration (the first one from update()). */
+  constructor(
+    private readonly apply: (config: RouterConfig) => void,
+    private readonly log: DiscoveryLog,
+  ) {}
+
+  /** Whether `config` has any pool with discovery: etcd. */
+  static needed(config: RouterConfig): boolean {
+    for (const spec of config.pools.values()) if (spec.discovery === "etcd") return true;
+    return false;
+  }
+
+  /**
+   * Takes a new base configuration (at start and on every reload): starts watching the etcd
+   * pools it names, stops watching those it no longer names, and applies the composition.
+   */
+  update(base: RouterConfig): void {
+    this.base = base;
+    const wanted = new Map<string, string>();
+    if (base.etcd !== undefined) {
+      for (const [name, spec] of base.pools) {
+        if (spec.discovery === "etcd")
+          wanted.set(name, JSON.stringify([base.etcd.endpoints, base.etcd.prefix]));
+      }
+    }
+    for (const [name, watcher] of this.watchers) {
+      if (wanted.get(name) === watcher.key) continue;
+      this.watchers.delete(name);
+      this.members.delete(name);
+      void watcher.membership.stop();
+    }
+    for (const [name, key] of wanted) {
+      if (this.watchers.has(name) || base.etcd === undefined) continue;
+      const membership = new EtcdMembership({
+        endpoints: [...base.etcd.endpoints],
+        prefix: base.etcd.prefix,
+        pool: name,
+        log: (line) => this.log(`pool ${name}: ${line}`),
+      });
+      this.watchers.set(name, { key, membership });
+      membership.onChange((members) => {
+        this.members.set(name, members);
+        this.applyComposed();
+      });
+      void membership.start();
+    }
+    this.applyComposed();
+  }
+
+  /** The base configuration with every etcd pool's servers filled from its current members. */
+  compose(): RouterConfig | undefined {
+    const base = this.base;
+    if (base === undefined) return undefined;
+    const pools = new Map<string, PoolConfig>();
+    for (const [name, spec] of base.pools) {
+      if (spec.discovery !== "etcd") {
+        pools.set(name, spec);
+        continue;
+      }
+      const servers = [];
+      for (const member of this.members.get(name) ?? []) {
+        const address = parseAddr(member.addr);
+        if (address !== undefined) servers.push({ ...address, weight: member.weight });
+      }
+      pools.set(name, { ...spec, servers });
+    }
+    return { ...base, pools };
+  }
+
+  async stop(): Promise<void> {
+    const watchers = [...this.watchers.values()];
+    this.watchers.clear();
+    await Promise.all(watchers.map((watcher) => watcher.membership.stop()));
+  }
+
+  private applyComposed(): void {
+    const config = this.compose();
+    if (config !== undefined) this.apply(config);
+  }
+}
