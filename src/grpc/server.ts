@@ -1,0 +1,280 @@
+// The gRPC listener of both roles: gravity.v1.Cache and groupcache's GroupCache.Get over one
+// CacheBackend (the leaf's store or the router's route tree).
+//
+//   HTTP/2 connection ── at most maxConcurrentStreams open streams (the client queues the rest)
+//        └─ call ── inFlight < maxConcurrentCalls? ── no: RESOURCE_EXHAUSTED at once
+//                        └─ yes: decode ─ check group and key ─ backend ─ reply or status (status.ts)
+//
+// Both bounds matter on Bun: its http2 overflowed the stack ("Maximum call stack size exceeded",
+// the process died) with ~20k concurrent streams on one connection. The stream limit keeps any one
+// connection below that; the call counter bounds the work across connections.
+import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from "@grpc/grpc-js";
+import { InvalidRequestError } from "../errors.ts";
+import type { CacheBackend } from "./backend.ts";
+import type {
+  DeleteRequest,
+  DeleteResponse,
+  GetMultiRequest,
+  GetMultiResponse,
+  GetRequest,
+  GetResponse,
+  SetRequest,
+  SetResponse,
+  StatsRequest,
+  StatsResponse,
+  TouchRequest,
+  TouchResponse,
+} from "./cache-messages.ts";
+import type { GroupCacheGetRequest, GroupCacheGetResponse } from "./groupcache-messages.ts";
+import { GroupFilter } from "./item-key.ts";
+import {
+  CacheService,
+  GroupCacheService,
+  MalformedRequest,
+  serverDefinition,
+  UnpackagedGroupCacheService,
+} from "./services.ts";
+import { StatusError, statusOf } from "./status.ts";
+
+export const GRPC_DEFAULTS = {
+  maxConcurrentCalls: 4096,
+  maxConcurrentStreams: 1000,
+  maxKeysPerCall: 1024,
+  /** How long close() lets calls in progress finish before cancelling them. */
+  closeGraceMs: 5000,
+} as const;
+
+/** Groups whose call counters Stats keeps; more distinct groups are served but not counted. */
+const MAX_COUNTED_GROUPS = 1024;
+
+export interface GrpcServerOptions {
+  host: string;
+  /** 0 picks a free port (see GrpcServer.port). */
+  port: number;
+  backend: CacheBackend;
+  /** Calls answered at once across every connection; more are refused with RESOURCE_EXHAUSTED. */
+  maxConcurrentCalls?: number;
+  /** HTTP/2 streams open at once per connection (grpc.max_concurrent_streams); a client queues the rest. */
+  maxConcurrentStreams?: number;
+  /** The groups this server answers for; any other is NOT_FOUND "unknown group". Default: any valid group. */
+  groups?: readonly string[];
+  /** GetMulti: keys per call; more is INVALID_ARGUMENT. */
+  maxKeysPerCall?: number;
+}
+
+export interface GrpcServer {
+  readonly host: string;
+  /** The bound port (the one picked when options.port was 0). */
+  readonly port: number;
+  /** Calls being answered now. */
+  readonly inFlight: number;
+  /** Calls refused with RESOURCE_EXHAUSTED because maxConcurrentCalls were in flight. */
+  readonly rejectedCalls: number;
+  /** Stops accepting calls, lets those in progress finish for up to `graceMs`, then cancels the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Call counters of one group, as Stats returns them (memcached's names). */
+class GroupCounters {
+  cmd_get = 0;
+  get_hits = 0;
+  get_misses = 0;
+  cmd_set = 0;
+  cmd_delete = 0;
+  delete_hits = 0;
+  cmd_touch = 0;
+  touch_hits = 0;
+}
+
+function checkCount(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidRequestError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+/** Starts the gRPC server and resolves once it listens. Throws InvalidRequestError for a bad option. */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
+  const maxCalls = checkCount(
+    "maxConcurrentCalls",
+    options.maxConcurrentCalls ?? GRPC_DEFAULTS.maxConcurrentCalls,
+  );
+  const maxStreams = checkCount(
+    "maxConcurrentStreams",
+    options.maxConcurrentStreams ?? GRPC_DEFAULTS.maxConcurrentStreams,
+  );
+  const maxKeys = checkCount("maxKeysPerCall", options.maxKeysPerCall ?? GRPC_DEFAULTS.maxKeysPerCall);
+  const groups = new GroupFilter(options.groups);
+  const backend = options.backend;
+  const counted = new Map<string, GroupCounters>();
+  let inFlight = 0;
+  let rejectedCalls = 0;
+
+  function countersOf(group: string): GroupCounters {
+    let counters = counted.get(group);
+    if (counters === undefined) {
+      counters = new GroupCounters();
+      if (counted.size < MAX_COUNTED_GROUPS) counted.set(group, counters);
+    }
+    return counters;
+  }
+
+  // Each handler: refuse past the bound, decode, run, map a rejection to a status.
+  function unary<Req, Res>(answer: (request: Req) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => {
+      if (inFlight >= maxCalls) {
+        rejectedCalls++;
+        callback({
+          code: status.RESOURCE_EXHAUSTED,
+          details: `too many calls in flight (limit ${maxCalls}); retry later`,
+        });
+        return;
+      }
+      const request = call.request;
+      if (request instanceof MalformedRequest) {
+        callback({ code: status.INVALID_ARGUMENT, details: request.message });
+        return;
+      }
+      inFlight++;
+      answer(request).then(
+        (response) => {
+          inFlight--;
+          callback(null, response);
+        },
+        (error: unknown) => {
+          inFlight--;
+          callback(statusOf(error));
+        },
+      );
+    };
+  }
+
+  const cache = {
+    get: unary<GetRequest, GetResponse>(async ({ group, key }) => {
+      const item = groups.itemKey(group, key);
+      const counters = countersOf(group);
+      counters.cmd_get++;
+      const value = await backend.get(item);
+      if (value === null) {
+        counters.get_misses++;
+        return { found: false, value: new Uint8Array(0) };
+      }
+      counters.get_hits++;
+      return { found: true, value };
+    }),
+    set: unary<SetRequest, SetResponse>(async ({ group, key, value, ttlSeconds }) => {
+      const item = groups.itemKey(group, key);
+      countersOf(group).cmd_set++;
+      await backend.set(item, value, ttlSeconds);
+      return {};
+    }),
+    delete: unary<DeleteRequest, DeleteResponse>(async ({ group, key }) => {
+      const item = groups.itemKey(group, key);
+      const counters = countersOf(group);
+      counters.cmd_delete++;
+      const deleted = await backend.delete(item);
+      if (deleted) counters.delete_hits++;
+      return { deleted };
+    }),
+    getMulti: unary<GetMultiRequest, GetMultiResponse>(async ({ group, keys }) => {
+      groups.check(group);
+      if (keys.length > maxKeys) {
+        throw new InvalidRequestError(`${keys.length} keys in one GetMulti; the limit is ${maxKeys}`);
+      }
+      const items = keys.map((key, index) => {
+        try {
+          return groups.itemKey(group, key);
+        } catch (error) {
+          if (error instanceof InvalidRequestError)
+            throw new InvalidRequestError(`keys[${index}]: ${error.message}`);
+          throw error;
+        }
+      });
+      const counters = countersOf(group);
+      counters.cmd_get += items.length;
+      const values = await Promise.all(items.map((item) => backend.get(item)));
+      return {
+        items: values.map((value) => {
+          if (value === null) {
+            counters.get_misses++;
+            return { found: false, value: new Uint8Array(0) };
+          }
+          counters.get_hits++;
+          return { found: true, value };
+        }),
+      };
+    }),
+    touch: unary<TouchRequest, TouchResponse>(async ({ group, key, ttlSeconds }) => {
+      const item = groups.itemKey(group, key);
+      const counters = countersOf(group);
+      counters.cmd_touch++;
+      const touched = await backend.touch(item, ttlSeconds);
+      if (touched) counters.touch_hits++;
+      return { touched };
+    }),
+    stats: unary<StatsRequest, StatsResponse>(async ({ group }) => {
+      const stats = new Map<string, string>();
+      if (group === "") {
+        for (const [name, value] of Object.entries(await backend.stats())) stats.set(name, String(value));
+      } else {
+        groups.check(group);
+        for (const [name, value] of Object.entries(counted.get(group) ?? new GroupCounters())) {
+          stats.set(name, String(value));
+        }
+      }
+      return { stats };
+    }),
+  };
+
+  // groupcache's peer Get: a miss is NOT_FOUND, where groupcache would run the group's getter.
+  const groupCache = {
+    get: unary<GroupCacheGetRequest, GroupCacheGetResponse>(async ({ group, key }) => {
+      const item = groups.itemKey(group, key);
+      const counters = countersOf(group);
+      counters.cmd_get++;
+      const value = await backend.get(item);
+      if (value === null) {
+        counters.get_misses++;
+        throw new StatusError(
+          status.NOT_FOUND,
+          `no value for this key in group ${JSON.stringify(group)} (no loader is configured)`,
+        );
+      }
+      counters.get_hits++;
+      return { value };
+    }),
+  };
+
+  const server = new Server({ "grpc.max_concurrent_streams": maxStreams });
+  server.addService(serverDefinition(CacheService), cache);
+  server.addService(serverDefinition(GroupCacheService), groupCache);
+  server.addService(serverDefinition(UnpackagedGroupCacheService), groupCache);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) =>
+      error === null ? resolve(bound) : reject(error),
+    );
+  });
+
+  return {
+    host: options.host,
+    port,
+    get inFlight() {
+      return inFlight;
+    },
+    get rejectedCalls() {
+      return rejectedCalls;
+    },
+    close(graceMs = GRPC_DEFAULTS.closeGraceMs) {
+      return new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
