@@ -1,6 +1,7 @@
 // `gravity leaf`: a memcached-compatible cache node.
 
 import { UsageError } from "../errors.ts";
+import { nativeBackend as grpcNativeBackend } from "../grpc/backend.ts";
 import { nativeBackend } from "../http/backend.ts";
 import { leafReady } from "../http/readiness.ts";
 import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
@@ -9,6 +10,7 @@ import { createRegistry, leafMetrics } from "../metrics/registry.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
+import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
@@ -73,6 +75,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     help: "delay a share of replies, e.g. 1%:50ms (tests and benchmarks; off by default)",
   },
   ...HTTP_FLAGS,
+  ...GRPC_FLAGS,
   ...ETCD_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
@@ -152,11 +155,13 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     await leaf.stop(STOP_GRACE_MS);
     throw error;
   }
+  let grpc: Awaited<ReturnType<typeof startGrpcFromFlags>> = null;
   let registration: Awaited<ReturnType<typeof registerFromFlags>>;
   try {
+    grpc = await startGrpcFromFlags("leaf", flags, flags.listen as string, grpcNativeBackend);
     registration = await registerFromFlags(flags, leaf.hostname, leaf.port);
   } catch (error) {
-    await Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true)]);
+    await Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close()]);
     throw error;
   }
   return await new Promise<number>((resolve) => {
@@ -171,7 +176,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       console.log(`gravity leaf: ${reason}, stopping`);
       // Leave the pool first, so routers stop sending here before the listeners close.
       (registration?.stop() ?? Promise.resolve())
-        .then(() => Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true)]))
+        .then(() => Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close()]))
         .then(
           () => resolve(fatal === null ? 0 : 1),
           () => resolve(1),

@@ -1,5 +1,6 @@
 // `gravity router --config FILE`: a memcached-protocol proxy in front of pools of leaves.
 import { UsageError } from "../errors.ts";
+import { routeBackend as grpcRouteBackend } from "../grpc/backend.ts";
 import { routeBackend } from "../http/backend.ts";
 import { routerReady } from "../http/readiness.ts";
 import { createRegistry, errorKind, routerMetrics } from "../metrics/registry.ts";
@@ -11,6 +12,7 @@ import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
@@ -51,6 +53,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
     help: "largest value accepted from clients, as the leaves' -I",
   },
   ...HTTP_FLAGS,
+  ...GRPC_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
@@ -125,6 +128,16 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     await router.close();
     throw error;
   }
+  let grpc: Awaited<ReturnType<typeof startGrpcFromFlags>>;
+  try {
+    grpc = await startGrpcFromFlags("router", flags, host, () =>
+      grpcRouteBackend(() => router.current().root),
+    );
+  } catch (error) {
+    await Promise.all([server.stop(0), http?.stop(true)]);
+    await router.close();
+    throw error;
+  }
   const pools = [...router.current().pools].map(([name, pool]) => `${name}: ${pool.destinations.length}`);
   console.log(
     `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")})`,
@@ -180,7 +193,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       stopping = true;
       console.log(`gravity router: ${reason}, stopping`);
       stopWatching();
-      Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true), discovery.stop()])
+      Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close(), discovery.stop()])
         .then(() => router.close())
         .then(
           () => resolve(0),

@@ -1,0 +1,66 @@
+// The gRPC flags shared by `gravity leaf` and `gravity router`.
+import { GravityError, InvalidRequestError, UsageError } from "../errors.ts";
+import type { CacheBackend } from "../grpc/backend.ts";
+import { GRPC_DEFAULTS, type GrpcServer, startGrpcServer } from "../grpc/server.ts";
+import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+
+export const GRPC_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "grpc-port",
+    kind: FlagKind.Integer,
+    default: -1,
+    min: -1,
+    max: 65535,
+    help: "gRPC Cache and GroupCache services port (-1 = off, 0 = any free port)",
+  },
+  { name: "grpc-listen", kind: FlagKind.String, default: "", help: "gRPC address (default: --listen)" },
+  {
+    name: "grpc-max-calls",
+    kind: FlagKind.Integer,
+    default: GRPC_DEFAULTS.maxConcurrentCalls,
+    min: 1,
+    max: 1_000_000,
+    help: "gRPC calls in flight at once (more get RESOURCE_EXHAUSTED)",
+  },
+  {
+    name: "grpc-groups",
+    kind: FlagKind.String,
+    default: "",
+    help: "groups served, comma-separated (default: any)",
+  },
+];
+
+/** Starts the gRPC server when --grpc-port is not -1; prints where it listens. */
+export async function startGrpcFromFlags(
+  role: string,
+  flags: FlagValues,
+  listen: string,
+  backend: () => CacheBackend,
+): Promise<GrpcServer | null> {
+  const port = flags["grpc-port"] as number;
+  if (port < 0) return null;
+  const host = (flags["grpc-listen"] as string) || listen;
+  const groupsText = flags["grpc-groups"] as string;
+  let server: GrpcServer;
+  try {
+    server = await startGrpcServer({
+      host,
+      port,
+      backend: backend(),
+      maxConcurrentCalls: flags["grpc-max-calls"] as number,
+      ...(groupsText === "" ? {} : { groups: groupsText.split(",") }),
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    if (error instanceof InvalidRequestError) throw new UsageError(`--grpc-groups: ${reason}`);
+    throw new GravityError(
+      "ELISTEN",
+      `cannot listen on ${host}:${port} (--grpc-listen, --grpc-port): ${reason}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  console.log(`gravity ${role} grpc on ${host}:${server.port} (gravity.v1.Cache, groupcachepb.GroupCache)`);
+  return server;
+}
