@@ -12,6 +12,7 @@ import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
+import { NATS_FLAGS, serveNatsFromFlags } from "./nats-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
   { name: "listen", kind: FlagKind.String, default: "127.0.0.1", help: "address to listen on" },
@@ -77,6 +78,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
   ...HTTP_FLAGS,
   ...GRPC_FLAGS,
   ...ETCD_FLAGS,
+  ...NATS_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
@@ -156,12 +158,14 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     throw error;
   }
   let grpc: Awaited<ReturnType<typeof startGrpcFromFlags>> = null;
+  let nats: Awaited<ReturnType<typeof serveNatsFromFlags>> = null;
   let registration: Awaited<ReturnType<typeof registerFromFlags>>;
   try {
     grpc = await startGrpcFromFlags("leaf", flags, flags.listen as string, grpcNativeBackend);
+    nats = await serveNatsFromFlags(flags, leaf.hostname, leaf.port);
     registration = await registerFromFlags(flags, leaf.hostname, leaf.port);
   } catch (error) {
-    await Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close()]);
+    await Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close(), nats?.close()]);
     throw error;
   }
   return await new Promise<number>((resolve) => {
@@ -176,7 +180,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       console.log(`gravity leaf: ${reason}, stopping`);
       // Leave the pool first, so routers stop sending here before the listeners close.
       (registration?.stop() ?? Promise.resolve())
-        .then(() => Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close()]))
+        .then(() => Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close(), nats?.close()]))
         .then(
           () => resolve(fatal === null ? 0 : 1),
           () => resolve(1),

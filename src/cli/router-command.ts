@@ -7,9 +7,13 @@ import { createRegistry, errorKind, routerMetrics } from "../metrics/registry.ts
 import { loadConfig, type RouterConfig } from "../router/config.ts";
 import { watchConfig } from "../router/config-watch.ts";
 import type { RouteHandle } from "../router/handles/handle.ts";
+import type { NatsContext } from "../router/pool.ts";
 import { PoolDiscovery } from "../router/pool-discovery.ts";
 import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
+import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
+import { InvalidationBus } from "../transport/nats-invalidation.ts";
+import { NatsLink } from "../transport/nats-link.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
@@ -92,12 +96,19 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   // (its destinations report to it), and the router's state before the first scrape.
   let current: () => RouterState = () => ({ root: NO_ROUTE, pools: new Map() });
   const metrics = routerMetrics(registry, { state: () => current(), counters });
-  const router = new Router(config, counters, {
-    onHealthChange: (destination, down) =>
-      console.log(`gravity router: ${destination.name} ${down ? "marked down (TKO)" : "is back up"}`),
-    onReply: (destination, ms) => metrics.observeDestination(destination.name, ms / 1000),
-    onError: (destination, error) => metrics.countDestinationError(destination.name, errorKind(error)),
-  });
+  const nats = openNats(config);
+  const router = new Router(
+    config,
+    counters,
+    {
+      onHealthChange: (destination, down) =>
+        console.log(`gravity router: ${destination.name} ${down ? "marked down (TKO)" : "is back up"}`),
+      onReply: (destination, ms) => metrics.observeDestination(destination.name, ms / 1000),
+      onError: (destination, error) => metrics.countDestinationError(destination.name, errorKind(error)),
+    },
+    nats?.context,
+  );
+  const aggregate = nats === undefined ? undefined : serveAggregate(nats, config, () => router.current());
   current = () => router.current();
   let server: ReturnType<typeof startRouterServer>;
   try {
@@ -110,6 +121,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       state: () => router.current(),
       counters,
       metrics,
+      ...(aggregate?.bus === undefined ? {} : { onDelete: publishDeleteOf(aggregate.bus) }),
     });
   } catch (error) {
     await router.close();
@@ -195,6 +207,8 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       stopWatching();
       Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close(), discovery.stop()])
         .then(() => router.close())
+        .then(() => aggregate?.close())
+        .then(() => nats?.context.link.close())
         .then(
           () => resolve(0),
           () => resolve(1),
@@ -208,4 +222,69 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
 // The config's `listen: host:port`, if any.
 function splitListen(config: RouterConfig): [string | undefined, number | undefined] {
   return [config.listen?.host, config.listen?.port];
+}
+
+// NATS, when the config has a nats section: one link for the transport, the ingress and the bus.
+function openNats(config: RouterConfig): { context: NatsContext } | undefined {
+  if (config.nats === undefined) return undefined;
+  const link = NatsLink.open({
+    servers: config.nats.servers,
+    name: "gravity-router",
+    onStatus: (status, server) => console.log(`gravity router: nats ${status} (${server})`),
+  });
+  return { context: { link, prefix: config.nats.prefix } };
+}
+
+interface Aggregate {
+  bus: InvalidationBus | undefined;
+  close(): Promise<void>;
+}
+
+// The original interface on NATS (ingress) and multi-cluster deletes (invalidation bus).
+function serveAggregate(
+  nats: { context: NatsContext },
+  config: RouterConfig,
+  state: () => RouterState,
+): Aggregate {
+  const { link, prefix } = nats.context;
+  const ingress = config.nats?.ingress
+    ? serveIngress({
+        link,
+        prefix,
+        route: (request, pool) =>
+          state().pools.has(pool)
+            ? state().root.route(request)
+            : Promise.reject(new Error(`unknown pool ${JSON.stringify(pool)}`)),
+      })
+    : undefined;
+  const invalidation = config.nats?.invalidation;
+  const bus =
+    invalidation === undefined
+      ? undefined
+      : new InvalidationBus({
+          link,
+          subject: invalidation.subject,
+          clusterId: invalidation.clusterId,
+          apply: async (key) => {
+            await state().root.route(ingressDelete(key));
+          },
+          onError: (_key, error) => console.error(`gravity router: invalidation: ${error.message}`),
+        });
+  return {
+    bus,
+    async close() {
+      await Promise.all([ingress?.close(), bus?.close()]);
+    },
+  };
+}
+
+// Publishing must not fail the client's delete: NATS down is logged, and the local delete goes on.
+function publishDeleteOf(bus: InvalidationBus): (key: Uint8Array) => void {
+  return (key) => {
+    try {
+      bus.publishDelete(key);
+    } catch (error) {
+      console.error(`gravity router: invalidation not published: ${(error as Error).message}`);
+    }
+  };
 }

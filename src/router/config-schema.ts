@@ -163,6 +163,7 @@ const tko = strict({
 const pool = strict({
   servers: servers.default(() => []),
   discovery: oneOf(["static", "etcd"]).default(POOL_DEFAULTS.discovery),
+  transport: oneOf(["tcp", "nats"]).default(POOL_DEFAULTS.transport),
   hash: oneOf(hashNames, "one of the hashes").default(POOL_DEFAULTS.hash),
   distribution: oneOf(["ketama", "modula"]).default(POOL_DEFAULTS.distribution),
   connections: integer(1, 64).default(POOL_DEFAULTS.connections),
@@ -364,13 +365,26 @@ export function configSchema(facts: PoolFacts) {
       .default("/gravity"),
   });
 
+  const nonEmpty = (what: string) => z.string({ error: what }).min(1, { error: what });
+  const nats = strict({
+    servers: z.array(nonEmpty("a NATS URL or host:port"), { error: "a list of NATS servers" }).min(1, {
+      error: "at least one NATS server",
+    }),
+    prefix: nonEmpty('a subject prefix such as "gravity"').default("gravity"),
+    ingress: z.boolean({ error: "true or false" }).default(false),
+    invalidation: strict({
+      subject: nonEmpty('a subject such as "gravity.invalidate"'),
+      clusterId: nonEmpty("this cluster's id"),
+    }).optional(),
+  });
+
   return z
     .strictObject(
-      { listen: listen.optional(), etcd: etcd.optional(), pools, route },
+      { listen: listen.optional(), etcd: etcd.optional(), nats: nats.optional(), pools, route },
       {
         error: (issue) =>
           issue.code === "unrecognized_keys"
-            ? "one of the fields listen, etcd, pools, route"
+            ? "one of the fields listen, etcd, nats, pools, route"
             : issue.code === "invalid_type"
               ? TOP_LEVEL_EXPECTED
               : undefined,
@@ -378,21 +392,34 @@ export function configSchema(facts: PoolFacts) {
     )
     .superRefine((value, ctx) => {
       // Runs even when a pool failed (zod checks on): only a parsed pools map is looked at.
-      if (value.etcd !== undefined || !(value.pools instanceof Map)) return;
+      if (!(value.pools instanceof Map)) return;
       for (const [name, spec] of value.pools) {
-        if (spec.discovery !== "etcd") continue;
-        ctx.addIssue({
-          code: "custom",
-          path: ["etcd"],
-          message: `an etcd section (endpoints, prefix) since pool "${name}" has discovery: etcd`,
-        });
-        return;
+        if (spec.discovery === "etcd" && value.etcd === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["etcd"],
+            message: `an etcd section (endpoints, prefix) since pool "${name}" has discovery: etcd`,
+          });
+          return;
+        }
+        if (spec.transport === "nats" && value.nats === undefined) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["nats"],
+            message: `a nats section (servers, prefix) since pool "${name}" has transport: nats`,
+          });
+          return;
+        }
       }
     })
     .transform((value): RouterConfig => {
       const config: RouterConfig = { pools: value.pools, route: value.route };
       if (value.listen !== undefined) config.listen = value.listen;
       if (value.etcd !== undefined) config.etcd = value.etcd;
+      if (value.nats !== undefined) {
+        const { invalidation, ...rest } = value.nats;
+        config.nats = invalidation === undefined ? rest : { ...rest, invalidation };
+      }
       return config;
     });
 }

@@ -37,6 +37,12 @@ export interface PoolConfig {
    * registered under `{etcd.prefix}/pools/{pool name}/`; `servers` must then be empty).
    */
   discovery: "static" | "etcd";
+  /**
+   * How requests reach the leaves: "tcp" (pooled pipelined connections, default) or "nats"
+   * (request/reply on {nats.prefix}.leaf.{pool}.{leaf id}; a server's leaf id is its `name`, else
+   * "host:port", as the leaf's --nats-leaf-id says).
+   */
+  transport: "tcp" | "nats";
   /** A twemproxy key hash (src/hash/hash-functions.ts), default md5. */
   hash: HashName;
   /** Default ketama. */
@@ -57,6 +63,7 @@ export interface PoolConfig {
 /** The defaults of a pool's optional fields. */
 export const POOL_DEFAULTS = {
   discovery: "static",
+  transport: "tcp",
   hash: "md5" as HashName,
   distribution: Distribution.Ketama,
   connections: 2,
@@ -195,11 +202,25 @@ export interface EtcdConfig {
   prefix: string;
 }
 
+/** The NATS servers of the aggregate layer: transport, ingress and the invalidation bus. */
+export interface NatsConfig {
+  /** NATS URLs or host:port, at least one. */
+  servers: readonly string[];
+  /** Subject prefix, default "gravity". */
+  prefix: string;
+  /** Accept the original interface: requests on {prefix}.ingress.{pool}[.{key}] (default false). */
+  ingress: boolean;
+  /** Broadcast deletes on `subject` and apply other clusters' (default: off). */
+  invalidation?: { subject: string; clusterId: string };
+}
+
 export interface RouterConfig {
   /** From `listen: "host:port"`; undefined when the file has none. The CLI's --listen/--port override it. */
   listen?: ListenAddress;
   /** Required when a pool says `discovery: etcd`. */
   etcd?: EtcdConfig;
+  /** Required when a pool says `transport: nats`. */
+  nats?: NatsConfig;
   /** At least one pool, by name ([A-Za-z0-9_.-]+), in file order. */
   pools: ReadonlyMap<string, PoolConfig>;
   route: RouteConfig;

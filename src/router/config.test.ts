@@ -80,6 +80,7 @@ describe("pools", () => {
     const main = pool(`
     servers: [a:1]
     discovery: static
+    transport: tcp
     hash: fnv1a_64
     distribution: modula
     connections: 64
@@ -91,6 +92,7 @@ describe("pools", () => {
     expect(main).toEqual({
       servers: [{ host: "a", port: 1, weight: 1 }],
       discovery: "static",
+      transport: "tcp",
       hash: "fnv1a_64",
       distribution: "modula",
       connections: 64,
@@ -497,10 +499,10 @@ describe("validation errors name the field and what was expected", () => {
 
   test("unknown fields anywhere are errors naming the known ones", () => {
     expect(configError(() => yaml(`${POOLS}route: main\nroutes: main\n`)).message).toBe(
-      "router.yaml: routes: expected one of the fields listen, etcd, pools, route",
+      "router.yaml: routes: expected one of the fields listen, etcd, nats, pools, route",
     );
     expect(poolError("{servers: [], conections: 3}")).toBe(
-      "router.yaml: pools.main.conections: expected one of the fields servers, discovery, hash, distribution, connections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",
+      "router.yaml: pools.main.conections: expected one of the fields servers, discovery, transport, hash, distribution, connections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",
     );
     expect(poolError("{tko: {failure: 3}}")).toBe(
       "router.yaml: pools.main.tko.failure: expected one of the fields failures, probeIntervalMs, maxProbeIntervalMs",

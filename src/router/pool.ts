@@ -5,7 +5,17 @@ import { type HashFunction, HashFunctions, type HashName } from "../hash/hash-fu
 import { KetamaRing, ketamaServerName } from "../hash/ketama.ts";
 import { ModulaRing } from "../hash/modula.ts";
 import type { Ring } from "../hash/ring.ts";
+import { NatsDestination } from "../transport/nats-destination.ts";
+import type { NatsLink } from "../transport/nats-link.ts";
+import type { Sender } from "../transport/transport.ts";
 import { Destination, type DestinationHooks, type TkoOptions } from "./destination.ts";
+
+/** What pools with transport: nats share: the router's NATS link and subject prefix. */
+export interface NatsContext {
+  link: NatsLink;
+  prefix: string;
+}
+
 import { LatencyWindow } from "./latency.ts";
 
 export interface ServerSpec {
@@ -18,6 +28,8 @@ export interface ServerSpec {
 /** What a pool needs from the configuration (src/router/config.ts validates it). */
 export interface PoolSpec {
   servers: readonly ServerSpec[];
+  /** "tcp" (default) or "nats" (needs a NatsContext). */
+  transport?: "tcp" | "nats";
   hash: HashName;
   distribution: "ketama" | "modula";
   connections: number;
@@ -36,7 +48,7 @@ export interface PoolSpec {
 export const TRACKED_PERCENTILES: readonly number[] = [50, 90, 95, 99];
 
 export class Pool {
-  readonly destinations: readonly Destination[];
+  readonly destinations: readonly Sender[];
   readonly latency = new LatencyWindow(TRACKED_PERCENTILES);
   private readonly ring: Ring;
   private readonly hash: HashFunction;
@@ -48,24 +60,36 @@ export class Pool {
   constructor(
     readonly name: string,
     readonly spec: PoolSpec,
-    reuse: (key: string) => Destination | undefined = () => undefined,
+    reuse: (key: string) => Sender | undefined = () => undefined,
     hooks: DestinationHooks = {},
+    nats?: NatsContext,
   ) {
     this.hash = HashFunctions[spec.hash];
     this.destinations = spec.servers.map((server) => {
-      const destination =
-        reuse(destinationKey(server, spec)) ??
-        new Destination({
-          host: server.host,
-          port: server.port,
-          connections: spec.connections,
+      const reused = reuse(destinationKey(server, spec));
+      if (reused !== undefined) return reused;
+      if (spec.transport === "nats") {
+        if (nats === undefined)
+          throw new Error(`pool ${name} has transport: nats but the router has no NATS link`);
+        return new NatsDestination({
+          link: nats.link,
+          prefix: nats.prefix,
+          pool: name,
+          leafId: server.name ?? `${server.host}:${server.port}`,
           timeoutMs: spec.timeoutMs,
-          connectTimeoutMs: spec.connectTimeoutMs,
-          maxInFlight: spec.maxInFlight,
-          maxQueued: spec.maxQueued,
-          tko: spec.tko,
-          ...hooks,
         });
+      }
+      const destination = new Destination({
+        host: server.host,
+        port: server.port,
+        connections: spec.connections,
+        timeoutMs: spec.timeoutMs,
+        connectTimeoutMs: spec.connectTimeoutMs,
+        maxInFlight: spec.maxInFlight,
+        maxQueued: spec.maxQueued,
+        tko: spec.tko,
+        ...hooks,
+      });
       return destination;
     });
     this.ring = spec.distribution === "modula" ? new ModulaRing() : new KetamaRing();
@@ -83,10 +107,10 @@ export class Pool {
   }
 
   /** The keys of this pool's destinations, for reuse by the next configuration. */
-  destinationKeys(): Map<string, Destination> {
-    const keys = new Map<string, Destination>();
+  destinationKeys(): Map<string, Sender> {
+    const keys = new Map<string, Sender>();
     this.spec.servers.forEach((server, index) => {
-      keys.set(destinationKey(server, this.spec), this.destinations[index] as Destination);
+      keys.set(destinationKey(server, this.spec), this.destinations[index] as Sender);
     });
     return keys;
   }
@@ -103,6 +127,8 @@ export class Pool {
 // with is the same.
 export function destinationKey(server: ServerSpec, spec: PoolSpec): string {
   return JSON.stringify([
+    spec.transport ?? "tcp",
+    server.name ?? "",
     server.host,
     server.port,
     spec.connections,

@@ -2,8 +2,11 @@
 // tree first (reusing every destination whose connection settings did not change, so their
 // sockets stay open), swaps it in between two requests, and closes the destinations nobody uses
 // any more once their in-flight requests had time to finish.
+
+import type { Sender } from "../transport/transport.ts";
 import type { RouterConfig } from "./config.ts";
-import type { Destination, DestinationHooks } from "./destination.ts";
+import type { DestinationHooks } from "./destination.ts";
+import type { NatsContext } from "./pool.ts";
 import type { RouterCounters, RouterState } from "./server.ts";
 import { buildTree } from "./tree.ts";
 
@@ -13,14 +16,15 @@ const RETIRE_GRACE_MS = 5000;
 export class Router {
   private state: RouterState;
   private readonly retiring = new Set<ReturnType<typeof setTimeout>>();
-  private readonly retired = new Set<Destination>(); // dropped by a reload, not closed yet
+  private readonly retired = new Set<Sender>(); // dropped by a reload, not closed yet
 
   constructor(
     config: RouterConfig,
     private readonly counters: RouterCounters,
     private readonly hooks: DestinationHooks = {},
+    private readonly nats?: NatsContext,
   ) {
-    this.state = buildTree(config, new Map(), counters, hooks);
+    this.state = buildTree(config, new Map(), counters, hooks, nats);
   }
 
   /** The tree requests are routed with now. */
@@ -30,14 +34,14 @@ export class Router {
 
   /** Replaces the tree with one built from `config`; throws (keeping the old tree) if it cannot be built. */
   reload(config: RouterConfig): void {
-    const reusable = new Map<string, Destination>();
+    const reusable = new Map<string, Sender>();
     for (const pool of this.state.pools.values()) {
       for (const [key, destination] of pool.destinationKeys()) reusable.set(key, destination);
     }
     const before = new Set(reusable.values());
-    const next = buildTree(config, reusable, this.counters, this.hooks);
+    const next = buildTree(config, reusable, this.counters, this.hooks, this.nats);
     this.state = next;
-    const kept = new Set<Destination>();
+    const kept = new Set<Sender>();
     for (const pool of next.pools.values())
       for (const destination of pool.destinations) kept.add(destination);
     const dropped = [...before].filter((destination) => !kept.has(destination));
@@ -57,7 +61,7 @@ export class Router {
   async close(): Promise<void> {
     for (const timer of this.retiring) clearTimeout(timer);
     this.retiring.clear();
-    const all = new Set<Destination>(this.retired);
+    const all = new Set<Sender>(this.retired);
     this.retired.clear();
     for (const pool of this.state.pools.values())
       for (const destination of pool.destinations) all.add(destination);

@@ -64,6 +64,8 @@ export interface RouterServerOptions {
   counters?: RouterCounters;
   /** Per-request metrics (optional). */
   metrics?: RouterMetricsRecorder;
+  /** Called with the key of every delete a client sends (the invalidation bus publishes it). */
+  onDelete?: (key: Uint8Array) => void;
 }
 
 export interface RouterServer {
@@ -235,6 +237,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         return;
       default:
         if (request.kind === OpKind.Write) counters.cmdSet++;
+        if (request.kind === OpKind.Delete) options.onDelete?.(request.itemKey);
         options.state().root.route(request).then(answer, fail);
         return;
     }

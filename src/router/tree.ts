@@ -2,15 +2,17 @@
 //
 //   route: prefix ─┬─ "user:" -> replicated(pool replicas)
 //                  └─ "*"     -> sharded(pool main)
+
+import type { Sender } from "../transport/transport.ts";
 import type { PoolConfig, RouteConfig, RouterConfig } from "./config.ts";
-import type { Destination, DestinationHooks } from "./destination.ts";
+import type { DestinationHooks } from "./destination.ts";
 import { FailoverRoute } from "./handles/failover.ts";
 import type { RouteHandle } from "./handles/handle.ts";
 import { OperationRoute } from "./handles/operation.ts";
 import { PrefixRoute } from "./handles/prefix.ts";
 import { ReplicatedRoute } from "./handles/replicated.ts";
 import { ShardedRoute } from "./handles/sharded.ts";
-import { Pool } from "./pool.ts";
+import { type NatsContext, Pool } from "./pool.ts";
 import type { RouterCounters, RouterState } from "./server.ts";
 
 /**
@@ -19,9 +21,10 @@ import type { RouterCounters, RouterState } from "./server.ts";
  */
 export function buildTree(
   config: RouterConfig,
-  reusable: Map<string, Destination>,
+  reusable: Map<string, Sender>,
   counters: RouterCounters,
   hooks: DestinationHooks = {},
+  nats?: NatsContext,
 ): RouterState {
   const pools = new Map<string, Pool>();
   for (const [name, spec] of config.pools) {
@@ -36,6 +39,7 @@ export function buildTree(
           return destination;
         },
         hooks,
+        nats,
       ),
     );
   }

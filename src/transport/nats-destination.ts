@@ -11,11 +11,12 @@
 //   collected until `replicas` have answered or timeoutMs passes.
 //
 // The payloads are memcached protocol bytes, the same a TCP destination writes and reads, so a
-// pool can mix both kinds behind the Sender interface below. A request larger than the NATS
+// pool can mix both kinds behind the Sender interface (transport.ts). A request larger than the NATS
 // server's max_payload (1 MiB by default: set it above the leaves' item size limit) is not sent;
 // it gets memcached's `SERVER_ERROR object too large for cache`, as an item too large for the
 // leaf would. `affinity` does not apply: one NATS
 // connection carries every request, and NATS keeps one publisher's order to one subscriber.
+import type { Sender } from "./transport.ts";
 import { type NatsError, RequestStrategy } from "nats";
 import { ConnectionError, ProtocolError, TimeoutError } from "../errors.ts";
 import { type Expect, type Reply, Reply as ReplyClass, ReplyType } from "../protocol/reply.ts";
@@ -26,23 +27,6 @@ import { leafSubject, NatsHeader, poolSubject } from "./nats-subjects.ts";
 /** Where a sender records reply latencies (the router's LatencyWindow has this shape). */
 export interface LatencyRecorder {
   record(latencyMs: number): void;
-}
-
-/**
- * What a route needs from a leaf, whatever carries the bytes: the TCP Destination
- * (src/router/destination.ts) and NatsDestination both have this shape, so a pool can hold either.
- */
-export interface Sender {
-  /** Names the leaf in errors and metrics. */
-  readonly name: string;
-  /** Fails fast now (TKO, or its transport unreachable): routes skip it or fail at once. */
-  readonly down: boolean;
-  /** Requests sent and not yet answered. */
-  readonly inFlightCount: number;
-  latency: LatencyRecorder | undefined;
-  /** One request's bytes in, its parsed reply out; rejects with ConnectionError or TimeoutError. */
-  send(request: Uint8Array, expect: Expect, affinity?: number): Promise<Reply>;
-  close(): Promise<void>;
 }
 
 export interface NatsDestinationOptions {

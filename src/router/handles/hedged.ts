@@ -9,7 +9,7 @@
 //   A fails before the delay ──> B at once (that is failover, not a hedge, and costs no budget)
 import { NoHealthyDestinationError } from "../../errors.ts";
 import type { Expect, Reply } from "../../protocol/reply.ts";
-import type { Destination } from "../destination.ts";
+import type { Sender } from "../../transport/transport.ts";
 import { isFailure } from "../forward.ts";
 
 export interface HedgeSpec {
@@ -63,7 +63,7 @@ export interface HedgeOptions {
 
 /** Sends `request` to order[0], hedging to the next replicas as described above. */
 export function hedgedSend(
-  order: readonly Destination[],
+  order: readonly Sender[],
   request: Uint8Array,
   expect: Expect,
   affinity: number,
@@ -89,7 +89,7 @@ export function hedgedSend(
       else reject(error ?? new NoHealthyDestinationError("no replica to read from"));
     };
     const send = (hedge: boolean) => {
-      const destination = order[next++] as Destination;
+      const destination = order[next++] as Sender;
       outstanding++;
       if (hedge && options.counters !== undefined) options.counters.sent++;
       destination.send(request, expect, affinity).then(

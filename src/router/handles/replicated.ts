@@ -15,7 +15,7 @@ import { DestinationDownError, NoHealthyDestinationError } from "../../errors.ts
 import type { Reply } from "../../protocol/reply.ts";
 import { Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, type Request } from "../../protocol/request.ts";
-import type { Destination } from "../destination.ts";
+import type { Sender } from "../../transport/transport.ts";
 import { isFailure, wireBytes } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import type { RouteHandle } from "./handle.ts";
@@ -71,14 +71,14 @@ export class ReplicatedRoute implements RouteHandle {
 
   // Replicas in the order this router tries them: preferred first, then the rest in pool order,
   // skipping those marked down. Under fail-fast, a down preferred replica fails the read.
-  private readOrder(): Destination[] {
+  private readOrder(): Sender[] {
     const all = this.pool.destinations;
     if (all.length === 0) throw new NoHealthyDestinationError(`pool ${this.pool.name} has no servers`);
-    const first = all[this.preferred % all.length] as Destination;
+    const first = all[this.preferred % all.length] as Sender;
     if (this.options.onDown === OnDown.FailFast && first.down) throw new DestinationDownError(first.name);
-    const order: Destination[] = [];
+    const order: Sender[] = [];
     for (let i = 0; i < all.length; i++) {
-      const destination = all[(this.preferred + i) % all.length] as Destination;
+      const destination = all[(this.preferred + i) % all.length] as Sender;
       if (!destination.down) order.push(destination);
     }
     return order;
@@ -119,7 +119,7 @@ export class ReplicatedRoute implements RouteHandle {
     const all = this.pool.destinations;
     const targets = all.filter((destination) => !destination.down);
     if (this.options.onDown === OnDown.FailFast && targets.length < all.length) {
-      const down = all.find((destination) => destination.down) as Destination;
+      const down = all.find((destination) => destination.down) as Sender;
       throw new DestinationDownError(down.name);
     }
     if (targets.length === 0)
@@ -167,7 +167,7 @@ const MIN_SAMPLES_FOR_ADAPTIVE = 20;
 // Tries destinations one after another, the next only after a transport error, a down mark or a
 // SERVER_ERROR.
 async function sendInOrder(
-  order: readonly Destination[],
+  order: readonly Sender[],
   bytes: Uint8Array,
   expect: Request["expect"],
   affinity: number,

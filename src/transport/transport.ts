@@ -1,0 +1,16 @@
+// What a route needs from a leaf, whatever carries the bytes: the pooled TCP Destination
+// (src/router/destination.ts) and NatsDestination (nats-destination.ts) both have this shape, so
+// a pool can hold either.
+import type { Expect, Reply } from "../protocol/reply.ts";
+
+export interface Sender {
+  /** Names the leaf in errors and metrics. */
+  readonly name: string;
+  /** Fails fast now (TKO, or its transport unreachable): routes skip it or fail at once. */
+  readonly down: boolean;
+  /** Requests sent and not yet answered. */
+  readonly inFlightCount: number;
+  /** One request's bytes in, its parsed reply out; rejects with ConnectionError or TimeoutError. */
+  send(request: Uint8Array, expect: Expect, affinity?: number): Promise<Reply>;
+  close(): Promise<void>;
+}
