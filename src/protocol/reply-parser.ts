@@ -153,7 +153,7 @@ export class ReplyParser {
    * that are not the expected reply; the parser must then be reset (and the connection dropped).
    */
   feed(chunk: Uint8Array): void {
-    let pos = 0;
+    const pos = 0;
     const length = chunk.length;
     this.chunk = chunk;
     // A reply that began in an earlier chunk has no contiguous bytes to hand over.
