@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createClient } from "../src/client/index.ts";
 import { startEtcd, stopAllEtcd } from "./helpers/etcd.ts";
 import { HOST, SERVER_TEST_MS, startLeaf, startRouter, stopAll } from "./helpers/servers.ts";
+import { pollUntil } from "./helpers/wait.ts";
 
 afterAll(async () => {
   await stopAll();
@@ -52,9 +53,28 @@ route: dyn
     expect(onSecond.length).toBeGreaterThan(0); // both leaves take keys
     expect(onSecond.length).toBeLessThan(keys.length);
 
-    // SIGTERM: the leaf deregisters before it closes; the router drops it within 2 s.
-    expect(await second.stop("SIGTERM")).toBe(0);
-    await pollRouterPools(router, 1);
+    // SIGTERM under load: the leaf deregisters, the router drops it within 2 s, and the leaf
+    // closes only after that: a client reading and writing all along sees no error.
+    const load = startLoad(client, keys);
+    const seen = membershipLines(router, 1);
+    const start = performance.now();
+    const stopped = second.stop("SIGTERM");
+    await pollUntil(() => (membershipLines(router, 1) > seen ? true : undefined), {
+      deadlineMs: MEMBERSHIP_MS,
+      what: "the router to drop the leaving leaf",
+    });
+    expect(performance.now() - start).toBeLessThan(MEMBERSHIP_MS);
+    expect(await stopped).toBe(0);
+    // etcd stopped and restarted under the same load: the router keeps its membership meanwhile.
+    await etcd.stop();
+    await pollUntil(() => (/etcd: .*unreachable/.test(router.stderr()) ? true : undefined), {
+      deadlineMs: 10_000,
+      what: "the router to notice etcd is gone (logged once)",
+    });
+    await load.progress(200);
+    await etcd.restart();
+    await load.progress(200);
+    expect(await load.stop()).toEqual([]);
     for (const key of keys) await client.set(key, key); // everything now lands on the first leaf
     for (const key of keys) expect(await client.getString(key)).toBe(key);
     await client.close();
@@ -64,13 +84,44 @@ route: dyn
   SERVER_TEST_MS,
 );
 
-async function pollRouterPools(router: { stdout(): string }, count: number): Promise<void> {
-  const pattern = new RegExp(`membership changed \\(pools dyn: ${count}\\)`, "g");
-  const before = [...router.stdout().matchAll(pattern)].length;
-  const start = performance.now();
-  while ([...router.stdout().matchAll(pattern)].length <= before) {
-    if (performance.now() - start > MEMBERSHIP_MS)
-      throw new Error(`the router did not drop the leaf within ${MEMBERSHIP_MS} ms`);
-    await Bun.sleep(20);
-  }
+function membershipLines(router: { stdout(): string }, count: number): number {
+  return [...router.stdout().matchAll(new RegExp(`membership changed \\(pools dyn: ${count}\\)`, "g"))]
+    .length;
+}
+
+// A client looping sets and gets of `keys` (each get must return what that loop last set) until
+// stopped; collects every error instead of throwing.
+function startLoad(client: ReturnType<typeof createClient>, keys: readonly string[]) {
+  const errors: string[] = [];
+  let done = 0;
+  let running = true;
+  const loop = (async () => {
+    for (let i = 0; running; i++) {
+      const key = keys[i % keys.length] as string;
+      try {
+        await client.set(key, `${key}#${i}`);
+        const value = await client.getString(key);
+        if (value !== `${key}#${i}`) errors.push(`${key}: read ${value}, wrote ${key}#${i}`);
+      } catch (error) {
+        errors.push(`${key}: ${(error as Error).message}`);
+      }
+      done++;
+    }
+  })();
+  return {
+    /** Resolves once `count` more iterations completed (within 10 s). */
+    async progress(count: number) {
+      const target = done + count;
+      const start = performance.now();
+      while (done < target) {
+        if (performance.now() - start > 10_000) throw new Error(`the load stalled at ${done} of ${target}`);
+        await Bun.sleep(10);
+      }
+    },
+    async stop() {
+      running = false;
+      await loop;
+      return errors;
+    },
+  };
 }

@@ -103,6 +103,9 @@ Runs a cache node that speaks the memcached text and meta protocols.
 flags:
 ${flagHelp(LEAF_FLAGS)}`;
 
+/** After leaving the etcd pool on SIGTERM: how long routers get to drop this leaf before it closes. */
+const DEREGISTER_GRACE_MS = 1000;
+
 /** How often --exit-with-parent checks that the parent process is still there. */
 const PARENT_CHECK_MS = 500;
 
@@ -178,8 +181,12 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       console.log(`gravity leaf: ${reason}, stopping`);
-      // Leave the pool first, so routers stop sending here before the listeners close.
-      (registration?.stop() ?? Promise.resolve())
+      // Leave the pool first and give routers a moment to see it (their watch), so they stop
+      // sending here before the listeners close and nothing in flight is cut off.
+      (registration === null
+        ? Promise.resolve()
+        : registration.stop().then(() => Bun.sleep(DEREGISTER_GRACE_MS))
+      )
         .then(() => Promise.all([leaf.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close(), nats?.close()]))
         .then(
           () => resolve(fatal === null ? 0 : 1),
