@@ -14,13 +14,13 @@ import {
   type RouterMetricsRecorder,
   routerMetrics,
 } from "../src/metrics/registry.ts";
-import { opLabel, resultLabel } from "../src/router/request-labels.ts";
 import { encodeDelete, encodeGet, encodeMetaGet, encodeStore } from "../src/protocol/encoder.ts";
 import { Reply, ReplyType } from "../src/protocol/reply.ts";
 import { Op, Request } from "../src/protocol/request.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { ShardedRoute } from "../src/router/handles/sharded.ts";
 import { Pool } from "../src/router/pool.ts";
+import { opLabel, resultLabel } from "../src/router/request-labels.ts";
 import { RouterCounters, type RouterState } from "../src/router/server.ts";
 import { freePort, HOST, type LeafProcess, SERVER_TEST_MS, startLeaf, stopAll } from "./helpers/servers.ts";
 

@@ -16,13 +16,14 @@
 // it gets memcached's `SERVER_ERROR object too large for cache`, as an item too large for the
 // leaf would. `affinity` does not apply: one NATS
 // connection carries every request, and NATS keeps one publisher's order to one subscriber.
-import type { Sender } from "./transport.ts";
+
 import { type NatsError, RequestStrategy } from "nats";
 import { ConnectionError, ProtocolError, TimeoutError } from "../errors.ts";
 import { type Expect, type Reply, Reply as ReplyClass, ReplyType } from "../protocol/reply.ts";
 import { ReplyParser } from "../protocol/reply-parser.ts";
 import type { NatsLink } from "./nats-link.ts";
 import { leafSubject, NatsHeader, poolSubject } from "./nats-subjects.ts";
+import type { Sender } from "./transport.ts";
 
 /** Where a sender records reply latencies (the router's LatencyWindow has this shape). */
 export interface LatencyRecorder {
