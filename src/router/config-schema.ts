@@ -345,9 +345,22 @@ export function configSchema(facts: PoolFacts) {
     }),
   );
 
+  const gutter = strict({
+    type: z.literal(RouteType.Gutter),
+    pool: poolRef,
+    gutter: poolRef,
+    ttlSeconds: integer(1, 2_592_000).default(10),
+  });
+  const warmup = strict({
+    type: z.literal(RouteType.WarmUp),
+    cold: route,
+    warm: route,
+    ttlSeconds: integer(1, 2_592_000).default(3600),
+  });
+
   const routeObject = z.discriminatedUnion(
     "type",
-    [sharded, replicated, failover, missFailover, prefix, operation],
+    [sharded, replicated, failover, missFailover, prefix, operation, gutter, warmup],
     {
       error: `one of the route types ${Object.values(RouteType).join(", ")}`,
     },

@@ -82,6 +82,8 @@ export const RouteType = {
   MissFailover: "miss-failover",
   Prefix: "prefix",
   Operation: "operation",
+  Gutter: "gutter",
+  WarmUp: "warmup",
 } as const;
 export type RouteType = (typeof RouteType)[keyof typeof RouteType];
 
@@ -179,13 +181,38 @@ export interface OperationRouteConfig {
 }
 
 /** A node of the route tree, discriminated by `type`. */
+/**
+ * Consistent hashing over `pool`, with a gutter: while a key's leaf is down (TKO) or unreachable,
+ * its reads and writes go to the `gutter` pool with their TTL capped to ttlSeconds ("Scaling
+ * Memcache at Facebook" §3.3, mcrouter's gutter); deletes go to both.
+ */
+export interface GutterRouteConfig {
+  type: "gutter";
+  pool: string;
+  /** A (small) pool name: sharded over it. */
+  gutter: string;
+  /** 1..2592000, default 10. */
+  ttlSeconds: number;
+}
+
+/** Read the cold route first; on a miss read warm and add the value to cold (mcrouter's WarmUpRoute). */
+export interface WarmUpRouteConfig {
+  type: "warmup";
+  cold: RouteConfig;
+  warm: RouteConfig;
+  /** The longest TTL a warmed-up copy gets, 1..2592000, default 3600. */
+  ttlSeconds: number;
+}
+
 export type RouteConfig =
   | ShardedRouteConfig
   | ReplicatedRouteConfig
   | FailoverRouteConfig
   | MissFailoverRouteConfig
   | PrefixRouteConfig
-  | OperationRouteConfig;
+  | OperationRouteConfig
+  | GutterRouteConfig
+  | WarmUpRouteConfig;
 
 /** Where the router accepts clients. Port 0 picks a free port. */
 export interface ListenAddress {

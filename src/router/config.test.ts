@@ -12,6 +12,7 @@ import {
   loadConfig,
   POOL_DEFAULTS,
   type PoolConfig,
+  type PrefixRouteConfig,
   parseConfig,
   type RouteConfig,
   type RouterConfig,
@@ -482,7 +483,7 @@ describe("validation errors name the field and what was expected", () => {
   });
 
   test("a route type that does not exist, or none", () => {
-    const types = "sharded, replicated, failover, miss-failover, prefix, operation";
+    const types = "sharded, replicated, failover, miss-failover, prefix, operation, gutter, warmup";
     expect(routeError("{type: shardd, pool: main}")).toBe(
       `router.yaml: route.type: expected one of the route types ${types}, got "shardd"`,
     );
@@ -742,5 +743,36 @@ route: { type: replicated, pool: dyn }`,
       ),
     );
     expect(both.message).toContain("pools.dyn.servers: expected no servers with discovery: etcd");
+  });
+});
+
+describe("gutter and warm-up routes", () => {
+  test("parse with their defaults; pool names are checked", () => {
+    const config = parseConfig(
+      `pools: { main: { servers: [a:1] }, gut: { servers: [b:2] }, old: { servers: [c:3] } }
+route:
+  type: prefix
+  routes:
+    "g:": { type: gutter, pool: main, gutter: gut }
+    "*": { type: warmup, cold: main, warm: old }`,
+      "router.yaml",
+      ConfigFormat.Yaml,
+    );
+    const route = config.route as PrefixRouteConfig;
+    expect(route.routes.get("g:")).toEqual({ type: "gutter", pool: "main", gutter: "gut", ttlSeconds: 10 });
+    expect(route.fallback).toEqual({
+      type: "warmup",
+      cold: { type: "sharded", pool: "main" },
+      warm: { type: "sharded", pool: "old" },
+      ttlSeconds: 3600,
+    });
+    const bad = configError(() =>
+      parseConfig(
+        `pools: { main: { servers: [a:1] } }\nroute: { type: gutter, pool: main, gutter: nope }`,
+        "router.yaml",
+        ConfigFormat.Yaml,
+      ),
+    );
+    expect(bad.message).toStartWith('router.yaml: route.gutter: expected one of the pools "main"');
   });
 });

@@ -7,11 +7,13 @@ import type { Sender } from "../transport/transport.ts";
 import type { PoolConfig, RouteConfig, RouterConfig } from "./config.ts";
 import type { DestinationHooks } from "./destination.ts";
 import { FailoverRoute } from "./handles/failover.ts";
+import { GutterRoute } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
 import { OperationRoute } from "./handles/operation.ts";
 import { PrefixRoute } from "./handles/prefix.ts";
 import { ReplicatedRoute } from "./handles/replicated.ts";
 import { ShardedRoute } from "./handles/sharded.ts";
+import { WarmUpRoute } from "./handles/warmup.ts";
 import { type NatsContext, Pool } from "./pool.ts";
 import type { RouterCounters, RouterState } from "./server.ts";
 
@@ -80,6 +82,18 @@ function buildRoute(
       for (const [prefix, child] of route.routes) routes.set(prefix, buildRoute(child, pools, counters));
       return new PrefixRoute(routes, buildRoute(route.fallback, pools, counters));
     }
+    case "gutter":
+      return new GutterRoute(pool(route.pool), new ShardedRoute(pool(route.gutter)), {
+        ttlSeconds: route.ttlSeconds,
+      });
+    case "warmup":
+      return new WarmUpRoute(
+        buildRoute(route.cold, pools, counters),
+        buildRoute(route.warm, pools, counters),
+        {
+          ttlSeconds: route.ttlSeconds,
+        },
+      );
     case "operation": {
       const writes = buildRoute(route.writes, pools, counters);
       const deletes = route.deletes === route.writes ? writes : buildRoute(route.deletes, pools, counters);

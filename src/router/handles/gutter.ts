@@ -1,0 +1,209 @@
+// Gutter (Nishtala et al., "Scaling Memcache at Facebook", §3.3; mcrouter's
+// FailoverWithExptimeRoute with its failover_exptime): while the leaf that owns a key is down, its
+// reads and writes go to a small gutter pool whose items live at most ttlSeconds, instead of
+// missing all the way through to the database.
+//
+//   request ─> primary leaf = pool.pick(key), as ShardedRoute picks it
+//     read/write:  down (TKO), or the send fails with ConnectionError | TimeoutError |
+//                  DestinationDownError ──> gutter route (writes: exptime capped to ttlSeconds)
+//                  otherwise ──> the primary's reply, SERVER_ERROR included
+//     delete:      primary AND gutter, in parallel; the primary's reply or failure is the answer
+//
+// Traffic returns by itself: each request looks at `down` again, so once a probe revives the
+// leaf its keys go back to it. Nothing written to the gutter is copied back: those items simply
+// expire within ttlSeconds. A leaf that restarted empty refills from misses; a leaf that was only
+// unreachable (a partition) still holds what it had, so it may serve a value older than one
+// written to the gutter meanwhile, until the key is written or deleted again — as with Facebook's
+// gutter, the short TTL bounds how long gutter copies live, not the primary's staleness.
+//
+// Deletes go to both so that a stale gutter copy cannot outlive a delete: reads of a key move to
+// the gutter whenever its leaf is down, so a copy left there by an earlier outage (up to
+// ttlSeconds old) would be served again if the leaf went down a second time, even though the key
+// was deleted on the primary in between. Both deletes are awaited, so a client's next command is
+// ordered after both. A delete never fails over: while the leaf is down the gutter copy is still
+// removed, but the client gets the primary's failure (SERVER_ERROR), because the authoritative
+// copy was not invalidated — a leaf back from a partition would serve it — and whoever issued the
+// delete must retry it (mcrouter's failover settings do not fail deletes over by default either).
+// A failed gutter delete does not fail the client's delete: the copy it missed lives at most
+// ttlSeconds and is read only if the leaf goes down within that time; it is counted.
+import { ConnectionError, DestinationDownError, TimeoutError } from "../../errors.ts";
+import {
+  encodeCas,
+  encodeGat,
+  encodeMetaArithmetic,
+  encodeMetaGet,
+  encodeMetaSet,
+  encodeStore,
+  encodeTouch,
+} from "../../protocol/encoder.ts";
+import type { Reply } from "../../protocol/reply.ts";
+import { Op, OpKind, Request } from "../../protocol/request.ts";
+import { isFailure, routingKey, wireBytes } from "../forward.ts";
+import type { Pool } from "../pool.ts";
+import type { RouteHandle } from "./handle.ts";
+
+/** Counts for metrics; the route only increments them. */
+export interface GutterCounters {
+  /** Reads and writes sent to the gutter because their leaf was down or failed. */
+  diverted: number;
+  /** Deletes whose gutter copy could not be deleted (an error or SERVER_ERROR from the gutter). */
+  gutterDeleteFailures: number;
+}
+
+export interface GutterOptions {
+  /** The longest an item written to the gutter lives, in seconds (a positive integer). */
+  ttlSeconds: number;
+  counters?: GutterCounters;
+  /** Unix time in seconds, for absolute exptimes; defaults to the wall clock. */
+  nowSeconds?: () => number;
+}
+
+export class GutterRoute implements RouteHandle {
+  private readonly ttlSeconds: number;
+  private readonly nowSeconds: () => number;
+
+  constructor(
+    private readonly primary: Pool,
+    private readonly gutter: RouteHandle,
+    private readonly options: GutterOptions,
+  ) {
+    if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds <= 0 || options.ttlSeconds > MAX_RELATIVE)
+      throw new RangeError(
+        `gutter ttlSeconds must be an integer in 1..${MAX_RELATIVE}, got ${options.ttlSeconds}`,
+      );
+    this.ttlSeconds = options.ttlSeconds;
+    this.nowSeconds = options.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  async route(request: Request): Promise<Reply> {
+    const destination = this.primary.destinations[this.primary.pick(routingKey(request))];
+    if (destination === undefined) throw new Error(`pool ${this.primary.name} has no servers`);
+    if (request.kind === OpKind.Delete)
+      return this.delete(request, destination.send(wireBytes(request), request.expect, request.affinity));
+    if (!destination.down) {
+      try {
+        return await destination.send(wireBytes(request), request.expect, request.affinity);
+      } catch (error) {
+        if (!isOutage(error)) throw error;
+      }
+    }
+    if (this.options.counters !== undefined) this.options.counters.diverted++;
+    return this.gutter.route(cappedRequest(request, this.ttlSeconds, this.nowSeconds()));
+  }
+
+  private async delete(request: Request, primary: Promise<Reply>): Promise<Reply> {
+    const [fromPrimary, fromGutter] = await Promise.allSettled([primary, this.gutter.route(request)]);
+    const gutterFailed = fromGutter.status === "rejected" || isFailure(fromGutter.value);
+    if (gutterFailed && this.options.counters !== undefined) this.options.counters.gutterDeleteFailures++;
+    if (fromPrimary.status === "rejected") throw fromPrimary.reason;
+    return fromPrimary.value;
+  }
+}
+
+/** The failures that send a request to the gutter: the leaf is unreachable, not merely unhappy. */
+export function isOutage(error: unknown): boolean {
+  return (
+    error instanceof ConnectionError || error instanceof TimeoutError || error instanceof DestinationDownError
+  );
+}
+
+// memcached: an exptime above 30 days is a Unix time, not a number of seconds from now.
+const MAX_RELATIVE = 60 * 60 * 24 * 30;
+
+/**
+ * memcached's `exptime` capped so the item lives at most `ttlSeconds`: 0 (never) and longer times
+ * become ttlSeconds, absolute Unix times are turned into seconds from `nowSeconds` first, and an
+ * exptime that expires the item at once (negative, or an absolute time past) is kept.
+ */
+export function capExptime(exptime: number, ttlSeconds: number, nowSeconds: number): number {
+  if (exptime < 0) return exptime;
+  if (exptime === 0) return ttlSeconds;
+  if (exptime <= MAX_RELATIVE) return Math.min(exptime, ttlSeconds);
+  const remaining = exptime - nowSeconds;
+  return remaining <= 0 ? -1 : Math.min(remaining, ttlSeconds);
+}
+
+/**
+ * `request` as the gutter should see it: every TTL it sets capped by capExptime, and always
+ * answered (noreply and q dropped, as wireBytes does). Commands that set no TTL — reads without a
+ * touch, append/prepend, incr/decr (they change an item the gutter already capped, or none) —
+ * are returned unchanged.
+ */
+export function cappedRequest(request: Request, ttlSeconds: number, nowSeconds: number): Request {
+  const cap = (exptime: number) => capExptime(exptime, ttlSeconds, nowSeconds);
+  const key = request.key;
+  const store = { flags: request.flags, exptime: cap(request.exptime) };
+  switch (request.op) {
+    case Op.Set:
+      return rewritten(request, encodeStore("set", key, request.value, store), store.exptime);
+    case Op.Add:
+      return rewritten(request, encodeStore("add", key, request.value, store), store.exptime);
+    case Op.Replace:
+      return rewritten(request, encodeStore("replace", key, request.value, store), store.exptime);
+    case Op.Cas:
+      return rewritten(request, encodeCas(key, request.value, request.casUnique, store), store.exptime);
+    case Op.Touch:
+      return rewritten(request, encodeTouch(key, store.exptime), store.exptime);
+    case Op.Gat:
+      return rewritten(request, encodeGat(store.exptime, request.keys, "gat"), store.exptime);
+    case Op.Gats:
+      return rewritten(request, encodeGat(store.exptime, request.keys, "gats"), store.exptime);
+    case Op.MetaSet: {
+      // ms without T stores an item that never expires: give it one.
+      const flags = cappedMetaFlags(request.metaFlags, cap);
+      if (!flags.some((flag) => flag.startsWith("T"))) flags.push(`T${ttlSeconds}`);
+      return rewritten(request, encodeMetaSet(key, request.value, flags), store.exptime, flags);
+    }
+    case Op.MetaGet: {
+      // mg's T touches and its N creates an item on a miss (with that TTL).
+      const flags = cappedMetaFlags(request.metaFlags, cap);
+      return rewritten(request, encodeMetaGet(key, flags), request.exptime, flags);
+    }
+    case Op.MetaArithmetic: {
+      // ma's N creates the counter on a miss, its T sets the TTL on update.
+      const flags = cappedMetaFlags(request.metaFlags, cap);
+      return rewritten(request, encodeMetaArithmetic(key, flags), request.exptime, flags);
+    }
+    default:
+      return request;
+  }
+}
+
+// The meta flags without q (the leaf must answer), their T and N tokens capped (memcached
+// protocol.txt, "Meta Set": T(token) TTL; "Meta Get": N(token) vivify on miss with this TTL).
+function cappedMetaFlags(flags: readonly string[], cap: (exptime: number) => number): string[] {
+  const out: string[] = [];
+  for (const flag of flags) {
+    if (flag === "q") continue;
+    const letter = flag[0];
+    const token = flag.slice(1);
+    if ((letter === "T" || letter === "N") && /^-?\d+$/.test(token))
+      out.push(`${letter}${cap(Number(token))}`);
+    else out.push(flag);
+  }
+  return out;
+}
+
+// A copy of `request` that goes out as `raw` (noreply off so wireBytes sends raw unchanged). The
+// client's own request keeps its noreply: the server applies it to the reply.
+function rewritten(
+  request: Request,
+  raw: Uint8Array,
+  exptime: number,
+  metaFlags = request.metaFlags,
+): Request {
+  const copy = new Request(request.op);
+  copy.keys = request.keys;
+  copy.value = request.value;
+  copy.flags = request.flags;
+  copy.exptime = exptime;
+  copy.casUnique = request.casUnique;
+  copy.delta = request.delta;
+  copy.metaFlags = metaFlags;
+  copy.base64Key = request.base64Key;
+  copy.decodedKey = request.decodedKey;
+  copy.args = request.args;
+  copy.affinity = request.affinity;
+  copy.raw = raw;
+  return copy;
+}
