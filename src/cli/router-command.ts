@@ -11,6 +11,7 @@ import type { NatsContext } from "../router/pool.ts";
 import { PoolDiscovery } from "../router/pool-discovery.ts";
 import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
+import { DeleteSpool } from "../router/spool.ts";
 import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
 import { InvalidationBus } from "../transport/nats-invalidation.ts";
 import { NatsLink } from "../transport/nats-link.ts";
@@ -97,6 +98,10 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   let current: () => RouterState = () => ({ root: NO_ROUTE, pools: new Map() });
   const metrics = routerMetrics(registry, { state: () => current(), counters });
   const nats = openNats(config);
+  const spool = config.spool === undefined ? undefined : await DeleteSpool.open(config.spool);
+  if (spool !== undefined && spool.destinations().length > 0) {
+    console.log(`gravity router: delete spool holds deletes for ${spool.destinations().join(", ")}`);
+  }
   const router = new Router(
     config,
     counters,
@@ -107,6 +112,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       onError: (destination, error) => metrics.countDestinationError(destination.name, errorKind(error)),
     },
     nats?.context,
+    spool,
   );
   const aggregate = nats === undefined ? undefined : serveAggregate(nats, config, () => router.current());
   current = () => router.current();
@@ -208,6 +214,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close(), discovery.stop()])
         .then(() => router.close())
         .then(() => aggregate?.close())
+        .then(() => spool?.close())
         .then(() => nats?.context.link.close())
         .then(
           () => resolve(0),

@@ -391,13 +391,25 @@ export function configSchema(facts: PoolFacts) {
     }).optional(),
   });
 
+  const spool = strict({
+    dir: nonEmpty("a directory for the delete spool"),
+    maxBytes: integer(4096, 2 ** 40).default(16 * 1024 * 1024),
+  });
+
   return z
     .strictObject(
-      { listen: listen.optional(), etcd: etcd.optional(), nats: nats.optional(), pools, route },
+      {
+        listen: listen.optional(),
+        etcd: etcd.optional(),
+        nats: nats.optional(),
+        spool: spool.optional(),
+        pools,
+        route,
+      },
       {
         error: (issue) =>
           issue.code === "unrecognized_keys"
-            ? "one of the fields listen, etcd, nats, pools, route"
+            ? "one of the fields listen, etcd, nats, spool, pools, route"
             : issue.code === "invalid_type"
               ? TOP_LEVEL_EXPECTED
               : undefined,
@@ -429,6 +441,7 @@ export function configSchema(facts: PoolFacts) {
       const config: RouterConfig = { pools: value.pools, route: value.route };
       if (value.listen !== undefined) config.listen = value.listen;
       if (value.etcd !== undefined) config.etcd = value.etcd;
+      if (value.spool !== undefined) config.spool = value.spool;
       if (value.nats !== undefined) {
         const { invalidation, ...rest } = value.nats;
         config.nats = invalidation === undefined ? rest : { ...rest, invalidation };

@@ -248,6 +248,12 @@ export interface RouterConfig {
   etcd?: EtcdConfig;
   /** Required when a pool says `transport: nats`. */
   nats?: NatsConfig;
+  /**
+   * The delete spool (mcrouter's asynclog): a delete a leaf cannot take is fsync'd to
+   * `{dir}/{host:port}.spool` and replayed in order when the leaf is back, across router restarts.
+   * Read at start only. Default: off.
+   */
+  spool?: { dir: string; maxBytes: number };
   /** At least one pool, by name ([A-Za-z0-9_.-]+), in file order. */
   pools: ReadonlyMap<string, PoolConfig>;
   route: RouteConfig;

@@ -500,7 +500,7 @@ describe("validation errors name the field and what was expected", () => {
 
   test("unknown fields anywhere are errors naming the known ones", () => {
     expect(configError(() => yaml(`${POOLS}route: main\nroutes: main\n`)).message).toBe(
-      "router.yaml: routes: expected one of the fields listen, etcd, nats, pools, route",
+      "router.yaml: routes: expected one of the fields listen, etcd, nats, spool, pools, route",
     );
     expect(poolError("{servers: [], conections: 3}")).toBe(
       "router.yaml: pools.main.conections: expected one of the fields servers, discovery, transport, hash, distribution, connections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",

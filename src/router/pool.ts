@@ -9,6 +9,8 @@ import { NatsDestination } from "../transport/nats-destination.ts";
 import type { NatsLink } from "../transport/nats-link.ts";
 import type { Sender } from "../transport/transport.ts";
 import { Destination, type DestinationHooks, type TkoOptions } from "./destination.ts";
+import { SpoolingSender } from "./handles/spooled-delete.ts";
+import type { DeleteSpool } from "./spool.ts";
 
 /** What pools with transport: nats share: the router's NATS link and subject prefix. */
 export interface NatsContext {
@@ -63,6 +65,7 @@ export class Pool {
     reuse: (key: string) => Sender | undefined = () => undefined,
     hooks: DestinationHooks = {},
     nats?: NatsContext,
+    spool?: DeleteSpool,
   ) {
     this.hash = HashFunctions[spec.hash];
     this.destinations = spec.servers.map((server) => {
@@ -90,7 +93,7 @@ export class Pool {
         tko: spec.tko,
         ...hooks,
       });
-      return destination;
+      return spool === undefined ? destination : new SpoolingSender(destination, spool);
     });
     this.ring = spec.distribution === "modula" ? new ModulaRing() : new KetamaRing();
     this.ring.build(

@@ -8,6 +8,7 @@ import type { RouterConfig } from "./config.ts";
 import type { DestinationHooks } from "./destination.ts";
 import type { NatsContext } from "./pool.ts";
 import type { RouterCounters, RouterState } from "./server.ts";
+import type { DeleteSpool } from "./spool.ts";
 import { buildTree } from "./tree.ts";
 
 /** How long a destination dropped by a reload keeps serving what it already has in flight. */
@@ -23,8 +24,9 @@ export class Router {
     private readonly counters: RouterCounters,
     private readonly hooks: DestinationHooks = {},
     private readonly nats?: NatsContext,
+    private readonly spool?: DeleteSpool,
   ) {
-    this.state = buildTree(config, new Map(), counters, hooks, nats);
+    this.state = buildTree(config, new Map(), counters, hooks, nats, spool);
   }
 
   /** The tree requests are routed with now. */
@@ -39,7 +41,7 @@ export class Router {
       for (const [key, destination] of pool.destinationKeys()) reusable.set(key, destination);
     }
     const before = new Set(reusable.values());
-    const next = buildTree(config, reusable, this.counters, this.hooks, this.nats);
+    const next = buildTree(config, reusable, this.counters, this.hooks, this.nats, this.spool);
     this.state = next;
     const kept = new Set<Sender>();
     for (const pool of next.pools.values())

@@ -64,6 +64,8 @@ export interface ReplayResult {
   errorReplies: number;
   remaining: number;
   error?: unknown;
+  /** Removing the applied records from disk failed (they are still applied; see replayRecords). */
+  compactionError?: unknown;
 }
 
 const SUFFIX = ".spool";
@@ -113,7 +115,7 @@ export class DeleteSpool {
     return spool;
   }
 
-  /** Bytes of records the spool holds now, over all destinations (at most maxBytes). */
+  /** Bytes of records the spool holds now, over all destinations (at most maxBytes, unless reopened with less). */
   get bytes(): number {
     let bytes = 0;
     for (const log of this.logs.values()) bytes += log.heldBytes;
@@ -295,9 +297,16 @@ class DestinationLog {
       this.applied++;
       applied++;
     }
-    if (this.applied > 0) await this.exclusive(() => this.compact());
+    let compactionError: unknown;
+    // A failed compaction changes nothing: the applied records stay in the file (sent again only
+    // after a restart, which is harmless) and the next replay tries again.
+    if (this.applied > 0)
+      await this.exclusive(() => this.compact()).catch((caught: unknown) => {
+        compactionError = caught;
+      });
     const result: ReplayResult = { applied, errorReplies, remaining: this.pending };
     if (stopped) result.error = error;
+    if (compactionError !== undefined) result.compactionError = compactionError;
     return result;
   }
 
@@ -351,8 +360,8 @@ class DestinationLog {
     if (rest.length === 0) {
       const handle = await this.openHandle();
       await handle.truncate(HEADER.length);
-      await handle.sync();
       this.fileBytes = HEADER.length;
+      await handle.sync();
     } else {
       const bytes = encodeRecords(HEADER, rest);
       const tmpPath = this.path.slice(0, -SUFFIX.length) + TMP_SUFFIX;

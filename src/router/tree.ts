@@ -16,6 +16,7 @@ import { ShardedRoute } from "./handles/sharded.ts";
 import { WarmUpRoute } from "./handles/warmup.ts";
 import { type NatsContext, Pool } from "./pool.ts";
 import type { RouterCounters, RouterState } from "./server.ts";
+import type { DeleteSpool } from "./spool.ts";
 
 /**
  * Builds the pools and the route tree of `config`. `reusable` maps destination keys (pool.ts) to
@@ -27,6 +28,7 @@ export function buildTree(
   counters: RouterCounters,
   hooks: DestinationHooks = {},
   nats?: NatsContext,
+  spool?: DeleteSpool,
 ): RouterState {
   const pools = new Map<string, Pool>();
   for (const [name, spec] of config.pools) {
@@ -42,6 +44,7 @@ export function buildTree(
         },
         hooks,
         nats,
+        spool,
       ),
     );
   }

@@ -20,6 +20,7 @@ import { isFailure, wireBytes } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import type { RouteHandle } from "./handle.ts";
 import { HedgeBudget, type HedgeCounters, type HedgeSpec, hedgedSend } from "./hedged.ts";
+import { SpoolingSender } from "./spooled-delete.ts";
 
 const ANY_CONNECTION = -1; // Request.affinity: no pinning
 
@@ -117,7 +118,12 @@ export class ReplicatedRoute implements RouteHandle {
 
   private async write(request: Request): Promise<Reply> {
     const all = this.pool.destinations;
-    const targets = all.filter((destination) => !destination.down);
+    // A delete also goes to a down replica whose deletes are spooled (spooled-delete.ts): it is
+    // written to the spool and replayed when the replica is back, so its copy does not survive.
+    const spools = request.kind === OpKind.Delete;
+    const targets = all.filter(
+      (destination) => !destination.down || (spools && destination instanceof SpoolingSender),
+    );
     if (this.options.onDown === OnDown.FailFast && targets.length < all.length) {
       const down = all.find((destination) => destination.down) as Sender;
       throw new DestinationDownError(down.name);

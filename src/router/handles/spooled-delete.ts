@@ -95,14 +95,18 @@ export class SpoolingSender implements Sender {
   }
 
   private async replayAll(): Promise<unknown> {
-    while (this.spooled > 0) {
-      const result = await this.spool.replay(this.inner.name, (bytes) =>
-        this.inner.send(bytes, spooledExpect(bytes)),
-      );
-      this.options.onReplay?.(this.inner.name, result);
-      if (result.error !== undefined) return result.error;
+    try {
+      while (this.spooled > 0) {
+        const result = await this.spool.replay(this.inner.name, (bytes) =>
+          this.inner.send(bytes, spooledExpect(bytes)),
+        );
+        this.options.onReplay?.(this.inner.name, result);
+        if (result.error !== undefined) return result.error;
+      }
+      return undefined;
+    } catch (error) {
+      return error; // our bug or the disk's: the requests waiting on the drain fail with it
     }
-    return undefined;
   }
 
   // A delete that could not reach the destination is spooled and answered as applied; anything

@@ -72,7 +72,11 @@ export class SqlOrigin implements Origin {
     throwIfAborted(signal, this.name);
     if (this.closed) throw new OriginError(this.name, "origin is closed");
     const query = this.sql.unsafe(this.query, [keyText(key, this.name)]).values();
-    const cancel = () => query.cancel();
+    // The listener must not return the Query: Bun then starts it again as a promise whose
+    // cancellation error nobody handles (an unhandled rejection).
+    const cancel = () => {
+      query.cancel();
+    };
     signal.addEventListener("abort", cancel, { once: true });
     let rows: unknown[][];
     try {
