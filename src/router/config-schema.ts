@@ -10,6 +10,7 @@ import {
   HEDGE_DEFAULTS,
   type HedgeConfig,
   type ListenAddress,
+  type LoaderConfig,
   OnDown,
   type OperationRouteConfig,
   POOL_DEFAULTS,
@@ -40,12 +41,16 @@ export interface PoolFacts {
   serverCounts: ReadonlyMap<string, number>;
   /** Pools whose servers come from etcd (they may be empty at start). */
   discovered: ReadonlySet<string>;
+  /** The names under `loaders`. */
+  loaderNames: readonly string[];
 }
 
 /** The pool names and server counts of unvalidated data, as far as they can be read. */
 export function poolFacts(data: unknown): PoolFacts {
   const pools = isPlainObject(data) ? data.pools : undefined;
-  if (!isPlainObject(pools)) return { names: [], serverCounts: new Map(), discovered: new Set() };
+  const loaderNames = isPlainObject(data) && isPlainObject(data.loaders) ? Object.keys(data.loaders) : [];
+  if (!isPlainObject(pools))
+    return { names: [], serverCounts: new Map(), discovered: new Set(), loaderNames };
   const serverCounts = new Map<string, number>();
   const discovered = new Set<string>();
   for (const [name, pool] of Object.entries(pools)) {
@@ -53,7 +58,7 @@ export function poolFacts(data: unknown): PoolFacts {
     serverCounts.set(name, Array.isArray(servers) ? servers.length : 0);
     if (isPlainObject(pool) && pool.discovery === "etcd") discovered.add(name);
   }
-  return { names: [...serverCounts.keys()], serverCounts, discovered };
+  return { names: [...serverCounts.keys()], serverCounts, discovered, loaderNames };
 }
 
 function integer(min: number, max: number) {
@@ -345,6 +350,23 @@ export function configSchema(facts: PoolFacts) {
     }),
   );
 
+  const loaderNames = facts.loaderNames;
+  const loadersExpected =
+    loaderNames.length === 0
+      ? "the name of a loader (there are none under loaders)"
+      : `one of the loaders ${loaderNames.map((name) => JSON.stringify(name)).join(", ")}`;
+  const loaderRoute = strict({
+    type: z.literal(RouteType.Loader),
+    loader: z.string({ error: loadersExpected }).refine((name) => loaderNames.includes(name), {
+      error: loadersExpected,
+    }),
+    route,
+    ttlSeconds: integer(0, 2_592_000).default(300),
+    negativeTtlSeconds: integer(0, 2_592_000).default(30),
+    timeoutMs: integer(1, 600_000).default(1000),
+    waitMs: integer(1, 600_000).default(2000),
+  });
+
   const gutter = strict({
     type: z.literal(RouteType.Gutter),
     pool: poolRef,
@@ -360,7 +382,7 @@ export function configSchema(facts: PoolFacts) {
 
   const routeObject = z.discriminatedUnion(
     "type",
-    [sharded, replicated, failover, missFailover, prefix, operation, gutter, warmup],
+    [sharded, replicated, failover, missFailover, prefix, operation, gutter, warmup, loaderRoute],
     {
       error: `one of the route types ${Object.values(RouteType).join(", ")}`,
     },
@@ -391,6 +413,42 @@ export function configSchema(facts: PoolFacts) {
     }).optional(),
   });
 
+  const loader = z.discriminatedUnion(
+    "type",
+    [
+      strict({
+        type: z.literal("http"),
+        url: nonEmpty('a URL template with {key}, such as "http://origin/items/{key}"').refine(
+          (url) => url.includes("{key}"),
+          { error: 'a URL template with {key}, such as "http://origin/items/{key}"' },
+        ),
+        headers: z.record(z.string(), z.string({ error: "a header value" })).default({}),
+        maxValueBytes: integer(1, 1024 ** 3).default(1024 * 1024),
+      }),
+      strict({
+        type: z.literal("sqlite"),
+        path: nonEmpty("a SQLite database file"),
+        query: nonEmpty("a query with one parameter for the key, returning one value"),
+      }),
+      strict({
+        type: z.literal("sql"),
+        url: nonEmpty("a postgres:// or mysql:// URL"),
+        query: nonEmpty("a query with one parameter for the key, returning one value"),
+        maxConnections: integer(1, 1000).default(10),
+      }),
+    ],
+    { error: "one of the loader types http, sqlite, sql" },
+  );
+  const loaders = z
+    .record(
+      z.string().regex(POOL_NAME, { error: 'a loader name of letters, digits, "_", "." and "-"' }),
+      loader,
+      {
+        error: "an object of loaders by name",
+      },
+    )
+    .transform((record): ReadonlyMap<string, LoaderConfig> => new Map(Object.entries(record)));
+
   const spool = strict({
     dir: nonEmpty("a directory for the delete spool"),
     maxBytes: integer(4096, 2 ** 40).default(16 * 1024 * 1024),
@@ -403,13 +461,14 @@ export function configSchema(facts: PoolFacts) {
         etcd: etcd.optional(),
         nats: nats.optional(),
         spool: spool.optional(),
+        loaders: loaders.optional(),
         pools,
         route,
       },
       {
         error: (issue) =>
           issue.code === "unrecognized_keys"
-            ? "one of the fields listen, etcd, nats, spool, pools, route"
+            ? "one of the fields listen, etcd, nats, spool, loaders, pools, route"
             : issue.code === "invalid_type"
               ? TOP_LEVEL_EXPECTED
               : undefined,
@@ -442,6 +501,7 @@ export function configSchema(facts: PoolFacts) {
       if (value.listen !== undefined) config.listen = value.listen;
       if (value.etcd !== undefined) config.etcd = value.etcd;
       if (value.spool !== undefined) config.spool = value.spool;
+      if (value.loaders !== undefined) config.loaders = value.loaders;
       if (value.nats !== undefined) {
         const { invalidation, ...rest } = value.nats;
         config.nats = invalidation === undefined ? rest : { ...rest, invalidation };

@@ -84,6 +84,7 @@ export const RouteType = {
   Operation: "operation",
   Gutter: "gutter",
   WarmUp: "warmup",
+  Loader: "loader",
 } as const;
 export type RouteType = (typeof RouteType)[keyof typeof RouteType];
 
@@ -204,7 +205,34 @@ export interface WarmUpRouteConfig {
   ttlSeconds: number;
 }
 
+/**
+ * Read-through (groupcache's getter): a get that misses in `route` is loaded from the named
+ * origin (one load per key at a time: singleflight), stored with ttlSeconds and answered; a
+ * not-found is stored as a negative entry for negativeTtlSeconds; an origin error is a
+ * SERVER_ERROR and nothing is stored.
+ */
+export interface LoaderRouteConfig {
+  type: "loader";
+  loader: string;
+  route: RouteConfig;
+  /** 0..2592000 (0 = no expiry), default 300. */
+  ttlSeconds: number;
+  /** 0..2592000 (0 = no negative caching), default 30. */
+  negativeTtlSeconds: number;
+  /** One origin load's limit, ms, default 1000. */
+  timeoutMs: number;
+  /** How long a miss waits for a load already in flight, ms, default 2000. */
+  waitMs: number;
+}
+
+/** An origin values are loaded from: an HTTP URL template, SQLite, or PostgreSQL/MySQL. */
+export type LoaderConfig =
+  | { type: "http"; url: string; headers: Readonly<Record<string, string>>; maxValueBytes: number }
+  | { type: "sqlite"; path: string; query: string }
+  | { type: "sql"; url: string; query: string; maxConnections: number };
+
 export type RouteConfig =
+  | LoaderRouteConfig
   | ShardedRouteConfig
   | ReplicatedRouteConfig
   | FailoverRouteConfig
@@ -248,6 +276,8 @@ export interface RouterConfig {
   etcd?: EtcdConfig;
   /** Required when a pool says `transport: nats`. */
   nats?: NatsConfig;
+  /** Origins by name, for routes of type loader. */
+  loaders?: ReadonlyMap<string, LoaderConfig>;
   /**
    * The delete spool (mcrouter's asynclog): a delete a leaf cannot take is fsync'd to
    * `{dir}/{host:port}.spool` and replayed in order when the leaf is back, across router restarts.

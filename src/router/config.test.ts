@@ -483,7 +483,7 @@ describe("validation errors name the field and what was expected", () => {
   });
 
   test("a route type that does not exist, or none", () => {
-    const types = "sharded, replicated, failover, miss-failover, prefix, operation, gutter, warmup";
+    const types = "sharded, replicated, failover, miss-failover, prefix, operation, gutter, warmup, loader";
     expect(routeError("{type: shardd, pool: main}")).toBe(
       `router.yaml: route.type: expected one of the route types ${types}, got "shardd"`,
     );
@@ -500,7 +500,7 @@ describe("validation errors name the field and what was expected", () => {
 
   test("unknown fields anywhere are errors naming the known ones", () => {
     expect(configError(() => yaml(`${POOLS}route: main\nroutes: main\n`)).message).toBe(
-      "router.yaml: routes: expected one of the fields listen, etcd, nats, spool, pools, route",
+      "router.yaml: routes: expected one of the fields listen, etcd, nats, spool, loaders, pools, route",
     );
     expect(poolError("{servers: [], conections: 3}")).toBe(
       "router.yaml: pools.main.conections: expected one of the fields servers, discovery, transport, hash, distribution, connections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",

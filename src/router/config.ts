@@ -27,11 +27,16 @@ import type { RouterConfig } from "./config-types.ts";
 export { formatPath } from "./config-errors.ts";
 export {
   Distribution,
+  type EtcdConfig,
   type FailoverRouteConfig,
+  type GutterRouteConfig,
   HEDGE_DEFAULTS,
   type HedgeConfig,
   type ListenAddress,
+  type LoaderConfig,
+  type LoaderRouteConfig,
   type MissFailoverRouteConfig,
+  type NatsConfig,
   OnDown,
   type OperationRouteConfig,
   POOL_DEFAULTS,
@@ -45,6 +50,7 @@ export {
   type ServerAddress,
   type ShardedRouteConfig,
   type TkoConfig,
+  type WarmUpRouteConfig,
   WriteMode,
 } from "./config-types.ts";
 

@@ -42,7 +42,16 @@ export class Router {
     }
     const before = new Set(reusable.values());
     const next = buildTree(config, reusable, this.counters, this.hooks, this.nats, this.spool);
+    const previousOrigins = this.state.origins;
     this.state = next;
+    // Origins are rebuilt with the tree; the old ones close once their loads had time to finish.
+    if (previousOrigins !== undefined && previousOrigins.size > 0) {
+      const timer = setTimeout(() => {
+        this.retiring.delete(timer);
+        for (const origin of previousOrigins.values()) void origin.close();
+      }, RETIRE_GRACE_MS);
+      this.retiring.add(timer);
+    }
     const kept = new Set<Sender>();
     for (const pool of next.pools.values())
       for (const destination of pool.destinations) kept.add(destination);
@@ -61,6 +70,7 @@ export class Router {
 
   /** Closes every destination (current and retiring). */
   async close(): Promise<void> {
+    for (const origin of this.state.origins?.values() ?? []) await origin.close();
     for (const timer of this.retiring) clearTimeout(timer);
     this.retiring.clear();
     const all = new Set<Sender>(this.retired);

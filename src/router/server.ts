@@ -20,6 +20,7 @@ import { Op, OpKind, Request } from "../protocol/request.ts";
 import { RequestParser } from "../protocol/request-parser.ts";
 import { quietReply, singleKeyGet, wireBytes } from "./forward.ts";
 import type { RouteHandle } from "./handles/handle.ts";
+import type { Origin } from "./loader/origin.ts";
 import type { Pool } from "./pool.ts";
 import { opLabel, resultLabel } from "./request-labels.ts";
 
@@ -27,6 +28,8 @@ import { opLabel, resultLabel } from "./request-labels.ts";
 export interface RouterState {
   readonly root: RouteHandle;
   readonly pools: ReadonlyMap<string, Pool>;
+  /** The loaders' origins (closed when a reload replaces them). */
+  readonly origins?: ReadonlyMap<string, Origin>;
 }
 
 /** Counters of the router's own `stats` reply (memcached's names where they exist). */

@@ -1,0 +1,83 @@
+// Read-through as `gravity router` runs it (config `loaders` + a route of type loader): misses
+// loaded from a real HTTP origin and from SQLite, concurrent misses sharing one origin request,
+// origin errors as SERVER_ERROR.
+import { Database } from "bun:sqlite";
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "../src/client/index.ts";
+import { HOST, SERVER_TEST_MS, startLeaf, startRouter, stopAll } from "./helpers/servers.ts";
+
+afterAll(stopAll);
+
+test(
+  "a router loads misses from HTTP and SQLite origins, once per key however many clients miss",
+  async () => {
+    let originRequests = 0;
+    const origin = Bun.serve({
+      hostname: HOST,
+      port: 0,
+      async fetch(request) {
+        originRequests++;
+        const key = decodeURIComponent(new URL(request.url).pathname.split("/").pop() ?? "");
+        await Bun.sleep(50); // a slow origin: concurrent misses overlap
+        if (key === "broken") return new Response("boom", { status: 500 });
+        if (key.startsWith("missing")) return new Response("", { status: 404 });
+        return new Response(`origin:${key}`);
+      },
+    });
+    const dir = mkdtempSync(join(tmpdir(), "gravity-router-loader-"));
+    const dbPath = join(dir, "items.db");
+    const db = new Database(dbPath);
+    db.run("CREATE TABLE items (k TEXT PRIMARY KEY, v BLOB)");
+    db.run("INSERT INTO items VALUES ('sql:1', 'from sqlite')");
+    db.close();
+    const leaf = await startLeaf(["--port", "0"]);
+    const config = join(dir, "router.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        loaders: {
+          web: { type: "http", url: `http://${HOST}:${origin.port}/items/{key}` },
+          local: { type: "sqlite", path: dbPath, query: "SELECT v FROM items WHERE k = ?" },
+        },
+        pools: { main: { servers: [`${HOST}:${leaf.port}`] } },
+        route: {
+          type: "prefix",
+          routes: {
+            "sql:": { type: "loader", loader: "local", route: "main", ttlSeconds: 60 },
+            "*": { type: "loader", loader: "web", route: "main", ttlSeconds: 60, negativeTtlSeconds: 30 },
+          },
+        },
+      }),
+    );
+    const router = await startRouter(["--port", "0", "--config", config]);
+    const client = createClient({ servers: [`${HOST}:${router.port}`], timeoutMs: 5000 });
+
+    // 200 concurrent misses for one cold key: one origin request, 200 answers.
+    const values = await Promise.all(Array.from({ length: 200 }, () => client.getString("hot")));
+    expect(new Set(values)).toEqual(new Set(["origin:hot"]));
+    expect(originRequests).toBe(1);
+    // Stored: the leaf has it, and the next get does not reach the origin.
+    const direct = createClient({ servers: [`${HOST}:${leaf.port}`] });
+    expect(await direct.getString("hot")).toBe("origin:hot");
+    expect(await client.getString("hot")).toBe("origin:hot");
+    expect(originRequests).toBe(1);
+    // Not found: a miss, cached as a negative entry (no second origin request).
+    expect(await client.get("missing-1")).toBeNull();
+    expect(await client.get("missing-1")).toBeNull();
+    expect(originRequests).toBe(2);
+    // An origin error reaches the client as SERVER_ERROR with the reason; nothing is stored.
+    await expect(client.get("broken")).rejects.toThrow(/SERVER_ERROR .*500/);
+    expect(await direct.get("broken")).toBeNull();
+    // SQLite.
+    expect(await client.getString("sql:1")).toBe("from sqlite");
+    expect(await direct.getString("sql:1")).toBe("from sqlite");
+    await direct.close();
+    await client.close();
+    expect(await router.stop("SIGTERM")).toBe(0);
+    origin.stop(true);
+  },
+  SERVER_TEST_MS,
+);
