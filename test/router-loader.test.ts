@@ -81,3 +81,53 @@ test(
   },
   SERVER_TEST_MS,
 );
+
+test(
+  "with leases, misses on two routers share one origin load; without, each router loads",
+  async () => {
+    let originRequests = 0;
+    const origin = Bun.serve({
+      hostname: HOST,
+      port: 0,
+      async fetch(request) {
+        originRequests++;
+        await Bun.sleep(100); // a slow origin: the routers' misses overlap
+        return new Response(`v:${new URL(request.url).pathname}`);
+      },
+    });
+    const leaf = await startLeaf(["--port", "0"]);
+    const dir = mkdtempSync(join(tmpdir(), "gravity-router-leases-"));
+    const routerWith = async (leases: boolean) => {
+      const config = join(dir, `router-${leases}-${Math.random()}.json`);
+      writeFileSync(
+        config,
+        JSON.stringify({
+          loaders: { web: { type: "http", url: `http://${HOST}:${origin.port}/items/{key}` } },
+          pools: { main: { servers: [`${HOST}:${leaf.port}`] } },
+          route: { type: "loader", loader: "web", route: "main", ttlSeconds: 60, leases },
+        }),
+      );
+      return startRouter(["--port", "0", "--config", config]);
+    };
+    const herd = async (leases: boolean, key: string) => {
+      const routers = [await routerWith(leases), await routerWith(leases)];
+      const clients = routers.map((router) =>
+        createClient({ servers: [`${HOST}:${router.port}`], timeoutMs: 5000 }),
+      );
+      const before = originRequests;
+      const values = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          (clients[i % 2] as ReturnType<typeof createClient>).getString(key),
+        ),
+      );
+      expect(new Set(values)).toEqual(new Set([`v:/items/${key}`]));
+      for (const client of clients) await client.close();
+      for (const router of routers) expect(await router.stop("SIGTERM")).toBe(0);
+      return originRequests - before;
+    };
+    expect(await herd(false, "cold-a")).toBe(2); // singleflight: one load per router
+    expect(await herd(true, "cold-b")).toBe(1); // leases: one load for both routers
+    origin.stop(true);
+  },
+  SERVER_TEST_MS,
+);

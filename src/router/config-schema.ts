@@ -365,6 +365,7 @@ export function configSchema(facts: PoolFacts) {
     negativeTtlSeconds: integer(0, 2_592_000).default(30),
     timeoutMs: integer(1, 600_000).default(1000),
     waitMs: integer(1, 600_000).default(2000),
+    leases: z.boolean({ error: "true or false" }).default(false),
   });
 
   const gutter = strict({

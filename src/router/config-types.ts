@@ -223,6 +223,8 @@ export interface LoaderRouteConfig {
   timeoutMs: number;
   /** How long a miss waits for a load already in flight, ms, default 2000. */
   waitMs: number;
+  /** Leases on behalf of plain gets, so misses on every router share one load (default false). */
+  leases: boolean;
 }
 
 /** An origin values are loaded from: an HTTP URL template, SQLite, or PostgreSQL/MySQL. */

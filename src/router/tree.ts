@@ -121,6 +121,7 @@ function buildRoute(
         negativeTtlSeconds: route.negativeTtlSeconds,
         timeoutMs: route.timeoutMs,
         waitMs: route.waitMs,
+        leases: route.leases,
       });
     }
     case "gutter":

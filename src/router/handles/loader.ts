@@ -31,6 +31,7 @@
 // route can honour: k (with b for a base64 key), O, f (the stored flags, 0), s, c (the stored CAS,
 // 0 if the store did not take), t (ttlSeconds, -1 for 0), h0 and l0 (the item is new). T, N, R, E,
 // I and u act on an item the leaf holds, so a loaded answer has nothing to apply them to.
+import { TimeoutError } from "../../errors.ts";
 import { encodeMetaGet, encodeMetaSet } from "../../protocol/encoder.ts";
 import { Item, Reply, ReplyType } from "../../protocol/reply.ts";
 import { Op, Request } from "../../protocol/request.ts";
@@ -57,7 +58,17 @@ export interface LoaderOptions {
   maxInFlightKeys?: number;
   /** Counted as loads happen (e.g. for metrics). */
   counters?: LoaderCounters;
+  /**
+   * Leases ("Scaling Memcache at Facebook" §3.2.1) on behalf of plain get clients: a miss asks
+   * the leaf for the lease (mg N); only the winner loads from the origin and fills the item (ms C
+   * with the lease's CAS), every other router told to wait (Z) polls the leaf until the value is
+   * there. Singleflight joins the misses of one router; leases join those of every router.
+   */
+  leases?: boolean;
 }
+
+// How often a router told to wait (Z) looks again for the lease holder's value.
+const LEASE_POLL_MS = 10;
 
 /** What a loader route did, counted as it happens. */
 export interface LoaderCounters {
@@ -91,6 +102,8 @@ export class LoaderRoute implements RouteHandle {
   private readonly negativeTtlSeconds: number;
   private readonly timeoutMs: number;
   private readonly counters: LoaderCounters | undefined;
+  private readonly leases: boolean;
+  private readonly waitMs: number;
 
   constructor(
     private readonly child: RouteHandle,
@@ -104,6 +117,8 @@ export class LoaderRoute implements RouteHandle {
     this.timeoutMs = options.timeoutMs;
     this.flights = new Singleflight({ waitMs: options.waitMs, maxKeys: options.maxInFlightKeys });
     this.counters = options.counters;
+    this.leases = options.leases === true;
+    this.waitMs = options.waitMs;
   }
 
   /** Keys with an origin load in flight. */
@@ -127,12 +142,19 @@ export class LoaderRoute implements RouteHandle {
   }
 
   private async get(request: Request, load: boolean): Promise<Reply> {
+    // With leases the first read is the lease request itself (mg N): a plain get would see
+    // another router's lease placeholder as an empty value.
+    if (this.leases && load) return this.found(request, await this.fetch(request));
     const reply = await this.child.route(request);
     if (reply.type !== ReplyType.Values) return reply; // an error reply
     const item = reply.items?.[0];
     if (item !== undefined) return isNegative(item.flags, item.value.length) ? valuesReply([]) : reply;
     if (!load) return reply;
-    const found = await this.fetch(request);
+    return this.found(request, await this.fetch(request));
+  }
+
+  // The get reply for what a load (or a lease read) found.
+  private found(request: Request, found: Found | null): Reply {
     if (found === null) return valuesReply([]);
     const cas = request.op === Op.Gets ? found.cas : undefined;
     return valuesReply([new Item(request.key, found.flags, cas, found.value)]);
@@ -160,6 +182,7 @@ export class LoaderRoute implements RouteHandle {
 
   // The leader: read again, else load from the origin and store what it says.
   private async readThrough(request: Request): Promise<Found | null> {
+    if (this.leases) return this.readThroughWithLease(request);
     const again = await this.child.route(
       derived(request, Op.MetaGet, encodeMetaGet(request.key, keyFlags(request, ["v", "f", "c", "t"]))),
     );
@@ -191,6 +214,81 @@ export class LoaderRoute implements RouteHandle {
     }
     const cas = await this.store(request, value, 0, this.ttlSeconds);
     return { value, flags: 0, cas, ttlSeconds: this.ttlSeconds === 0 ? -1 : this.ttlSeconds };
+  }
+
+  // The leader with leases: win the lease and load, or wait for whoever won it.
+  private async readThroughWithLease(request: Request): Promise<Found | null> {
+    const leaseSeconds = Math.max(1, Math.ceil(this.timeoutMs / 1000) + 1);
+    const ask = () =>
+      this.child.route(
+        derived(
+          request,
+          Op.MetaGet,
+          encodeMetaGet(request.key, keyFlags(request, ["v", "f", "c", "t", `N${leaseSeconds}`])),
+        ),
+      );
+    const deadline = performance.now() + this.waitMs;
+    for (;;) {
+      // N every time: a lease that expired (its holder died) is won again by the next look.
+      const reply = await ask();
+      if (reply.type !== ReplyType.MetaValue) throw new Error(`lease: unexpected reply ${reply.text}`);
+      const value = reply.value ?? EMPTY;
+      const flags = Number(reply.metaFlag("f"));
+      const cas = BigInt(reply.metaFlag("c") ?? "0");
+      const winner = reply.metaFlag("W") !== undefined;
+      const waiting = reply.metaFlag("Z") !== undefined;
+      if (winner) return this.loadUnderLease(request, cas);
+      if (!waiting) {
+        if (isNegative(flags, value.length)) return null;
+        return { value, flags, cas, ttlSeconds: Number(reply.metaFlag("t")) };
+      }
+      // Another router holds the lease: its value arrives soon (or the lease expires and the
+      // next look wins it).
+      if (performance.now() > deadline)
+        throw new TimeoutError("waiting for another router's load", this.waitMs);
+      await Bun.sleep(LEASE_POLL_MS);
+    }
+  }
+
+  // Loads and fills the item vivified for this lease: a set that only succeeds while the item
+  // still has the lease's CAS (a delete or a newer write in between wins, as the paper's stale-set
+  // rule asks).
+  private async loadUnderLease(request: Request, leaseCas: bigint): Promise<Found | null> {
+    const counters = this.counters;
+    if (counters !== undefined) counters.loads++;
+    let value: Uint8Array | null;
+    try {
+      value = await loadWithTimeout(this.origin, request.itemKey, this.timeoutMs);
+    } catch (error) {
+      if (counters !== undefined) counters.failed++;
+      throw error;
+    }
+    if (value === null) {
+      if (counters !== undefined) counters.notFound++;
+      await this.fill(request, EMPTY, NEGATIVE_FLAGS, this.negativeTtlSeconds, leaseCas);
+      return null;
+    }
+    const cas = await this.fill(request, value, 0, this.ttlSeconds, leaseCas);
+    return { value, flags: 0, cas, ttlSeconds: this.ttlSeconds === 0 ? -1 : this.ttlSeconds };
+  }
+
+  private async fill(
+    request: Request,
+    value: Uint8Array,
+    flags: number,
+    ttlSeconds: number,
+    leaseCas: bigint,
+  ): Promise<bigint> {
+    const metaFlags = keyFlags(request, [`C${leaseCas}`, `T${ttlSeconds}`, `F${flags}`, "c"]);
+    const set = derived(request, Op.MetaSet, encodeMetaSet(request.key, value, metaFlags));
+    try {
+      const reply = await this.child.route(set);
+      if (reply.type === ReplyType.MetaHeader) return BigInt(reply.metaFlag("c") ?? "0");
+    } catch {
+      // counted below
+    }
+    if (this.counters !== undefined) this.counters.notStored++;
+    return 0n;
   }
 
   // Adds the item unless one exists; the stored item's CAS, or 0 if the child did not store it.
