@@ -130,3 +130,18 @@ test("a bar chart draws a bar per value, whiskers where a range is given, legend
   expect(sets).toBeGreaterThan(0);
   expect(gets).toBeGreaterThan(sets);
 });
+
+test("labelAngle slants the category labels of a bar chart", async () => {
+  const bars: Bar[] = [
+    { category: "zipf-0.99 1%", series: "lru", value: 40 },
+    { category: "zipf-0.99 1%", series: "tinylfu", value: 50 },
+  ];
+  const level = await renderSvg(barChartSpec({ title: "t", xTitle: "x", yTitle: "y", bars }));
+  const slanted = await renderSvg(
+    barChartSpec({ title: "t", xTitle: "x", yTitle: "y", bars, labelAngle: -30 }),
+  );
+  const rotated = (svg: string) =>
+    /<text[^>]*transform="[^"]*rotate\(330\)[^"]*"[^>]*>zipf-0\.99 1%<\/text>/.test(svg);
+  expect(rotated(slanted)).toBe(true);
+  expect(rotated(level)).toBe(false);
+});

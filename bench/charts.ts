@@ -90,6 +90,8 @@ export interface BarChartOptions {
   seriesOrder?: readonly string[];
   /** Category order along x; defaults to the order categories first appear in `bars`. */
   categoryOrder?: readonly string[];
+  /** Angle of the category labels in degrees: 0 (default) level, negative to slant long labels. */
+  labelAngle?: number;
   /** Plot area in pixels. */
   width?: number;
   height?: number;
@@ -116,7 +118,7 @@ export function barChartSpec(options: BarChartOptions): TopLevelSpec {
         type: "nominal",
         title: options.xTitle,
         sort: [...categories],
-        axis: { labelAngle: 0 },
+        axis: { labelAngle: options.labelAngle ?? 0, labelLimit: 400 },
       },
       xOffset: { field: "series", type: "nominal", sort: [...order], scale: { domain: [...order] } },
     },

@@ -8,12 +8,22 @@
 //   off: client loop: get hot ── miss ──> origin query ──> set hot          (straight to the leaf)
 //   on:  client loop: get hot via router r (loader route, leases) ── miss ──> one origin query
 //   both: every second the hot key is deleted on the leaf (an invalidation)
+//
+// Writes bench/results/herd.json and draws bench/charts/herd.svg (origin queries/s, off vs on).
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FlagKind, parseFlags } from "../src/cli/args.ts";
 import { createClient } from "../src/client/index.ts";
-import { HOST, type ServerProcess, startLeaf, startRouter, stopAll } from "../test/helpers/servers.ts";
+import {
+  HOST,
+  REPO_ROOT,
+  type ServerProcess,
+  startLeaf,
+  startRouter,
+  stopAll,
+} from "../test/helpers/servers.ts";
+import { barChartSpec, writeChart } from "./charts.ts";
 import { writeResults } from "./report.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
@@ -138,6 +148,25 @@ try {
     ratio,
   });
   console.log(`wrote ${file}`);
+  const chart = join(REPO_ROOT, "bench", "charts", "herd.svg");
+  await writeChart(
+    chart,
+    barChartSpec({
+      title: "Thundering herd — origin queries per second",
+      subtitle: `${clients} clients on one hot key deleted every second, origin ${originMs} ms; ${ratio.toFixed(1)}x fewer with leases`,
+      xTitle: "mode",
+      yTitle: "origin queries per second",
+      bars: [
+        { category: "off: look-aside", series: "origin queries/s", value: off.originQueriesPerSecond },
+        {
+          category: `on: ${routerCount} routers, leases`,
+          series: "origin queries/s",
+          value: on.originQueriesPerSecond,
+        },
+      ],
+    }),
+  );
+  console.log(`wrote ${chart}`);
 } finally {
   origin.stop(true);
   await stopAll();

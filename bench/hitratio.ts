@@ -8,7 +8,7 @@
 // generates the standard traces into bench/results/traces/ (reused while their parameters match),
 // replays each through the real Store (one shard, look-aside: get, on a miss set) for capacities of
 // 1%, 5% and 10% of the trace's distinct keys, prints a table with the targets and writes
-// bench/results/hitratio.json. Hit ratios are deterministic for a given seed; a policy the store
+// bench/results/hitratio.json and bench/charts/hitratio.svg. Hit ratios are deterministic for a given seed; a policy the store
 // does not know is reported as such, never silently replaced by LRU.
 //
 // Standard traces (requests = --requests, 5M by default; ~2 minutes on 2 cores with lru+tinylfu):
@@ -26,6 +26,7 @@
 import { existsSync, readdirSync, unlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parseFlags } from "../src/cli/args.ts";
+import { type Bar, barChartSpec, writeChart } from "./charts.ts";
 import { writeResults } from "./report.ts";
 import {
   type LoopScanSpec,
@@ -42,6 +43,7 @@ const BUILD_DIR = join(REPO_ROOT, "build", "bench-release");
 const BUILT_BINARY = join(BUILD_DIR, "hitratio_bench");
 const TRACE_DIR = join(REPO_ROOT, "bench", "results", "traces");
 const RESULTS = join(REPO_ROOT, "bench", "results", "hitratio.json");
+const CHART = join(REPO_ROOT, "bench", "charts", "hitratio.svg");
 const CAPACITIES = ["1%", "5%", "10%"];
 const NO_TRACE = "generated";
 const GENERATED = /^(zipf-0\.99|zipf-0\.7|loop-scan|loop-scan-hot|shifting)-[0-9a-z]+\.txt$/;
@@ -386,4 +388,28 @@ writeResults("hitratio", {
   results,
   seconds: (performance.now() - totalStarted) / 1000,
 });
-console.log(`\nwrote ${RESULTS} (${((performance.now() - totalStarted) / 1000).toFixed(0)} s in all)`);
+// Grouped bars: one group per trace and capacity, one bar per policy (belady last).
+const bars: Bar[] = results
+  .filter((r) => r.hit_ratio !== undefined)
+  .map((r) => ({
+    category: `${r.trace} ${r.capacity}`,
+    series: r.policy,
+    value: (r.hit_ratio as number) * 100,
+  }));
+await writeChart(
+  CHART,
+  barChartSpec({
+    title: "Hit ratio by eviction policy",
+    subtitle: `look-aside through the Store, ${requests} requests per trace, seed ${seed}; belady = offline optimum`,
+    xTitle: "trace, capacity (% of distinct keys)",
+    yTitle: "hit ratio (%)",
+    bars,
+    seriesOrder: policies,
+    categoryOrder: runs.flatMap((r) => CAPACITIES.map((c) => `${r.name} ${c}`)),
+    labelAngle: -35,
+    width: 960,
+  }),
+);
+console.log(
+  `\nwrote ${RESULTS} and ${CHART} (${((performance.now() - totalStarted) / 1000).toFixed(0)} s in all)`,
+);

@@ -4,10 +4,19 @@
 //
 // For each row (gravity --threads 1 vs memcached -t 1, then --threads 2 vs -t 2) it runs memcaslap
 // with 1 client thread, 32 concurrent connections, 100-byte values, the default 90% get / 10% set,
-// prints the median TPS of each and their ratio, and writes bench/results/leaf.json with every sample.
+// prints the median TPS of each and their ratio, writes bench/results/leaf.json with every sample and
+// draws bench/charts/leaf.svg (median TPS, whiskers min-max).
 
+import { join } from "node:path";
 import { parseFlags } from "../src/cli/args.ts";
-import { requireBinary, type ServerProcess, startLeaf, startMemcached } from "../test/helpers/servers.ts";
+import {
+  REPO_ROOT,
+  requireBinary,
+  type ServerProcess,
+  startLeaf,
+  startMemcached,
+} from "../test/helpers/servers.ts";
+import { barChartSpec, writeChart } from "./charts.ts";
 import { firstLine, machine, median, writeResults } from "./report.ts";
 
 const MEMCASLAP = "/usr/bin/memcaslap";
@@ -95,3 +104,28 @@ const written = writeResults("leaf", {
   samples,
 });
 console.log(`\nwrote ${written}`);
+
+const chart = join(REPO_ROOT, "bench", "charts", "leaf.svg");
+await writeChart(
+  chart,
+  barChartSpec({
+    title: "Leaf vs memcached — memcaslap, 90% get / 10% set",
+    subtitle: `median of ${repeats} alternating ${seconds} s runs, whiskers min-max; ${host.cpus} cpus; ${peers.memcached}`,
+    xTitle: "server threads",
+    yTitle: "transactions per second",
+    seriesOrder: ["gravity", "memcached"],
+    bars: [1, 2].flatMap((threads) =>
+      ["gravity", "memcached"].map((server) => {
+        const tps = samples.filter((s) => s.server === server && s.threads === threads).map((s) => s.tps);
+        return {
+          category: String(threads),
+          series: server,
+          value: median(tps),
+          low: Math.min(...tps),
+          high: Math.max(...tps),
+        };
+      }),
+    ),
+  }),
+);
+console.log(`wrote ${chart}`);

@@ -5,12 +5,21 @@
 // Starts `dist/gravity leaf` and memcached with room for every item (no eviction), reads each
 // process's RSS, stores N items (keys "key:<n>", fixed-size values) with pipelined noreply sets,
 // reads RSS and `stats` again, and prints bytes per item by RSS growth and by the server's own
-// `bytes` figure. Writes bench/results/memory.json.
+// `bytes` figure. Writes bench/results/memory.json and draws bench/charts/memory.svg.
 
+import { join } from "node:path";
 import { FlagKind, parseFlags } from "../src/cli/args.ts";
 import { McClient } from "../test/helpers/mc-client.ts";
-import { rssBytes, type ServerProcess, startLeaf, startMemcached } from "../test/helpers/servers.ts";
-import { writeResults } from "./report.ts";
+import {
+  MEMCACHED,
+  REPO_ROOT,
+  rssBytes,
+  type ServerProcess,
+  startLeaf,
+  startMemcached,
+} from "../test/helpers/servers.ts";
+import { type Bar, barChartSpec, writeChart } from "./charts.ts";
+import { firstLine, writeResults } from "./report.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
   {
@@ -100,5 +109,29 @@ for (const [name, r] of Object.entries(results)) {
 const ratio = (results.gravity?.rssPerItem as number) / (results.memcached?.rssPerItem as number);
 console.log(`\ngravity/memcached RSS per item: ${ratio.toFixed(2)} (target <= 1.00)`);
 
-const written = writeResults("memory", { parameters: { items, valueBytes, memoryMb }, results, ratio });
+const peers = { memcached: firstLine([MEMCACHED, "-V"]) };
+const written = writeResults("memory", {
+  peers,
+  parameters: { items, valueBytes, memoryMb },
+  results,
+  ratio,
+});
 console.log(`wrote ${written}`);
+
+const chart = join(REPO_ROOT, "bench", "charts", "memory.svg");
+const bars: Bar[] = Object.entries(results).flatMap(([server, r]) => [
+  { category: "RSS growth", series: server, value: r.rssPerItem as number },
+  { category: "`stats bytes`", series: server, value: r.statsBytesPerItem as number },
+]);
+await writeChart(
+  chart,
+  barChartSpec({
+    title: "Memory per item",
+    subtitle: `${items} items, ${valueBytes}-byte values, keys "key:<n>"; ${peers.memcached}`,
+    xTitle: "measure",
+    yTitle: "bytes per item",
+    bars,
+    seriesOrder: ["gravity", "memcached"],
+  }),
+);
+console.log(`wrote ${chart}`);
