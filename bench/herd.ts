@@ -24,17 +24,19 @@ import {
   stopAll,
 } from "../test/helpers/servers.ts";
 import { barChartSpec, writeChart } from "./charts.ts";
-import { writeResults } from "./report.ts";
+import { median, writeResults } from "./report.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
   { name: "clients", kind: FlagKind.Integer, default: 64, min: 1, max: 1024, help: "client loops" },
-  { name: "seconds", kind: FlagKind.Integer, default: 6, min: 2, max: 120, help: "length of each mode" },
+  { name: "seconds", kind: FlagKind.Integer, default: 4, min: 2, max: 120, help: "length of each run" },
+  { name: "repeats", kind: FlagKind.Integer, default: 3, min: 1, max: 20, help: "alternating runs per mode" },
   { name: "routers", kind: FlagKind.Integer, default: 2, min: 1, max: 8, help: "routers in the on mode" },
   { name: "origin-ms", kind: FlagKind.Integer, default: 20, min: 0, max: 5000, help: "origin query time" },
 ]);
 const clients = flags.clients as number;
 const seconds = flags.seconds as number;
 const routerCount = flags.routers as number;
+const repeats = flags.repeats as number;
 const originMs = flags["origin-ms"] as number;
 const KEY = "hot";
 
@@ -105,17 +107,6 @@ async function runMode(
 
 try {
   const leaf = await startLeaf(["--port", "0"], { binary: "compiled" });
-  // Off: look-aside clients, as a web server without leases does it.
-  const direct = Array.from({ length: clients }, () => createClient({ servers: [`${HOST}:${leaf.port}`] }));
-  const off = await runMode("look-aside (no leases)", leaf.port, async (client) => {
-    const cache = direct[client] as ReturnType<typeof createClient>;
-    if ((await cache.get(KEY)) !== null) return;
-    const value = await (await fetch(`${originUrl}${KEY}`)).text();
-    await cache.set(KEY, value, { ttlSeconds: 60 });
-  });
-  for (const client of direct) await client.close();
-
-  // On: the same clients through routers with a loader route (singleflight + leases).
   const dir = mkdtempSync(join(tmpdir(), "gravity-bench-herd-"));
   const config = join(dir, "router.json");
   writeFileSync(
@@ -129,23 +120,48 @@ try {
   const routers: ServerProcess[] = [];
   for (let i = 0; i < routerCount; i++)
     routers.push(await startRouter(["--port", "0", "--config", config], { binary: "compiled" }));
+  // Off: look-aside clients straight to the leaf, as a web server without leases does it.
+  const direct = Array.from({ length: clients }, () => createClient({ servers: [`${HOST}:${leaf.port}`] }));
+  // On: the same clients through routers with a loader route (singleflight + leases).
   const viaRouters = Array.from({ length: clients }, (_, client) =>
     createClient({ servers: [`${HOST}:${routers[client % routers.length]?.port}`], timeoutMs: 10_000 }),
   );
-  const on = await runMode(`routers x${routerCount} (singleflight + leases)`, leaf.port, async (client) => {
-    await (viaRouters[client] as ReturnType<typeof createClient>).get(KEY);
+  const offRuns: ModeResult[] = [];
+  const onRuns: ModeResult[] = [];
+  for (let repeat = 1; repeat <= repeats; repeat++) {
+    offRuns.push(
+      await runMode(`look-aside (no leases) ${repeat}/${repeats}`, leaf.port, async (client) => {
+        const cache = direct[client] as ReturnType<typeof createClient>;
+        if ((await cache.get(KEY)) !== null) return;
+        const value = await (await fetch(`${originUrl}${KEY}`)).text();
+        await cache.set(KEY, value, { ttlSeconds: 60 });
+      }),
+    );
+    onRuns.push(
+      await runMode(`routers x${routerCount} (leases) ${repeat}/${repeats}`, leaf.port, async (client) => {
+        await (viaRouters[client] as ReturnType<typeof createClient>).get(KEY);
+      }),
+    );
+  }
+  for (const client of [...direct, ...viaRouters]) await client.close();
+  const summary = (mode: string, list: ModeResult[]) => ({
+    mode,
+    originQueriesPerSecond: median(list.map((run) => run.originQueriesPerSecond)),
+    reads: list.reduce((sum, run) => sum + run.reads, 0),
+    errors: list.reduce((sum, run) => sum + run.errors, 0),
   });
-  for (const client of viaRouters) await client.close();
-
+  const off = summary("look-aside (no leases)", offRuns);
+  const on = summary(`routers x${routerCount} (singleflight + leases)`, onRuns);
   const ratio = off.originQueriesPerSecond / Math.max(on.originQueriesPerSecond, 1e-9);
   console.log(
     `\norigin queries/s: ${off.originQueriesPerSecond.toFixed(1)} without, ${on.originQueriesPerSecond.toFixed(1)} with leases and singleflight: ${ratio.toFixed(1)}x fewer (target >= 10x: ${ratio >= 10 ? "met" : "not met"})`,
   );
   const file = writeResults("herd", {
-    parameters: { clients, seconds, routers: routerCount, originMs },
+    parameters: { clients, seconds, routers: routerCount, originMs, repeats },
     off,
     on,
     ratio,
+    runs: { off: offRuns, on: onRuns },
   });
   console.log(`wrote ${file}`);
   const chart = join(REPO_ROOT, "bench", "charts", "herd.svg");

@@ -19,9 +19,17 @@ import {
   startMemcached,
 } from "../test/helpers/servers.ts";
 import { type Bar, barChartSpec, writeChart } from "./charts.ts";
-import { firstLine, writeResults } from "./report.ts";
+import { firstLine, median, writeResults } from "./report.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
+  {
+    name: "repeats",
+    kind: FlagKind.Integer,
+    default: 3,
+    min: 1,
+    max: 20,
+    help: "alternating runs per server",
+  },
   {
     name: "items",
     kind: FlagKind.Integer,
@@ -39,6 +47,7 @@ const flags = parseFlags(process.argv.slice(2), [
     help: "bytes per value",
   },
 ]);
+const repeats = flags.repeats as number;
 const items = flags.items as number;
 const valueBytes = flags["value-bytes"] as number;
 /** Enough memory for every item in either server, so nothing is evicted. */
@@ -84,21 +93,37 @@ async function load(server: ServerProcess): Promise<Record<string, number>> {
   };
 }
 
-const results: Record<string, Record<string, number>> = {};
+// Alternating fresh servers (gravity, memcached, gravity, ...); the table shows each one's median.
 const servers: [string, () => Promise<ServerProcess>][] = [
   ["gravity", () => startLeaf(["--port", "0", "--memory", `${memoryMb}mb`], { binary: "compiled" })],
   ["memcached", () => startMemcached({ memoryMb })],
 ];
-for (const [name, start] of servers) {
-  const server = await start();
-  try {
-    results[name] = await load(server);
-  } finally {
-    await server.stop("SIGTERM");
+const runs: Record<string, Record<string, number>[]> = { gravity: [], memcached: [] };
+for (let repeat = 1; repeat <= repeats; repeat++) {
+  for (const [name, start] of servers) {
+    const server = await start();
+    try {
+      const run = await load(server);
+      runs[name]?.push(run);
+      console.log(
+        `  ${name.padEnd(9)} run ${repeat}/${repeats}  ${(run.rssPerItem as number).toFixed(1)} bytes/item RSS, ${(run.statsBytesPerItem as number).toFixed(1)} stats`,
+      );
+    } finally {
+      await server.stop("SIGTERM");
+    }
   }
 }
+const results: Record<string, Record<string, number>> = {};
+for (const [name, list] of Object.entries(runs)) {
+  results[name] = {
+    rssPerItem: median(list.map((run) => run.rssPerItem as number)),
+    statsBytesPerItem: median(list.map((run) => run.statsBytesPerItem as number)),
+  };
+}
 
-console.log(`memory per item: ${items} items, ${valueBytes}-byte values, keys "key:<n>"`);
+console.log(
+  `memory per item: ${items} items, ${valueBytes}-byte values, keys "key:<n>", median of ${repeats} runs`,
+);
 console.log("\n| server | RSS growth per item (bytes) | `stats bytes` per item |");
 console.log("|---|---|---|");
 for (const [name, r] of Object.entries(results)) {
@@ -112,8 +137,9 @@ console.log(`\ngravity/memcached RSS per item: ${ratio.toFixed(2)} (target <= 1.
 const peers = { memcached: firstLine([MEMCACHED, "-V"]) };
 const written = writeResults("memory", {
   peers,
-  parameters: { items, valueBytes, memoryMb },
+  parameters: { items, valueBytes, memoryMb, repeats },
   results,
+  runs,
   ratio,
 });
 console.log(`wrote ${written}`);
