@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { killOnExit, stopEach } from "./processes.ts";
 import { freePort, HOST } from "./servers.ts";
 import { DeadlineError, pollUntil, withDeadline } from "./wait.ts";
 
@@ -53,19 +54,10 @@ export function requireEtcd(): string {
 
 const LOG_LIMIT = 256 * 1024;
 const running = new Set<EtcdServer>();
-const children = new Set<Subprocess>();
-process.on("exit", () => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
 
 /** Stops and removes every etcd started here. Use as `afterAll(stopAllEtcd)`. */
 export async function stopAllEtcd(): Promise<void> {
-  const errors: unknown[] = [];
-  await Promise.all(
-    [...running].map((server) => server.destroy().catch((error: unknown) => errors.push(error))),
-  );
-  if (errors.length > 0) throw new AggregateError(errors, "some etcd processes did not stop cleanly");
+  await stopEach(running, (server) => server.destroy(), "etcd processes");
 }
 
 /**
@@ -127,8 +119,7 @@ function etcdServer(binary: string, dir: string, clientPort: number, peerPort: n
   const spawn = () => {
     const child = Bun.spawn(args, { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     proc = child;
-    children.add(child);
-    void child.exited.then(() => children.delete(child));
+    killOnExit(child);
     drained = (async () => {
       const decoder = new TextDecoder();
       for await (const chunk of child.stderr) {

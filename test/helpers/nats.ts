@@ -8,6 +8,7 @@
 // so these processes have their own (as twemproxy.ts does). A process-exit hook SIGKILLs whatever
 // is left if the runner dies first.
 import type { Subprocess } from "bun";
+import { killOnExit } from "./processes.ts";
 import { freePort, HOST, requireBinary } from "./servers.ts";
 import { pollUntil, withDeadline } from "./wait.ts";
 
@@ -30,11 +31,6 @@ export interface NatsServer {
 }
 
 const all = new Set<NatsServer>();
-const children = new Set<Subprocess>();
-process.on("exit", () => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
 
 /** Stops every nats-server these helpers started. Use as `afterAll(stopAllNats)`. */
 export async function stopAllNats(): Promise<void> {
@@ -64,8 +60,7 @@ function spawnNats(port: number): Running {
     stdout: "ignore",
     stderr: "pipe",
   });
-  children.add(proc);
-  void proc.exited.then(() => children.delete(proc));
+  killOnExit(proc);
   const err = { text: "" };
   void (async () => {
     const decoder = new TextDecoder();

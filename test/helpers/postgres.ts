@@ -15,6 +15,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL, type Subprocess } from "bun";
+import { killOnExit, stopEach } from "./processes.ts";
 import { freePort, HOST } from "./servers.ts";
 import { withDeadline } from "./wait.ts";
 
@@ -70,19 +71,10 @@ function identity(): { uid: number; gid: number } | undefined {
 
 const LOG_LIMIT = 256 * 1024;
 const running = new Set<PostgresServer>();
-const children = new Set<Subprocess>();
-process.on("exit", () => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
 
 /** Stops every PostgreSQL started here and removes its data. Use as `afterAll(stopAllPostgres)`. */
 export async function stopAllPostgres(): Promise<void> {
-  const errors: unknown[] = [];
-  await Promise.all(
-    [...running].map((server) => server.stop().catch((error: unknown) => errors.push(error))),
-  );
-  if (errors.length > 0) throw new AggregateError(errors, "some PostgreSQL servers did not stop cleanly");
+  await stopEach(running, (server) => server.stop(), "PostgreSQL servers");
 }
 
 /**
@@ -102,10 +94,8 @@ export async function startPostgres(options: { deadlineMs?: number } = {}): Prom
       [join(bin, "initdb"), "-D", dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
       { ...user, cwd: dir, env: pgEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe" },
     );
-    children.add(init);
-    const code = await withDeadline(init.exited, deadlineMs, "initdb to finish").finally(() =>
-      children.delete(init),
-    );
+    killOnExit(init);
+    const code = await withDeadline(init.exited, deadlineMs, "initdb to finish");
     if (code !== 0) {
       const output = (await new Response(init.stdout).text()) + (await new Response(init.stderr).text());
       throw new Error(`initdb exited with code ${code}: ${output.trim()}`);
@@ -165,8 +155,7 @@ async function launch(
     stdout: "ignore",
     stderr: "pipe",
   });
-  children.add(child);
-  void child.exited.then(() => children.delete(child));
+  killOnExit(child);
   let logText = "";
   let onLog = () => {};
   const drained = (async () => {

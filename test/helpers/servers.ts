@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { killOnExit, stopEach } from "./processes.ts";
 import { DeadlineError, pollUntil, withDeadline } from "./wait.ts";
 
 export const HOST = "127.0.0.1";
@@ -75,18 +76,8 @@ const running = new Set<ServerProcess>();
 
 /** Stops every server still running (SIGTERM, then SIGKILL past a deadline). Use as `afterAll(stopAll)`. */
 export async function stopAll(): Promise<void> {
-  const errors: unknown[] = [];
-  await Promise.all(
-    [...running].map((server) => server.stop("SIGTERM", 5000).catch((error: unknown) => errors.push(error))),
-  );
-  if (errors.length > 0) throw new AggregateError(errors, "some servers did not stop cleanly");
+  await stopEach(running, (server) => server.stop("SIGTERM", 5000), "servers");
 }
-
-const children = new Set<Subprocess>();
-process.on("exit", () => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
 
 // Reads a child's output stream into `sink`, calling `onText` after each chunk.
 async function collect(stream: ReadableStream<Uint8Array>, sink: { text: string }, onText: () => void) {
@@ -123,8 +114,7 @@ function spawnCollected(cmd: string[], options: { cwd?: string; env?: Record<str
     stdout: "pipe",
     stderr: "pipe",
   });
-  children.add(proc);
-  void proc.exited.then(() => children.delete(proc));
+  killOnExit(proc);
   const out = { text: "" };
   const err = { text: "" };
   const listeners: (() => void)[] = [];

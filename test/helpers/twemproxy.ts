@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { killOnExit, stopEach } from "./processes.ts";
 import { freePort, HOST, requireBinary } from "./servers.ts";
 import { pollUntil, withDeadline } from "./wait.ts";
 
@@ -68,19 +69,10 @@ export interface TwemproxyProcess {
 }
 
 const running = new Set<TwemproxyProcess>();
-const children = new Set<Subprocess>();
-process.on("exit", () => {
-  for (const child of children)
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-});
 
 /** Stops every nutcracker still running. Use as `afterAll(stopAllTwemproxy)`. */
 export async function stopAllTwemproxy(): Promise<void> {
-  const errors: unknown[] = [];
-  await Promise.all(
-    [...running].map((proxy) => proxy.stop("SIGTERM", 5000).catch((error: unknown) => errors.push(error))),
-  );
-  if (errors.length > 0) throw new AggregateError(errors, "some nutcracker processes did not stop cleanly");
+  await stopEach(running, (proxy) => proxy.stop("SIGTERM", 5000), "nutcracker processes");
 }
 
 /** The YAML nutcracker reads for one pool named "gravity". */
@@ -141,8 +133,7 @@ export async function startTwemproxy(options: TwemproxyOptions): Promise<Twempro
       stdout: "ignore",
       stderr: "pipe",
     });
-    children.add(proc);
-    void proc.exited.then(() => children.delete(proc));
+    killOnExit(proc);
     const err = { text: "" };
     const drained = collect(proc.stderr, err);
     const log = () => {
