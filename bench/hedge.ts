@@ -49,7 +49,7 @@ import {
   stopAll,
 } from "../test/helpers/servers.ts";
 import { type LinePoint, lineChartSpec, writeChart } from "./charts.ts";
-import { firstLine, machine, writeResults } from "./report.ts";
+import { firstLine, machine, percentile, writeResults } from "./report.ts";
 import { Rng } from "./workloads.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
@@ -180,12 +180,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     void Promise.allSettled([stopAll()]).then(() => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
   });
-}
-
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: Float64Array, p: number): number {
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1] as number;
 }
 
 function summarise(latencies: Float64Array): Latencies {

@@ -40,7 +40,7 @@ import {
   startRouter,
   stopAll,
 } from "../test/helpers/servers.ts";
-import { firstLine, machine, median, writeResults } from "./report.ts";
+import { firstLine, machine, median, percentile, writeResults } from "./report.ts";
 import { Rng } from "./workloads.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
@@ -123,12 +123,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       process.exit(128 + (signal === "SIGINT" ? 2 : 15)),
     );
   });
-}
-
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: Float64Array, p: number): number {
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1] as number;
 }
 
 function summarise(latencies: Float64Array): Latencies {

@@ -1,4 +1,4 @@
-// What every benchmark script shares: medians, the machine and commit a result came from, and
+// What every benchmark script shares: medians and percentiles, the machine and commit a result came from, and
 // writing bench/results/<suite>.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
@@ -12,6 +12,12 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1
     ? (sorted[mid] as number)
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** Nearest-rank percentile (p in 0..100) of an ascending, non-empty array. */
+export function percentile(sorted: Float64Array, p: number): number {
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1] as number;
 }
 
 /** The first line a command prints (stdout, then stderr): versions of peers and tools. */
