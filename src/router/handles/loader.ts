@@ -186,62 +186,28 @@ export class LoaderRoute implements RouteHandle {
     const again = await this.child.route(
       derived(request, Op.MetaGet, encodeMetaGet(request.key, keyFlags(request, ["v", "f", "c", "t"]))),
     );
-    if (again.type === ReplyType.MetaValue) {
-      const value = again.value ?? EMPTY;
-      const flags = Number(again.metaFlag("f"));
-      if (isNegative(flags, value.length)) return null;
-      return {
-        value,
-        flags,
-        cas: BigInt(again.metaFlag("c") ?? "0"),
-        ttlSeconds: Number(again.metaFlag("t")),
-      };
-    }
-    const counters = this.counters;
-    if (counters !== undefined) counters.loads++;
-    let value: Uint8Array | null;
-    try {
-      value = await loadWithTimeout(this.origin, request.itemKey, this.timeoutMs);
-    } catch (error) {
-      if (counters !== undefined) counters.failed++;
-      throw error;
-    }
-    if (value === null) {
-      if (counters !== undefined) counters.notFound++;
-      if (this.negativeTtlSeconds > 0)
-        await this.store(request, EMPTY, NEGATIVE_FLAGS, this.negativeTtlSeconds);
-      return null;
-    }
-    const cas = await this.store(request, value, 0, this.ttlSeconds);
-    return { value, flags: 0, cas, ttlSeconds: this.ttlSeconds === 0 ? -1 : this.ttlSeconds };
+    if (again.type === ReplyType.MetaValue) return foundIn(again);
+    // Add mode: a client's write that landed meanwhile is not overwritten.
+    return this.load(request, "ME");
   }
 
   // The leader with leases: win the lease and load, or wait for whoever won it.
   private async readThroughWithLease(request: Request): Promise<Found | null> {
     const leaseSeconds = Math.max(1, Math.ceil(this.timeoutMs / 1000) + 1);
-    const ask = () =>
-      this.child.route(
-        derived(
-          request,
-          Op.MetaGet,
-          encodeMetaGet(request.key, keyFlags(request, ["v", "f", "c", "t", `N${leaseSeconds}`])),
-        ),
-      );
+    const ask = derived(
+      request,
+      Op.MetaGet,
+      encodeMetaGet(request.key, keyFlags(request, ["v", "f", "c", "t", `N${leaseSeconds}`])),
+    );
     const deadline = performance.now() + this.waitMs;
     for (;;) {
       // N every time: a lease that expired (its holder died) is won again by the next look.
-      const reply = await ask();
+      const reply = await this.child.route(ask);
       if (reply.type !== ReplyType.MetaValue) throw new Error(`lease: unexpected reply ${reply.text}`);
-      const value = reply.value ?? EMPTY;
-      const flags = Number(reply.metaFlag("f"));
-      const cas = BigInt(reply.metaFlag("c") ?? "0");
-      const winner = reply.metaFlag("W") !== undefined;
-      const waiting = reply.metaFlag("Z") !== undefined;
-      if (winner) return this.loadUnderLease(request, cas);
-      if (!waiting) {
-        if (isNegative(flags, value.length)) return null;
-        return { value, flags, cas, ttlSeconds: Number(reply.metaFlag("t")) };
-      }
+      // Won: fill the vivified item only while it still has the lease's CAS (a delete or a newer
+      // write in between wins, as the paper's stale-set rule asks).
+      if (reply.metaFlag("W") !== undefined) return this.load(request, `C${reply.metaFlag("c") ?? "0"}`);
+      if (reply.metaFlag("Z") === undefined) return foundIn(reply);
       // Another router holds the lease: its value arrives soon (or the lease expires and the
       // next look wins it).
       if (performance.now() > deadline)
@@ -250,10 +216,10 @@ export class LoaderRoute implements RouteHandle {
     }
   }
 
-  // Loads and fills the item vivified for this lease: a set that only succeeds while the item
-  // still has the lease's CAS (a delete or a newer write in between wins, as the paper's stale-set
-  // rule asks).
-  private async loadUnderLease(request: Request, leaseCas: bigint): Promise<Found | null> {
+  // Loads the item from the origin and stores it (`mode`: ms's ME to add, or C<cas> to fill a
+  // lease); a not-found is stored as a negative entry when negative caching is on. An origin
+  // failure stores nothing.
+  private async load(request: Request, mode: string): Promise<Found | null> {
     const counters = this.counters;
     if (counters !== undefined) counters.loads++;
     let value: Uint8Array | null;
@@ -265,41 +231,26 @@ export class LoaderRoute implements RouteHandle {
     }
     if (value === null) {
       if (counters !== undefined) counters.notFound++;
-      await this.fill(request, EMPTY, NEGATIVE_FLAGS, this.negativeTtlSeconds, leaseCas);
+      // Without negative caching a lease's empty placeholder is left to expire with the lease
+      // (T0 would make a negative entry that never expires).
+      if (this.negativeTtlSeconds > 0)
+        await this.store(request, EMPTY, NEGATIVE_FLAGS, this.negativeTtlSeconds, mode);
       return null;
     }
-    const cas = await this.fill(request, value, 0, this.ttlSeconds, leaseCas);
+    const cas = await this.store(request, value, 0, this.ttlSeconds, mode);
     return { value, flags: 0, cas, ttlSeconds: this.ttlSeconds === 0 ? -1 : this.ttlSeconds };
   }
 
-  private async fill(
-    request: Request,
-    value: Uint8Array,
-    flags: number,
-    ttlSeconds: number,
-    leaseCas: bigint,
-  ): Promise<bigint> {
-    const metaFlags = keyFlags(request, [`C${leaseCas}`, `T${ttlSeconds}`, `F${flags}`, "c"]);
-    const set = derived(request, Op.MetaSet, encodeMetaSet(request.key, value, metaFlags));
-    try {
-      const reply = await this.child.route(set);
-      if (reply.type === ReplyType.MetaHeader) return BigInt(reply.metaFlag("c") ?? "0");
-    } catch {
-      // counted below
-    }
-    if (this.counters !== undefined) this.counters.notStored++;
-    return 0n;
-  }
-
-  // Adds the item unless one exists; the stored item's CAS, or 0 if the child did not store it.
+  // Stores the item with ms in `mode`; the stored item's CAS, or 0 if the child did not store it.
   // A failed store is not the client's failure: the value still answers the read.
   private async store(
     request: Request,
     value: Uint8Array,
     flags: number,
     ttlSeconds: number,
+    mode: string,
   ): Promise<bigint> {
-    const metaFlags = keyFlags(request, ["ME", `T${ttlSeconds}`, `F${flags}`, "c"]);
+    const metaFlags = keyFlags(request, [mode, `T${ttlSeconds}`, `F${flags}`, "c"]);
     const set = derived(request, Op.MetaSet, encodeMetaSet(request.key, value, metaFlags));
     set.value = value;
     set.flags = flags;
@@ -313,6 +264,14 @@ export class LoaderRoute implements RouteHandle {
     if (this.counters !== undefined) this.counters.notStored++;
     return 0n;
   }
+}
+
+// What an mg v f c t hit holds (null for a negative entry).
+function foundIn(reply: Reply): Found | null {
+  const value = reply.value ?? EMPTY;
+  const flags = Number(reply.metaFlag("f"));
+  if (isNegative(flags, value.length)) return null;
+  return { value, flags, cas: BigInt(reply.metaFlag("c") ?? "0"), ttlSeconds: Number(reply.metaFlag("t")) };
 }
 
 function checkTtl(name: string, seconds: number): number {
