@@ -10,9 +10,10 @@
 // min-max of the repeats, and writes bench/results/grpc.json with every sample.
 //
 //   bun bench/grpc.ts [--seconds 3 --repeats 3 --warmup 1 --concurrency 64]
+
+import { nativeBackend, routeBackend } from "../src/cache/backend.ts";
 import { parseFlags } from "../src/cli/args.ts";
 import { Client } from "../src/client/index.ts";
-import { nativeBackend, routeBackend } from "../src/grpc/backend.ts";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
 import { type GrpcServer, startGrpcServer } from "../src/grpc/server.ts";
 import { native } from "../src/native/index.ts";

@@ -11,8 +11,9 @@
 //
 // Server and clients share the machine, so the figure is a rough one. Prints the median and half
 // the min-max spread of the repeats, and writes every sample with the machine and commit.
+
+import { nativeBackend } from "../src/cache/backend.ts";
 import { FlagKind, parseFlags } from "../src/cli/args.ts";
-import { nativeBackend } from "../src/http/backend.ts";
 import { startHttpServer } from "../src/http/server.ts";
 import { createRegistry, leafMetrics } from "../src/metrics/registry.ts";
 import { native } from "../src/native/index.ts";

@@ -4,7 +4,7 @@
 // calls in flight refusing the excess with RESOURCE_EXHAUSTED.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type ServiceError, status } from "@grpc/grpc-js";
-import { routeBackend } from "../src/grpc/backend.ts";
+import { routeBackend } from "../src/cache/backend.ts";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
 import { type GrpcServer, startGrpcServer } from "../src/grpc/server.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
@@ -40,7 +40,7 @@ async function serve(
   const server = await startGrpcServer({
     host: HOST,
     port: 0,
-    backend: routeBackend(new ShardedRoute(target), { stats: options.stats }),
+    backend: routeBackend(new ShardedRoute(target), { stats: options.stats, countersPrefix: "grpc" }),
     maxConcurrentCalls: options.maxConcurrentCalls,
   });
   servers.push(server);

@@ -10,7 +10,7 @@ import {
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
-import { nativeBackend } from "../src/grpc/backend.ts";
+import { nativeBackend } from "../src/cache/backend.ts";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
 import {
   decodeGroupCacheGetResponse,

@@ -3,7 +3,7 @@
 // the exptime), the leaf's refusal of a large value is a 413, a pool with no live leaf gives 502
 // (connection refused) then 503 (marked down), and /readyz follows the pools' health.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { routeBackend } from "../src/http/backend.ts";
+import { routeBackend } from "../src/cache/backend.ts";
 import { routerReady } from "../src/http/readiness.ts";
 import { type HttpServer, startHttpServer } from "../src/http/server.ts";
 import { parseExposition, sampleValue } from "../src/metrics/exposition.ts";

@@ -4,7 +4,7 @@
 // bad keys and TTLs (400), too large (413), unknown group (404), wrong method (405), health,
 // readiness both ways, and /metrics parsed and checked against the documented names.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { nativeBackend } from "../src/http/backend.ts";
+import { nativeBackend } from "../src/cache/backend.ts";
 import { leafReady, type Readiness } from "../src/http/readiness.ts";
 import { type HttpServer, startHttpServer } from "../src/http/server.ts";
 import { type MetricFamily, parseExposition, sampleValue } from "../src/metrics/exposition.ts";

@@ -1,6 +1,7 @@
 // The gRPC flags shared by `gravity leaf` and `gravity router`.
+
+import type { CacheBackend } from "../cache/backend.ts";
 import { GravityError, InvalidRequestError, UsageError } from "../errors.ts";
-import type { CacheBackend } from "../grpc/backend.ts";
 import { GRPC_DEFAULTS, type GrpcServer, startGrpcServer } from "../grpc/server.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
 

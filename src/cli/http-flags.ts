@@ -1,6 +1,7 @@
 // The HTTP API and /metrics flags shared by `gravity leaf` and `gravity router`.
+
+import type { CacheBackend } from "../cache/backend.ts";
 import { GravityError } from "../errors.ts";
-import type { CacheBackend } from "../http/backend.ts";
 import type { Readiness } from "../http/readiness.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
 import type { Registry } from "../metrics/registry.ts";

@@ -1,8 +1,7 @@
 // `gravity leaf`: a memcached-compatible cache node.
 
+import { nativeBackend } from "../cache/backend.ts";
 import { UsageError } from "../errors.ts";
-import { nativeBackend as grpcNativeBackend } from "../grpc/backend.ts";
-import { nativeBackend } from "../http/backend.ts";
 import { leafReady } from "../http/readiness.ts";
 import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
 import type { InjectedLatency } from "../leaf/listener.ts";
@@ -164,7 +163,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   let nats: Awaited<ReturnType<typeof serveNatsFromFlags>> = null;
   let registration: Awaited<ReturnType<typeof registerFromFlags>>;
   try {
-    grpc = await startGrpcFromFlags("leaf", flags, flags.listen as string, grpcNativeBackend);
+    grpc = await startGrpcFromFlags("leaf", flags, flags.listen as string, nativeBackend);
     nats = await serveNatsFromFlags(flags, leaf.hostname, leaf.port);
     registration = await registerFromFlags(flags, leaf.hostname, leaf.port);
   } catch (error) {

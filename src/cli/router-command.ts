@@ -1,7 +1,7 @@
 // `gravity router --config FILE`: a memcached-protocol proxy in front of pools of leaves.
+
+import { routeBackend } from "../cache/backend.ts";
 import { UsageError } from "../errors.ts";
-import { routeBackend as grpcRouteBackend } from "../grpc/backend.ts";
-import { routeBackend } from "../http/backend.ts";
 import { routerReady } from "../http/readiness.ts";
 import { createRegistry, errorKind, routerMetrics } from "../metrics/registry.ts";
 import { loadConfig, type RouterConfig } from "../router/config.ts";
@@ -136,7 +136,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   let http: ReturnType<typeof startHttpFromFlags>;
   try {
     http = startHttpFromFlags("router", flags, host, () => ({
-      backend: routeBackend({ route: (request) => router.current().root.route(request) }),
+      backend: routeBackend(() => router.current().root, { countersPrefix: "http" }),
       ready: () => routerReady(() => router.current()),
       registry,
       maxValueBytes: flags["max-item-size"] as number,
@@ -149,7 +149,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   let grpc: Awaited<ReturnType<typeof startGrpcFromFlags>>;
   try {
     grpc = await startGrpcFromFlags("router", flags, host, () =>
-      grpcRouteBackend(() => router.current().root),
+      routeBackend(() => router.current().root, { countersPrefix: "grpc" }),
     );
   } catch (error) {
     await Promise.all([server.stop(0), http?.stop(true)]);

@@ -9,8 +9,8 @@
 // the process died) with ~20k concurrent streams on one connection. The stream limit keeps any one
 // connection below that; the call counter bounds the work across connections.
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from "@grpc/grpc-js";
+import type { CacheBackend } from "../cache/backend.ts";
 import { InvalidRequestError } from "../errors.ts";
-import type { CacheBackend } from "./backend.ts";
 import type {
   DeleteRequest,
   DeleteResponse,

@@ -12,6 +12,7 @@
 //   StatusError                                    its own code (e.g. GroupCache.Get's miss: NOT_FOUND)
 //   anything else (ERROR, ProtocolError, bugs)     INTERNAL
 import { status as Status, type StatusObject } from "@grpc/grpc-js";
+import { NO_MEMORY_TEXT, TOO_LARGE_TEXT } from "../cache/backend.ts";
 import {
   ConnectionError,
   DestinationDownError,
@@ -24,11 +25,6 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import { UnknownGroupError } from "./item-key.ts";
-
-/** memcached's reply to an item over the size limit (memcached.c, process_update_command). */
-export const TOO_LARGE_TEXT = "object too large for cache";
-/** memcached's reply when the store cannot make room. */
-export const NO_MEMORY_TEXT = "out of memory storing object";
 
 export type CallStatus = Pick<StatusObject, "code" | "details">;
 

@@ -11,10 +11,16 @@
 //
 // Errors are JSON: {"error": "<reason>"}. Every response is counted in gravity_http_requests_total.
 import type { Server } from "bun";
-import { DestinationDownError, GravityError, NoHealthyDestinationError, OverloadedError } from "../errors.ts";
+import { type CacheBackend, NO_MEMORY_TEXT, TOO_LARGE_TEXT } from "../cache/backend.ts";
+import {
+  DestinationDownError,
+  GravityError,
+  NoHealthyDestinationError,
+  OverloadedError,
+  ServerError,
+} from "../errors.ts";
 import type { HttpRoute } from "../metrics/names.ts";
 import { httpMetrics, type Registry } from "../metrics/registry.ts";
-import type { CacheBackend } from "./backend.ts";
 import { CACHE_PREFIX, isRefusal, parseCachePath, parseTtl } from "./cache-path.ts";
 import type { Readiness } from "./readiness.ts";
 
@@ -77,10 +83,17 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
           if (declared > maxValueBytes) return tooLarge(maxValueBytes);
           const value = new Uint8Array(await request.arrayBuffer());
           if (value.length > maxValueBytes) return tooLarge(maxValueBytes);
-          const result = await backend.set(item.itemKey, value, ttl);
-          if (result === "stored") return new Response(null, { status: 204 });
-          if (result === "too_large") return errorResponse(413, "object too large for cache");
-          return errorResponse(503, "out of memory storing object");
+          try {
+            await backend.set(item.itemKey, value, ttl);
+          } catch (error) {
+            // The store's refusals (memcached's texts, from a leaf or the addon): 413 and 503.
+            if (error instanceof ServerError && error.text === TOO_LARGE_TEXT)
+              return errorResponse(413, TOO_LARGE_TEXT);
+            if (error instanceof ServerError && error.text === NO_MEMORY_TEXT)
+              return errorResponse(503, NO_MEMORY_TEXT);
+            throw error;
+          }
+          return new Response(null, { status: 204 });
         }
         case "DELETE":
           return (await backend.delete(item.itemKey))

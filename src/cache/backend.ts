@@ -1,20 +1,25 @@
-// Where the gRPC server's calls go. A leaf answers from its own store (nativeBackend); a router
-// turns each call into a memcached request and routes it through its route tree (routeBackend),
-// exactly as a request from a memcached client would travel.
+// Where the HTTP API's and the gRPC services' cache operations go. A leaf answers from its own
+// store (nativeBackend); a router turns each call into a memcached request and routes it through
+// its route tree (routeBackend), exactly as a request from a memcached client would travel.
 //
-//   gRPC call -> item key "<group>:<key>" -> CacheBackend -> native store | RouteHandle -> leaves
+//   HTTP or gRPC call -> item key "<group>:<key>" -> CacheBackend -> native store | RouteHandle -> leaves
 import { ProtocolError, ServerError, ServerErrorKind } from "../errors.ts";
 import { getValue, native, StoreStatus } from "../native/index.ts";
 import { encodeDelete, encodeGet, encodeStore, encodeTouch } from "../protocol/encoder.ts";
 import { type Reply, ReplyType } from "../protocol/reply.ts";
 import { Op, Request } from "../protocol/request.ts";
 import type { RouteHandle } from "../router/handles/handle.ts";
-import { NO_MEMORY_TEXT, TOO_LARGE_TEXT } from "./status.ts";
+
+/** memcached's reply to an item over the size limit (memcached.c, process_update_command). */
+export const TOO_LARGE_TEXT = "object too large for cache";
+/** memcached's reply when the store cannot make room. */
+export const NO_MEMORY_TEXT = "out of memory storing object";
 
 /**
- * The cache operations the gRPC services need, on memcached item keys (already checked: 1 to 250
- * bytes, no space or control byte). `ttlSeconds` is memcached's exptime. A failure rejects with a
- * Gravity error (src/errors.ts); status.ts maps it to a gRPC status.
+ * The cache operations the HTTP API and the gRPC services need, on memcached item keys (already
+ * checked: 1 to 250 bytes, no space or control byte). `ttlSeconds` is memcached's exptime. A
+ * failure rejects with a Gravity error (src/errors.ts), never as a miss; each API maps it to its
+ * own status.
  */
 export interface CacheBackend {
   /** The value, or null on a miss. */
@@ -55,6 +60,8 @@ export function nativeBackend(): CacheBackend {
 export interface RouteBackendOptions {
   /** Counters to add to stats() (e.g. the router's own); the backend's call counters are always there. */
   stats?: () => Record<string, number | string>;
+  /** Prefix of the call counters' names, e.g. "grpc" for grpc_cmd_get (default "api"). */
+  countersPrefix?: string;
 }
 
 /**
@@ -68,14 +75,8 @@ export function routeBackend(
 ): CacheBackend {
   const current = typeof root === "function" ? root : () => root;
   // Calls through this backend only (memcached clients of the same router are not counted here).
-  const counters = {
-    grpc_cmd_get: 0,
-    grpc_get_hits: 0,
-    grpc_get_misses: 0,
-    grpc_cmd_set: 0,
-    grpc_cmd_delete: 0,
-    grpc_cmd_touch: 0,
-  };
+  const counters = { cmd_get: 0, get_hits: 0, get_misses: 0, cmd_set: 0, cmd_delete: 0, cmd_touch: 0 };
+  const prefix = options.countersPrefix ?? "api";
 
   async function route(request: Request, expected: readonly ReplyType[]): Promise<Reply> {
     const reply = await current().route(request);
@@ -105,22 +106,22 @@ export function routeBackend(
 
   return {
     async get(key) {
-      counters.grpc_cmd_get++;
+      counters.cmd_get++;
       const reply = await route(request(Op.Get, key, encodeGet([key])), [ReplyType.Values]);
       const value = reply.items?.[0]?.value ?? null;
-      if (value === null) counters.grpc_get_misses++;
-      else counters.grpc_get_hits++;
+      if (value === null) counters.get_misses++;
+      else counters.get_hits++;
       return value;
     },
     async set(key, value, ttlSeconds) {
-      counters.grpc_cmd_set++;
+      counters.cmd_set++;
       const made = request(Op.Set, key, encodeStore("set", key, value, { exptime: ttlSeconds }));
       made.value = value;
       made.exptime = ttlSeconds;
       await route(made, [ReplyType.Stored]);
     },
     async delete(key) {
-      counters.grpc_cmd_delete++;
+      counters.cmd_delete++;
       const reply = await route(request(Op.Delete, key, encodeDelete(key)), [
         ReplyType.Deleted,
         ReplyType.NotFound,
@@ -128,14 +129,16 @@ export function routeBackend(
       return reply.type === ReplyType.Deleted;
     },
     async touch(key, ttlSeconds) {
-      counters.grpc_cmd_touch++;
+      counters.cmd_touch++;
       const made = request(Op.Touch, key, encodeTouch(key, ttlSeconds));
       made.exptime = ttlSeconds;
       const reply = await route(made, [ReplyType.Touched, ReplyType.NotFound]);
       return reply.type === ReplyType.Touched;
     },
     async stats() {
-      return { ...counters, ...options.stats?.() };
+      const named: Record<string, number> = {};
+      for (const [name, value] of Object.entries(counters)) named[`${prefix}_${name}`] = value;
+      return { ...named, ...options.stats?.() };
     },
   };
 }
