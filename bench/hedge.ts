@@ -49,7 +49,15 @@ import {
   stopAll,
 } from "../test/helpers/servers.ts";
 import { type LinePoint, lineChartSpec, writeChart } from "./charts.ts";
-import { firstLine, machine, percentile, writeResults } from "./report.ts";
+import {
+  concatSamples,
+  firstLine,
+  type Latencies as LatencySummary,
+  machine,
+  stopOnSignal,
+  summariseLatencies,
+  writeResults,
+} from "./report.ts";
 import { Rng } from "./workloads.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
@@ -136,15 +144,9 @@ const ROUTE: Record<Mode, string[]> = {
   on: ["  reads: hedged", `  hedge: { delayMs: ${hedgeDelay}, budget: ${budget} }`],
 };
 
-interface Latencies {
+interface Latencies extends LatencySummary {
   /** Share of gets that took at least half the injected delay. */
   slowShare: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
 }
 
 interface RunResult extends Latencies {
@@ -174,31 +176,12 @@ interface RunResult extends Latencies {
   routerExit: number | null;
 }
 
-// Ctrl-C or SIGTERM: stop the leaves and routers started here; past the helpers' deadlines,
-// process.exit runs their exit hooks, which SIGKILL whatever is left.
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    void Promise.allSettled([stopAll()]).then(() => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
-  });
-}
+stopOnSignal(() => [stopAll()]);
 
 function summarise(latencies: Float64Array): Latencies {
-  const sorted = Float64Array.from(latencies).sort();
-  let sum = 0;
   let slow = 0;
-  for (const ms of latencies) {
-    sum += ms;
-    if (ms >= injectedDelayMs / 2) slow++;
-  }
-  return {
-    slowShare: slow / latencies.length,
-    p50: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    p999: percentile(sorted, 99.9),
-    max: sorted[sorted.length - 1] as number,
-    mean: sum / latencies.length,
-  };
+  for (const ms of latencies) if (ms >= injectedDelayMs / 2) slow++;
+  return { slowShare: slow / latencies.length, ...summariseLatencies(latencies) };
 }
 
 // Histogram buckets an eighth of a power of two wide (~9%): bucket b holds 2^((b-1)/8) < µs <= 2^(b/8).
@@ -214,16 +197,6 @@ function histogram(latencies: Float64Array): [number, number][] {
   return [...counts.entries()]
     .sort((a, b) => a[0] - b[0])
     .map(([bucket, count]) => [Number((2 ** (bucket / BUCKETS_PER_DOUBLING)).toFixed(1)), count]);
-}
-
-function concat(arrays: readonly Float64Array[]): Float64Array {
-  const all = new Float64Array(arrays.reduce((n, a) => n + a.length, 0));
-  let at = 0;
-  for (const a of arrays) {
-    all.set(a, at);
-    at += a.length;
-  }
-  return all;
 }
 
 /**
@@ -501,7 +474,7 @@ function summariseMode(mode: Mode, slowOnly: boolean): ModeSummary {
     leafExtraShare: (leafTotal - cmdGet) / cmdGet,
     errors: sum((r) => r.errors),
     routeErrors: sum((r) => r.routeErrors),
-    ...summarise(concat((slowOnly ? slowSamples : samples)[mode])),
+    ...summarise(concatSamples((slowOnly ? slowSamples : samples)[mode])),
   };
 }
 
@@ -560,8 +533,8 @@ const written = writeResults("hedge", {
   runs,
   histograms: {
     note: `latency in µs: [upper edge, count], buckets 2^(1/${BUCKETS_PER_DOUBLING}) wide`,
-    off: histogram(concat(samples.off)),
-    on: histogram(concat(samples.on)),
+    off: histogram(concatSamples(samples.off)),
+    on: histogram(concatSamples(samples.on)),
   },
 });
 console.log(`\nwrote ${written}`);

@@ -40,7 +40,16 @@ import {
   startRouter,
   stopAll,
 } from "../test/helpers/servers.ts";
-import { firstLine, machine, median, percentile, writeResults } from "./report.ts";
+import {
+  concatSamples,
+  firstLine,
+  type Latencies,
+  machine,
+  median,
+  stopOnSignal,
+  summariseLatencies,
+  writeResults,
+} from "./report.ts";
 import { Rng } from "./workloads.ts";
 
 const flags = parseFlags(process.argv.slice(2), [
@@ -93,15 +102,6 @@ type Transport = (typeof Transport)[keyof typeof Transport];
 const TRANSPORTS = [Transport.Tcp, Transport.Nats] as const;
 const LABEL: Record<Transport, string> = { tcp: "TCP", nats: "NATS" };
 
-interface Latencies {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
-}
-
 interface RunResult extends Latencies {
   transport: Transport;
   repeat: number;
@@ -115,39 +115,7 @@ interface RunResult extends Latencies {
   firstError?: string;
 }
 
-// Ctrl-C or SIGTERM: stop what was started here; past the helpers' deadlines, process.exit runs
-// their exit hooks, which SIGKILL whatever is left.
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    void Promise.allSettled([stopAll(), stopAllNats()]).then(() =>
-      process.exit(128 + (signal === "SIGINT" ? 2 : 15)),
-    );
-  });
-}
-
-function summarise(latencies: Float64Array): Latencies {
-  const sorted = Float64Array.from(latencies).sort();
-  let sum = 0;
-  for (const ms of latencies) sum += ms;
-  return {
-    p50: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    p999: percentile(sorted, 99.9),
-    max: sorted[sorted.length - 1] as number,
-    mean: sum / latencies.length,
-  };
-}
-
-function concat(arrays: readonly Float64Array[]): Float64Array {
-  const all = new Float64Array(arrays.reduce((n, a) => n + a.length, 0));
-  let at = 0;
-  for (const a of arrays) {
-    all.set(a, at);
-    at += a.length;
-  }
-  return all;
-}
+stopOnSignal(() => [stopAll(), stopAllNats()]);
 
 /** The request sequence: key indexes and which of them are sets, the same in every run. */
 interface Sequence {
@@ -226,7 +194,7 @@ async function run(
       requestsPerSecond: (requests / driven.elapsedMs) * 1000,
       errors: driven.errors,
       misses: driven.misses,
-      ...summarise(latencies),
+      ...summariseLatencies(latencies),
     };
     if (driven.firstError !== undefined) result.firstError = driven.firstError;
     return result;
@@ -383,7 +351,7 @@ function summariseTransport(transport: Transport): TransportSummary {
     maxRequestsPerSecond: Math.max(...rates),
     errors: own.reduce((n, r) => n + r.errors, 0),
     misses: own.reduce((n, r) => n + r.misses, 0),
-    ...summarise(concat(samples[transport])),
+    ...summariseLatencies(concatSamples(samples[transport])),
   };
 }
 

@@ -20,6 +20,53 @@ export function percentile(sorted: Float64Array, p: number): number {
   return sorted[rank - 1] as number;
 }
 
+/** Percentiles, maximum and mean of a run's latencies (any unit), which it leaves unsorted. */
+export interface Latencies {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+/** Several runs' samples as one array, in order. */
+export function concatSamples(arrays: readonly Float64Array[]): Float64Array {
+  const all = new Float64Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    all.set(a, at);
+    at += a.length;
+  }
+  return all;
+}
+
+export function summariseLatencies(latencies: Float64Array): Latencies {
+  const sorted = Float64Array.from(latencies).sort();
+  let sum = 0;
+  for (const value of latencies) sum += value;
+  return {
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    p999: percentile(sorted, 99.9),
+    max: sorted[sorted.length - 1] as number,
+    mean: sum / latencies.length,
+  };
+}
+
+/**
+ * Ctrl-C or SIGTERM: runs `stop` (the helpers' stopAll...), then exits 130 or 143; past the
+ * helpers' deadlines process.exit runs their exit hooks, which SIGKILL whatever is left.
+ */
+export function stopOnSignal(stop: () => Promise<unknown>[]): void {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      void Promise.allSettled(stop()).then(() => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+    });
+  }
+}
+
 /** The first line a command prints (stdout, then stderr): versions of peers and tools. */
 export function firstLine(cmd: string[]): string {
   const proc = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", cwd: REPO_ROOT });
