@@ -1,13 +1,12 @@
 // The cache resource of the HTTP API: `/v1/cache/{group}/{key}` names the item `{group}:{key}`,
 // both segments percent-decoded to bytes (so any key memcached accepts can be named, UTF-8 or not),
 // and its TTL from the X-Gravity-TTL header or the `ttl` query parameter.
-import { validateKey } from "../protocol/encoder.ts";
+import { MAX_RELATIVE_EXPTIME_SECONDS, validateKey } from "../protocol/encoder.ts";
 
 /** The path prefix of the cache resource. */
 export const CACHE_PREFIX = "/v1/cache/";
 
 /** memcached's longest relative exptime (30 days); longer values would be read as a Unix time. */
-export const MAX_TTL_SECONDS = 30 * 24 * 3600;
 
 /** A request the API refuses before it reaches the cache: the status and the reason. */
 export interface Refusal {
@@ -93,7 +92,7 @@ function hexValue(code: number): number {
 
 /**
  * The TTL of a PUT in seconds (0, the default, never expires): from the header or the query
- * parameter (they must agree when both are given), an integer 0..MAX_TTL_SECONDS.
+ * parameter (they must agree when both are given), an integer 0..MAX_RELATIVE_EXPTIME_SECONDS.
  */
 export function parseTtl(header: string | null, query: string | null): number | Refusal {
   if (header !== null && query !== null && header.trim() !== query.trim()) {
@@ -101,8 +100,11 @@ export function parseTtl(header: string | null, query: string | null): number | 
   }
   const text = (header ?? query)?.trim();
   if (text === undefined) return 0;
-  if (!/^[0-9]{1,10}$/.test(text) || Number(text) > MAX_TTL_SECONDS) {
-    return { status: 400, error: `ttl must be an integer number of seconds in 0..${MAX_TTL_SECONDS}` };
+  if (!/^[0-9]{1,10}$/.test(text) || Number(text) > MAX_RELATIVE_EXPTIME_SECONDS) {
+    return {
+      status: 400,
+      error: `ttl must be an integer number of seconds in 0..${MAX_RELATIVE_EXPTIME_SECONDS}`,
+    };
   }
   return Number(text);
 }

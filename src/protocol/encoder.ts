@@ -14,6 +14,8 @@ export type Value = string | Uint8Array;
 
 /** memcached's KEY_MAX_LENGTH. */
 export const MAX_KEY_BYTES = 250;
+/** memcached's largest relative exptime (30 days); a larger one is a Unix time. */
+export const MAX_RELATIVE_EXPTIME_SECONDS = 60 * 60 * 24 * 30;
 const MAX_UINT32 = 0xffff_ffff;
 const MAX_UINT64 = 0xffff_ffff_ffff_ffffn;
 const MIN_INT32 = -0x8000_0000;

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { HashFunctions, type HashName } from "../hash/hash-functions.ts";
 import { ketamaServerName } from "../hash/ketama.ts";
 import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
+import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
 import {
   Distribution,
   HEDGE_DEFAULTS,
@@ -361,8 +362,8 @@ export function configSchema(facts: PoolFacts) {
       error: loadersExpected,
     }),
     route,
-    ttlSeconds: integer(0, 2_592_000).default(300),
-    negativeTtlSeconds: integer(0, 2_592_000).default(30),
+    ttlSeconds: integer(0, MAX_RELATIVE_EXPTIME_SECONDS).default(300),
+    negativeTtlSeconds: integer(0, MAX_RELATIVE_EXPTIME_SECONDS).default(30),
     timeoutMs: integer(1, 600_000).default(1000),
     waitMs: integer(1, 600_000).default(2000),
     leases: z.boolean({ error: "true or false" }).default(false),
@@ -372,13 +373,13 @@ export function configSchema(facts: PoolFacts) {
     type: z.literal(RouteType.Gutter),
     pool: poolRef,
     gutter: poolRef,
-    ttlSeconds: integer(1, 2_592_000).default(10),
+    ttlSeconds: integer(1, MAX_RELATIVE_EXPTIME_SECONDS).default(10),
   });
   const warmup = strict({
     type: z.literal(RouteType.WarmUp),
     cold: route,
     warm: route,
-    ttlSeconds: integer(1, 2_592_000).default(3600),
+    ttlSeconds: integer(1, MAX_RELATIVE_EXPTIME_SECONDS).default(3600),
   });
 
   const routeObject = z.discriminatedUnion(

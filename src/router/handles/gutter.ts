@@ -35,6 +35,7 @@ import {
   encodeMetaSet,
   encodeStore,
   encodeTouch,
+  MAX_RELATIVE_EXPTIME_SECONDS,
 } from "../../protocol/encoder.ts";
 import type { Reply } from "../../protocol/reply.ts";
 import { Op, OpKind, Request } from "../../protocol/request.ts";
@@ -67,9 +68,13 @@ export class GutterRoute implements RouteHandle {
     private readonly gutter: RouteHandle,
     private readonly options: GutterOptions,
   ) {
-    if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds <= 0 || options.ttlSeconds > MAX_RELATIVE)
+    if (
+      !Number.isInteger(options.ttlSeconds) ||
+      options.ttlSeconds <= 0 ||
+      options.ttlSeconds > MAX_RELATIVE_EXPTIME_SECONDS
+    )
       throw new RangeError(
-        `gutter ttlSeconds must be an integer in 1..${MAX_RELATIVE}, got ${options.ttlSeconds}`,
+        `gutter ttlSeconds must be an integer in 1..${MAX_RELATIVE_EXPTIME_SECONDS}, got ${options.ttlSeconds}`,
       );
     this.ttlSeconds = options.ttlSeconds;
     this.nowSeconds = options.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
@@ -108,7 +113,6 @@ export function isOutage(error: unknown): boolean {
 }
 
 // memcached: an exptime above 30 days is a Unix time, not a number of seconds from now.
-const MAX_RELATIVE = 60 * 60 * 24 * 30;
 
 /**
  * memcached's `exptime` capped so the item lives at most `ttlSeconds`: 0 (never) and longer times
@@ -118,7 +122,7 @@ const MAX_RELATIVE = 60 * 60 * 24 * 30;
 export function capExptime(exptime: number, ttlSeconds: number, nowSeconds: number): number {
   if (exptime < 0) return exptime;
   if (exptime === 0) return ttlSeconds;
-  if (exptime <= MAX_RELATIVE) return Math.min(exptime, ttlSeconds);
+  if (exptime <= MAX_RELATIVE_EXPTIME_SECONDS) return Math.min(exptime, ttlSeconds);
   const remaining = exptime - nowSeconds;
   return remaining <= 0 ? -1 : Math.min(remaining, ttlSeconds);
 }

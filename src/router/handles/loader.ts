@@ -32,7 +32,7 @@
 // 0 if the store did not take), t (ttlSeconds, -1 for 0), h0 and l0 (the item is new). T, N, R, E,
 // I and u act on an item the leaf holds, so a loaded answer has nothing to apply them to.
 import { TimeoutError } from "../../errors.ts";
-import { encodeMetaGet, encodeMetaSet } from "../../protocol/encoder.ts";
+import { encodeMetaGet, encodeMetaSet, MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
 import { Item, Reply, ReplyType } from "../../protocol/reply.ts";
 import { Op, Request } from "../../protocol/request.ts";
 import { loadWithTimeout, type Origin } from "../loader/origin.ts";
@@ -43,7 +43,6 @@ import type { RouteHandle } from "./handle.ts";
 export const NEGATIVE_FLAGS = 0xffff_ffff;
 
 /** memcached reads an exptime above 30 days as a Unix time; loader TTLs are relative. */
-const MAX_TTL_SECONDS = 30 * 24 * 3600;
 
 export interface LoaderOptions {
   /** The exptime of loaded values: seconds, 0 for no expiry, at most 30 days. */
@@ -275,8 +274,8 @@ function foundIn(reply: Reply): Found | null {
 }
 
 function checkTtl(name: string, seconds: number): number {
-  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_TTL_SECONDS) {
-    throw new RangeError(`${name} must be an integer in 0..${MAX_TTL_SECONDS}, got ${seconds}`);
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > MAX_RELATIVE_EXPTIME_SECONDS) {
+    throw new RangeError(`${name} must be an integer in 0..${MAX_RELATIVE_EXPTIME_SECONDS}, got ${seconds}`);
   }
   return seconds;
 }

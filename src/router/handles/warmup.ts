@@ -32,7 +32,7 @@
 // expires or is evicted in cold can be refilled from warm's older copy while that copy lives. A
 // deployment that cannot accept this sends writes to both pools with an operation route above.
 
-import { encodeMetaGet, encodeMetaSet } from "../../protocol/encoder.ts";
+import { encodeMetaGet, encodeMetaSet, MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
 import type { Reply } from "../../protocol/reply.ts";
 import { Item, Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, Request } from "../../protocol/request.ts";
@@ -58,7 +58,6 @@ export interface WarmUpOptions {
 }
 
 // memcached: an exptime above 30 days is a Unix time; a TTL here is always seconds from now.
-const MAX_RELATIVE = 60 * 60 * 24 * 30;
 
 /** A hit in warm: what the add to cold needs. */
 interface WarmItem {
@@ -74,9 +73,13 @@ export class WarmUpRoute implements RouteHandle {
     private readonly warm: RouteHandle,
     private readonly options: WarmUpOptions,
   ) {
-    if (!Number.isInteger(options.ttlSeconds) || options.ttlSeconds <= 0 || options.ttlSeconds > MAX_RELATIVE)
+    if (
+      !Number.isInteger(options.ttlSeconds) ||
+      options.ttlSeconds <= 0 ||
+      options.ttlSeconds > MAX_RELATIVE_EXPTIME_SECONDS
+    )
       throw new RangeError(
-        `warm-up ttlSeconds must be an integer in 1..${MAX_RELATIVE}, got ${options.ttlSeconds}`,
+        `warm-up ttlSeconds must be an integer in 1..${MAX_RELATIVE_EXPTIME_SECONDS}, got ${options.ttlSeconds}`,
       );
   }
 
