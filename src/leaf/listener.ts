@@ -17,6 +17,8 @@
 //
 // Closing: end() sends FIN after every reply byte; the socket is terminated when the peer closes
 // or LINGER_MS later, so a client that never closes its side holds nothing for long.
+// Half-close: sockets are half-open capable, so a client's FIN (it has sent everything) only
+// drains the connection: the replies to what was read, held or delayed ones included, still go out.
 import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { fedBytes, fedClose, fedPending, type NativeConnection, native } from "../native/index.ts";
 
@@ -34,7 +36,7 @@ interface ConnectionState {
   conn: NativeConnection;
   unsent: Uint8Array | null; // reply bytes the socket did not take; reading pauses while set
   closeWhenSent: boolean; // the protocol asked to close ("quit", fatal error) after unsent
-  draining: boolean; // listener is stopping: close once nothing is left to send
+  draining: boolean; // stopping or the peer sent FIN: close once nothing is left to send
   closed: boolean; // finished or failed: no more reads are fed
   linger: ReturnType<typeof setTimeout> | null; // terminates a finished socket whose peer stays open
   delay: ReturnType<typeof setTimeout> | null; // injected latency: unsent is held until it fires
@@ -145,6 +147,7 @@ export function listen(options: ListenerOptions): Listener {
     hostname: options.hostname,
     port: options.port,
     reusePort: options.reusePort,
+    allowHalfOpen: true, // replies still pending at the peer's FIN are sent before we close
     socket: {
       // Reads arrive as plain ArrayBuffers, which Bun hands over markedly faster than Buffers
       // (measured: a canned-reply server answers ~25% more memcaslap requests per second). The
@@ -181,6 +184,13 @@ export function listen(options: ListenerOptions): Listener {
           return;
         }
         pump(socket, data);
+      },
+      end(socket) {
+        // The peer sent FIN: send what is pending, then close.
+        const state = socket.data;
+        if (state === undefined || state.closed) return;
+        state.draining = true;
+        if (state.unsent === null) finish(socket);
       },
       drain(socket) {
         sendUnsent(socket);

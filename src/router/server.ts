@@ -10,6 +10,10 @@
 //
 // Backpressure: at most MAX_PENDING_SLOTS requests wait per connection; past that, or while the
 // socket has unsent bytes, the connection stops reading.
+//
+// Half-close: a client that writes its requests and then shuts down its sending side (FIN) still
+// gets every reply. The listener allows half-open sockets; on the peer's FIN the session reads
+// nothing more, and the socket is ended once every slot read before the FIN has been written.
 import type { Socket, TCPSocketListener } from "bun";
 import { GravityError } from "../errors.ts";
 import type { RouterMetricsRecorder } from "../metrics/registry.ts";
@@ -98,7 +102,7 @@ interface Session {
   head: number; // index in slots of the first unwritten slot
   unsent: Uint8Array | null; // reply bytes the socket did not take
   paused: boolean;
-  closing: boolean; // a slot asked to close: read nothing more
+  closing: boolean; // a slot asked to close, the peer sent FIN, or the server stops: read nothing more
   linger: ReturnType<typeof setTimeout> | null;
 }
 
@@ -141,7 +145,10 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       finish(socket);
       return;
     }
-    if (stopping && pendingSlots(session) === 0 && session.unsent === null) finish(socket);
+    if ((stopping || session.closing) && pendingSlots(session) === 0 && session.unsent === null) {
+      finish(socket);
+      return;
+    }
     maybeResume(socket);
   };
 
@@ -250,6 +257,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
   const listener: TCPSocketListener<Session> = Bun.listen<Session>({
     hostname: options.host,
     port: options.port,
+    allowHalfOpen: true, // the replies to what was read before the peer's FIN are still sent
     socket: {
       open(socket) {
         socket.setNoDelay(true);
@@ -292,6 +300,12 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       data(socket, data) {
         if (socket.data.closing) return;
         socket.data.parser.feed(data);
+      },
+      end(socket) {
+        // The peer sent FIN: answer what was read, then close.
+        const session = socket.data;
+        session.closing = true;
+        if (pendingSlots(session) === 0 && session.unsent === null) finish(socket);
       },
       drain(socket) {
         const session = socket.data;
