@@ -12,7 +12,7 @@
 //   StatusError                                    its own code (e.g. GroupCache.Get's miss: NOT_FOUND)
 //   anything else (ERROR, ProtocolError, bugs)     INTERNAL
 import { status as Status, type StatusObject } from "@grpc/grpc-js";
-import { NO_MEMORY_TEXT, TOO_LARGE_TEXT } from "../cache/backend.ts";
+import { TOO_LARGE_TEXT } from "../cache/backend.ts";
 import {
   ConnectionError,
   DestinationDownError,

@@ -14,7 +14,7 @@
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SQL, type Subprocess } from "bun";
+import { SQL } from "bun";
 import { killOnExit, stopEach } from "./processes.ts";
 import { freePort, HOST } from "./servers.ts";
 import { withDeadline } from "./wait.ts";

@@ -12,7 +12,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
 import { killOnExit, stopEach } from "./processes.ts";
 import { freePort, HOST, requireBinary } from "./servers.ts";
 import { pollUntil, withDeadline } from "./wait.ts";
