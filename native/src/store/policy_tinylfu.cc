@@ -33,8 +33,7 @@ namespace {
 
 constexpr uint64_t kAssumedItemBytes = 256;
 constexpr uint64_t kMinExpectedItems = 64;
-// The window's initial and smallest share: below it, ordinary new items would be bigger than
-// the window and refused at the door (admit_locked) instead of getting a window stay.
+// The window's initial and smallest share.
 constexpr uint64_t kWindowPercent = 1;
 constexpr uint64_t kProtectedPercent = 80;  // of the main space
 // Hill climbing of the window's share (Caffeine's BoundedLocalCache.climb): after every sample
@@ -119,10 +118,11 @@ class TinyLfuPolicy final : public EvictionPolicy {
     // Items past the window's budget move to probation while the main space has room; once it is
     // full they wait at the window's tail for victim_locked() to duel them. After the climber
     // shrank the window, a few of its excess items also move per add without a duel (Caffeine's
-    // decreaseWindow), so the shrink costs no pause.
+    // decreaseWindow), so the shrink costs no pause; never the new item itself (an item bigger
+    // than the window waits there for its duel).
     int transfers = 0;
     while (window_.bytes > window_budget_ && window_.tail != nullptr &&
-           (fits_main(window_.tail) || transfers++ < kTransfersPerAdd)) {
+           (fits_main(window_.tail) || (window_.tail != item && transfers++ < kTransfersPerAdd))) {
       move(window_.tail, kProbation);
     }
   }
@@ -152,15 +152,17 @@ class TinyLfuPolicy final : public EvictionPolicy {
     list(item->segment).unlink(item);
   }
 
-  // The new item will enter the window; if it does not fit beside the window's items, the
+  // The new item will enter the window; while it does not fit beside the window's items, the
   // window's LRU item is pushed out as the candidate for the main space and duels the main
-  // victim here, before the room is made (Caffeine duels after the insert; same outcome).
+  // victim here, before the room is made (Caffeine duels after the insert; same outcome). The new
+  // item itself never duels on its way in: it is stored whatever its frequency, and competes when
+  // it leaves the window. One bigger than the whole window pushes every other window item out,
+  // then takes its room from the main victims, and waits alone in the window, over budget, until
+  // the next insert pushes it out as a candidate (Caffeine would duel it at once and could evict
+  // it before a client reads it back).
   Item* victim_locked(const Item* protect, uint64_t incoming_cost) override {
     for (;;) {
-      // An item bigger than the whole window would itself be the candidate at once: it duels
-      // the main victims directly (admit_locked) and pushes nothing out of the window.
-      const bool pushes_window =
-          incoming_cost <= window_budget_ && window_.bytes + incoming_cost > window_budget_;
+      const bool pushes_window = window_.bytes + incoming_cost > window_budget_;
       Item* candidate = pushes_window ? window_.tail_except(protect) : nullptr;
       Item* victim = main_victim(protect);
       if (candidate == nullptr) return victim != nullptr ? victim : window_.tail_except(protect);
@@ -176,14 +178,6 @@ class TinyLfuPolicy final : public EvictionPolicy {
       ++rejected_candidates_;
       return candidate;
     }
-  }
-
-  // A new item enters the window and duels later, so it is refused at the door only when it is
-  // bigger than the whole window: then it would be the window's candidate at once, so it duels
-  // the main victim now and a loser is never copied in (nor anything evicted for it).
-  bool admit_locked(uint64_t candidate_hash, uint64_t candidate_cost, const Item* victim) override {
-    if (candidate_cost <= window_budget_ || victim->segment == kWindow) return true;
-    return admits(candidate_hash, victim->hash);
   }
 
   uint64_t rejected_candidates_locked() const override { return rejected_candidates_; }

@@ -5,9 +5,9 @@
 //                                     └──discard()──> freed (reservation released)
 //
 // A shard's used_bytes + reserved_bytes never exceeds its limit_bytes: allocate() evicts policy
-// victims before it reserves, and link() only moves the reservation into used_bytes. When room
-// is needed for a key that is not resident, the policy may refuse it (admission, policy.h):
-// allocate() then returns null and counts admissions_rejected.
+// victims before it reserves, and link() only moves the reservation into used_bytes. The policy
+// never refuses a new item (policy.h): allocate() fails only for an item bigger than the shard or
+// when the policy has nothing left to evict (every other item is reserved or protected).
 #include "store.h"
 
 #include <algorithm>
@@ -361,14 +361,12 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
   if (cost > shard_.limit_bytes) return nullptr;
 
   // Evict from the policy's end until the new item fits. A victim that is already dead counts
-  // as reclaimed rather than evicted, as memcached's lru_pull_tail does, and is never a reason to
-  // refuse admission. A live victim is evicted only if the policy admits the new item over it;
-  // an update of a resident key is always admitted (its old item is leaving anyway).
-  bool have_now = false, resident = false;
+  // as reclaimed rather than evicted, as memcached's lru_pull_tail does.
+  bool have_now = false;
   int64_t now = 0, flush_at = 0;
   if (access_pending_ && !access_hit_) {
     // A write after a miss (look-aside fill, add): the lock is held anyway, so the policy counts
-    // this lookup now, and the admission duel below sees it.
+    // this lookup now, and the duels that choose the victims below see it.
     shard_.policy->record_access_locked(hash_);
     access_pending_ = false;
   }
@@ -381,15 +379,11 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
     if (!have_now) {
       now = store_.now();
       flush_at = store_.flush_at_.load(std::memory_order_relaxed);
-      resident = protect != nullptr || shard_.index.find(hash_, key_) != nullptr;
       have_now = true;
     }
     const bool expired = victim->expired_at(now);
     if (expired || flushed(victim, flush_at, now)) {
       count_reclaimed_locked(shard_, victim, expired);
-    } else if (!resident && !shard_.policy->admit_locked(hash_, cost, victim)) {
-      ++shard_.stats.admissions_rejected;
-      return nullptr;
     } else {
       ++shard_.stats.evictions;
       if ((victim->bits & Item::kFetched) == 0) ++shard_.stats.evicted_unfetched;

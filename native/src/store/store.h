@@ -36,8 +36,8 @@ struct StoreStats {
   uint64_t cmd_get = 0, get_hits = 0, get_misses = 0, cmd_set = 0, cmd_touch = 0, touch_hits = 0,
            touch_misses = 0, delete_hits = 0, delete_misses = 0, incr_hits = 0, incr_misses = 0,
            decr_hits = 0, decr_misses = 0, cas_hits = 0, cas_misses = 0, cas_badval = 0;
-  // Items the eviction policy refused (policy.h): new items allocate() returned null for, plus
-  // W-TinyLFU window candidates evicted because they lost the duel (those count in evictions too).
+  // W-TinyLFU window candidates evicted because they lost their duel for the main space (policy.h;
+  // they count in evictions too). A new item is never refused.
   uint64_t admissions_rejected = 0;
   uint64_t limit_maxbytes = 0;
   uint64_t expiry_entries = 0;  // entries in the shards' expiry wheels, stale ones included
@@ -68,10 +68,9 @@ class Store {
     Item* find(int64_t now, bool count_miss_reason = false);
 
     // Allocates an unlinked item for this key with room for value_size bytes (value uninitialised),
-    // evicting other items of the shard to make room. Never evicts `protect`. Returns null if the
-    // item cannot fit in the shard even when it is empty (callers check item_size_ok() first), or
-    // if the key is not resident and the policy refuses to admit it over a victim
-    // (admissions_rejected; victims it was admitted over before the refusal stay evicted).
+    // evicting other items of the shard to make room. Never evicts `protect`. Returns null only if
+    // the item cannot fit in the shard even when it is empty (callers check item_size_ok() first)
+    // or if nothing else is left to evict; the policy chooses the victims, never refuses the item.
     // The item's cost is derived from key_size and value_size: neither may change afterwards.
     Item* allocate(uint32_t value_size, uint32_t client_flags, int64_t expires_at,
                    const Item* protect = nullptr);
