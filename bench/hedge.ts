@@ -1,7 +1,10 @@
 // Hedged reads against a slow replica: tail latency and extra requests with hedging off and on.
 //
 //   npm run bench:hedge [-- --requests 50000 --concurrency 16 --rounds 2 --seed 1
-//                           --inject 1%:50ms --connections 2 --hedge-delay adaptive --budget 0.05]
+//                           --inject 1%:50ms --connections 2 --hedge-delay adaptive --budget 0.05
+//                           --slow-leaves 1]
+//   --slow-leaves 3: the second scenario, each replica slow on its own (as in "The Tail at
+//   Scale"), written to bench/results/hedge-all-slow.json and bench/charts/hedge-all-slow.svg
 //
 //   `concurrency` clients ──> gravity router (compiled) ──┬──> leaf 0 --inject-latency 1%:50ms
 //   (one connection each,     replicated pool of 3,       ├──> leaf 1
@@ -105,6 +108,22 @@ const flags = parseFlags(process.argv.slice(2), [
     help: 'hedge.delayMs: "adaptive" or a number of ms',
   },
   { name: "budget", kind: "string", default: "0.05", help: "hedge.budget: the most hedges per read, 0..1" },
+  {
+    name: "max-connections",
+    kind: "integer",
+    default: 0,
+    min: 0,
+    max: 256,
+    help: "the pool's maxConnections per leaf (0: the router's default)",
+  },
+  {
+    name: "slow-leaves",
+    kind: "integer",
+    default: 1,
+    min: 1,
+    max: 3,
+    help: "leaves started with --inject: 1 (leaf 0) or 3 (each, independently)",
+  },
 ]);
 const requests = flags.requests as number;
 const warmup = flags.warmup as number;
@@ -115,6 +134,11 @@ const valueBytes = flags["value-bytes"] as number;
 const seed = flags.seed as number;
 const inject = flags.inject as string;
 const connections = flags.connections as number;
+const slowLeaves = flags["slow-leaves"] as number;
+const maxConnections = flags["max-connections"] as number;
+// Where results and the chart go: one file per scenario.
+const scenario =
+  slowLeaves === 1 ? "hedge" : slowLeaves === 3 ? "hedge-all-slow" : `hedge-${slowLeaves}-slow`;
 const injectedDelayMs = Number(/:(\d+)ms$/.exec(inject)?.[1] ?? Number.NaN);
 if (!(injectedDelayMs > 0)) {
   console.error(`--inject: expected PERCENT%:MILLISECONDSms (e.g. 1%:50ms), got ${JSON.stringify(inject)}`);
@@ -132,7 +156,7 @@ if (hedgeDelay !== "adaptive" && !/^\d+$/.test(hedgeDelay)) {
 }
 
 const REPLICAS = 3;
-const SLOW = 0; // the leaf started with --inject-latency, first in the pool
+const SLOW = 0; // the first leaf started with --inject-latency; leaves SLOW..slowLeaves-1 are slow
 const PROBE_GETS = 30;
 const MAX_ROUTER_STARTS = 30;
 const PERCENTILES = [50, 90, 99, 99.9] as const;
@@ -311,7 +335,7 @@ async function run(
       mode,
       round,
       preferred,
-      slowPreferred: preferred === SLOW,
+      slowPreferred: preferred < SLOW + slowLeaves,
       routerStarts: starts,
       requests,
       elapsedMs: driven.elapsedMs,
@@ -340,11 +364,12 @@ async function run(
 const ms = (value: number) => (value >= 10 ? value.toFixed(1) : value.toFixed(3));
 const pct = (share: number) => `${(share * 100).toFixed(2)}%`;
 
+const slowLabel = slowLeaves === 1 ? `leaf ${SLOW}` : `leaves ${SLOW}..${SLOW + slowLeaves - 1}`;
 requireBinary(COMPILED_GRAVITY);
 const gravity = firstLine([COMPILED_GRAVITY, "--version"]);
 const host = machine();
 console.log(
-  `hedged reads: ${REPLICAS} compiled leaves (leaf ${SLOW}: --inject-latency ${inject}), router reads one vs ` +
+  `hedged reads: ${REPLICAS} compiled leaves (${slowLabel}: --inject-latency ${inject}), router reads one vs ` +
     `hedged (delayMs ${hedgeDelay}, budget ${budget}), ${connections} connections per leaf; ` +
     `${rounds} rounds x 3 preferred leaves x 2 modes; ${requests} timed gets ` +
     `per run after ${warmup}, ${concurrency} in flight, ${keyCount} keys of ${valueBytes} bytes, seed ${seed}; ` +
@@ -372,13 +397,13 @@ try {
           "64mb",
           "--threads",
           "1",
-          ...(i === SLOW ? ["--inject-latency", inject] : []),
+          ...(i >= SLOW && i < SLOW + slowLeaves ? ["--inject-latency", inject] : []),
         ],
         { binary: "compiled" },
       ),
     ),
   );
-  console.log(`  leaves on ports ${leaves.map((leaf) => leaf.port).join(", ")} (leaf ${SLOW} slow)`);
+  console.log(`  leaves on ports ${leaves.map((leaf) => leaf.port).join(", ")} (${slowLabel} slow)`);
   for (const leaf of leaves) leafClients.push(new Client({ servers: [`${HOST}:${leaf.port}`] }));
 
   console.log(`setting ${keyCount} keys on every leaf`);
@@ -399,6 +424,7 @@ try {
         "  replicas:",
         `    servers: [${leaves.map((leaf) => `"${leaf.host}:${leaf.port}"`).join(", ")}]`,
         `    connections: ${connections}`,
+        ...(maxConnections > 0 ? [`    maxConnections: ${maxConnections}`] : []),
         "route:",
         "  type: replicated",
         "  pool: replicas",
@@ -504,11 +530,19 @@ console.log(
   `\np99(off) / p99(on): ${ratioAll.toFixed(1)}x over all runs, ${ratioSlow.toFixed(1)}x with the slow leaf ` +
     `preferred (target >= 10x: ${met(ratioAll >= 10)} / ${met(ratioSlow >= 10)})`,
 );
+const ratio999All = offAll.p999 / onAll.p999;
+const ratio999Slow = offSlow.p999 / onSlow.p999;
 console.log(
-  `extra requests with hedging: ${pct(onAll.extraShare)} (target <= 5%: ${met(onAll.extraShare <= 0.05)})`,
+  `p99.9(off) / p99.9(on): ${ratio999All.toFixed(1)}x over all runs, ${ratio999Slow.toFixed(1)}x with a slow ` +
+    `leaf preferred (target >= 5x: ${met(ratio999All >= 5)} / ${met(ratio999Slow >= 5)})`,
+);
+const extraMax = Math.max(onAll.extraShare, onSlow.extraShare);
+console.log(
+  `extra requests with hedging: ${pct(onAll.extraShare)} over all runs, ${pct(onSlow.extraShare)} with a slow ` +
+    `leaf preferred (target <= 5%: ${met(extraMax <= 0.05)})`,
 );
 
-const written = writeResults("hedge", {
+const written = writeResults(scenario, {
   peers: { gravity },
   parameters: {
     requests,
@@ -519,7 +553,7 @@ const written = writeResults("hedge", {
     valueBytes,
     seed,
     replicas: REPLICAS,
-    slowLeaf: SLOW,
+    slowLeaves: slowLabel,
     injectLatency: inject,
     leaves: "dist/gravity leaf --memory 64mb --threads 1",
     router: `dist/gravity router, one replicated pool of the 3 leaves, connections ${connections}`,
@@ -528,7 +562,12 @@ const written = writeResults("hedge", {
     keySequence: "uniform over the keys, sfc32 (bench/workloads.ts Rng) from the seed; the same in every run",
     preferredReplica: `routers restarted until ${PROBE_GETS} probe gets all reach the wanted leaf`,
   },
-  ratios: { p99OffOverOnAllRuns: ratioAll, p99OffOverOnSlowPreferred: ratioSlow },
+  ratios: {
+    p99OffOverOnAllRuns: ratioAll,
+    p99OffOverOnSlowPreferred: ratioSlow,
+    p999OffOverOnAllRuns: ratio999All,
+    p999OffOverOnSlowPreferred: ratio999Slow,
+  },
   summaries,
   runs,
   histograms: {
@@ -549,15 +588,15 @@ const at: Record<(typeof PERCENTILES)[number], keyof Latencies> = {
   99.9: "p999",
 };
 for (const s of summaries) for (const p of PERCENTILES) points.push({ series: series(s), x: p, y: s[at[p]] });
-const chart = join(REPO_ROOT, "bench", "charts", "hedge.svg");
+const chart = join(REPO_ROOT, "bench", "charts", `${scenario}.svg`);
 await writeChart(
   chart,
   lineChartSpec({
-    title: "Get latency through the router, one slow replica of 3",
+    title: `Get latency through the router, ${slowLeaves === 1 ? "one slow replica" : `${slowLeaves} slow replicas`} of 3`,
     subtitle:
-      `leaf ${SLOW} --inject-latency ${inject}; hedge delay ${hedgeDelay}, budget ${budget}; ` +
+      `${slowLabel} --inject-latency ${inject}; hedge delay ${hedgeDelay}, budget ${budget}; ` +
       `${connections} connections per leaf; ${concurrency} gets in flight; ` +
-      `${rounds * REPLICAS} runs per mode, slow leaf preferred in a third`,
+      `${rounds * REPLICAS} runs per mode, a slow leaf preferred in ${slowLeaves} of 3`,
     xTitle: "percentile",
     yTitle: "latency (ms, log scale)",
     points,

@@ -88,6 +88,15 @@ const SUITES: readonly Suite[] = [
     limitSeconds: 240,
   },
   {
+    name: "hedge-all-slow",
+    script: "hedge.ts",
+    args: ["--requests", "50000", "--rounds", "2", "--seed", "1", "--slow-leaves", "3"],
+    quick: ["--requests", "2000", "--warmup", "200", "--rounds", "1", "--seed", "1", "--slow-leaves", "3"],
+    json: "hedge-all-slow.json",
+    svgs: ["hedge-all-slow.svg"],
+    limitSeconds: 240,
+  },
+  {
     name: "herd",
     script: "herd.ts",
     args: ["--seconds", "4", "--repeats", "3", "--clients", "64"],

@@ -124,6 +124,56 @@ describe("hedged reads", () => {
   );
 
   test(
+    "a replica whose only connection is stalled is read last: no read waits behind it, no hedge is spent",
+    async () => {
+      // One connection per leaf, so the slow replica cannot open another past its stall.
+      const single = new Pool("single", {
+        ...POOL_DEFAULTS,
+        servers: pool.spec.servers,
+        connections: 1,
+        maxConnections: 1,
+        timeoutMs: 5000,
+      });
+      try {
+        const counters = { sent: 0, won: 0 };
+        const route = new ReplicatedRoute(
+          single,
+          {
+            writes: "all-sync",
+            reads: "hedged",
+            hedge: { delayMs: 30, budget: 1, percentile: 95, minDelayMs: 1, maxDelayMs: 1000 },
+            onDown: "failover",
+            counters,
+          },
+          0,
+        );
+        // The first read stalls the slow replica's connection for SLOW_MS and is hedged.
+        const first = route.route(getRequest("k"));
+        const slowReplica = single.destinations[0];
+        // Wait for the stall to pass the hedge delay (a clock, not an event: poll it).
+        const stalledSince = performance.now();
+        while (slowReplica?.stalled?.(30) !== true) {
+          expect(performance.now() - stalledSince).toBeLessThan(SLOW_MS);
+          await Bun.sleep(5);
+        }
+        // Reads now go to the fast replica first, without a hedge.
+        const sentBefore = counters.sent;
+        for (let i = 0; i < 4; i++) {
+          const { ms, hit } = await timedGet(route);
+          expect(hit).toBe(true);
+          expect(ms).toBeLessThan(SLOW_MS / 2);
+        }
+        expect(counters.sent).toBe(sentBefore);
+        expect((await first).items?.length).toBe(1);
+        expect(counters.won).toBe(1);
+      } finally {
+        for (const destination of single.destinations) await destination.close();
+      }
+    },
+    SERVER_TEST_MS,
+  );
+
+  test(
     "all-fastest sends to every replica and the fast one answers",
     async () => {
       const route = new ReplicatedRoute(

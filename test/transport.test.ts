@@ -309,6 +309,125 @@ describe("TcpConnection against raw servers", () => {
   });
 });
 
+describe("TcpPool growth and stalls against a raw server", () => {
+  // Which of the server's connections (in accept order) received `line`.
+  const receiver = (server: RawServer, line: string) =>
+    server.connections.findIndex((connection) => connection.lines.includes(line));
+  const get = (key: string) => encodeGet([key]);
+  const answered = new Map<RawConnection, number>();
+  // Answers every request not answered yet (each a get of a missing key).
+  const answerAll = (server: RawServer) => {
+    for (const connection of server.connections) {
+      const unanswered = connection.lines.length - (answered.get(connection) ?? 0);
+      if (unanswered > 0 && !connection.closed) reply(connection, "END\r\n".repeat(unanswered));
+      answered.set(connection, connection.lines.length);
+    }
+  };
+
+  test("a pool opens a connection per busy one up to maxConnections, then shares the least busy", async () => {
+    const server = rawServer();
+    const pool = new TcpPool({
+      host: HOST,
+      port: server.port,
+      connections: 1,
+      maxConnections: 3,
+      timeoutMs: DEADLINE_MS,
+    });
+    try {
+      const sends = ["a", "b", "c", "d", "e", "f"].map((key) => pool.send(get(key), Expect.Values));
+      expect(pool.connections.length).toBe(3);
+      await server.until(() => server.lineCount === 6, "six requests at the server");
+      expect(server.connections.length).toBe(3);
+      // One each first, then round the three again: no connection holds more than two.
+      expect(server.connections.map((connection) => connection.lines.length)).toEqual([2, 2, 2]);
+      answerAll(server);
+      expect((await Promise.all(sends)).every((got) => got.type === ReplyType.Values)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("a request avoids a connection whose oldest reply is overdue by stallMs; stalled() says when all are", async () => {
+    const server = rawServer();
+    const pool = new TcpPool({
+      host: HOST,
+      port: server.port,
+      connections: 1,
+      maxConnections: 2,
+      timeoutMs: DEADLINE_MS,
+    });
+    const STALL_MS = 20;
+    try {
+      const old = pool.send(get("old"), Expect.Values);
+      await server.until(() => server.lineCount === 1, "the first request at the server");
+      const sentAt = performance.now();
+      // Let the first request's age pass STALL_MS (a clock, not an event: poll it).
+      await pollUntil(() => (performance.now() - sentAt > STALL_MS ? true : undefined), {
+        deadlineMs: DEADLINE_MS,
+        intervalMs: 2,
+        what: "the first request to be overdue",
+      });
+      const fresh = [pool.send(get("fresh1"), Expect.Values), pool.send(get("fresh2"), Expect.Values)];
+      // Connection 0 has 1 request (overdue), connection 1 has 2 (fresh): least busy would pick 0.
+      const avoided = pool.send(get("avoid"), Expect.Values, -1, STALL_MS);
+      const plain = pool.send(get("plain"), Expect.Values);
+      await server.until(() => server.lineCount === 5, "five requests at the server");
+      expect(receiver(server, "get fresh1")).toBe(1);
+      expect(receiver(server, "get avoid")).toBe(1);
+      expect(receiver(server, "get plain")).toBe(0);
+      expect(pool.stalled(STALL_MS)).toBe(false);
+      const now = performance.now();
+      await pollUntil(() => (performance.now() - now > STALL_MS ? true : undefined), {
+        deadlineMs: DEADLINE_MS,
+        intervalMs: 2,
+        what: "every request to be overdue",
+      });
+      expect(pool.stalled(STALL_MS)).toBe(true);
+      answerAll(server);
+      const replies = await Promise.all([old, ...fresh, avoided, plain]);
+      expect(replies.every((got) => got.type === ReplyType.Values)).toBe(true);
+      expect(pool.stalled(STALL_MS)).toBe(false);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("connections beyond `connections` close once idle for idleCloseMs", async () => {
+    const server = rawServer();
+    const pool = new TcpPool({
+      host: HOST,
+      port: server.port,
+      connections: 1,
+      maxConnections: 3,
+      idleCloseMs: 5,
+      timeoutMs: DEADLINE_MS,
+    });
+    try {
+      const sends = ["a", "b", "c"].map((key) => pool.send(get(key), Expect.Values));
+      await server.until(() => server.lineCount === 3, "three requests at the server");
+      answerAll(server);
+      await Promise.all(sends);
+      const idleSince = performance.now();
+      await pollUntil(() => (performance.now() - idleSince > 10 ? true : undefined), {
+        deadlineMs: DEADLINE_MS,
+        intervalMs: 2,
+        what: "the idle time to pass",
+      });
+      // Each pick closes at most one idle extra connection: the pool shrinks back to one.
+      for (const key of ["d", "e"]) {
+        const got = pool.send(get(key), Expect.Values);
+        await server.until(() => server.lineCount === 3 + ["d", "e"].indexOf(key) + 1, "the request");
+        answerAll(server);
+        await got;
+      }
+      expect(pool.connections.length).toBe(1);
+      await server.until(() => server.connections.filter((c) => c.closed).length === 2, "two sockets closed");
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe("pipelining against real servers", () => {
   let memcached: ServerProcess;
   let leaf: LeafProcess;

@@ -173,28 +173,41 @@ const pool = strict({
   hash: oneOf(hashNames, "one of the hashes").default(POOL_DEFAULTS.hash),
   distribution: oneOf(["ketama", "modula"]).default(POOL_DEFAULTS.distribution),
   connections: integer(1, 64).default(POOL_DEFAULTS.connections),
+  maxConnections: integer(1, 256).optional(),
   timeoutMs: integer(1, 60_000).default(POOL_DEFAULTS.timeoutMs),
   connectTimeoutMs: integer(1, 60_000).default(POOL_DEFAULTS.connectTimeoutMs),
   maxInFlight: integer(1, 65_536).default(POOL_DEFAULTS.maxInFlight),
   maxQueued: integer(0, 1_048_576).default(POOL_DEFAULTS.maxQueued),
   tko: tko.default(() => ({ ...POOL_DEFAULTS.tko })),
-}).superRefine((value, ctx) => {
-  if (value.discovery === "etcd" && value.servers.length > 0) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["servers"],
-      message: "no servers with discovery: etcd (the pool's members come from etcd)",
-    });
-  }
-  const totalWeight = value.servers.reduce((sum, entry) => sum + entry.weight, 0);
-  if (value.distribution === Distribution.Modula && totalWeight > MODULA_MAX_TOTAL_WEIGHT) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["servers"],
-      message: `weights that sum to at most ${MODULA_MAX_TOTAL_WEIGHT} with distribution modula (they sum to ${totalWeight})`,
-    });
-  }
-});
+})
+  .superRefine((value, ctx) => {
+    if (value.maxConnections !== undefined && value.maxConnections < value.connections) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxConnections"],
+        message: `at least connections (${value.connections})`,
+      });
+    }
+    if (value.discovery === "etcd" && value.servers.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["servers"],
+        message: "no servers with discovery: etcd (the pool's members come from etcd)",
+      });
+    }
+    const totalWeight = value.servers.reduce((sum, entry) => sum + entry.weight, 0);
+    if (value.distribution === Distribution.Modula && totalWeight > MODULA_MAX_TOTAL_WEIGHT) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["servers"],
+        message: `weights that sum to at most ${MODULA_MAX_TOTAL_WEIGHT} with distribution modula (they sum to ${totalWeight})`,
+      });
+    }
+  })
+  .transform((value) => ({
+    ...value,
+    maxConnections: value.maxConnections ?? Math.max(value.connections, POOL_DEFAULTS.maxConnections),
+  }));
 
 const pools = z
   .record(z.string().regex(POOL_NAME, { error: 'a pool name of letters, digits, "_", "." and "-"' }), pool, {

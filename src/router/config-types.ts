@@ -47,8 +47,13 @@ export interface PoolConfig {
   hash: HashName;
   /** Default ketama. */
   distribution: Distribution;
-  /** TCP connections per server, 1..64, default 2. */
+  /** TCP connections per server kept open, 1..64, default 2. */
   connections: number;
+  /**
+   * The most TCP connections per server, `connections`..256, default 16: more are opened while
+   * every one has a request waiting, so a stalled reply holds as few requests as possible.
+   */
+  maxConnections: number;
   /** Per request, ms, 1..60000, default 1000. */
   timeoutMs: number;
   /** Per connection attempt, ms, 1..60000, default 1000. */
@@ -67,6 +72,7 @@ export const POOL_DEFAULTS = {
   hash: "md5" as HashName,
   distribution: Distribution.Ketama,
   connections: 2,
+  maxConnections: 16,
   timeoutMs: 1000,
   connectTimeoutMs: 1000,
   maxInFlight: 1024,

@@ -85,6 +85,7 @@ describe("pools", () => {
     hash: fnv1a_64
     distribution: modula
     connections: 64
+    maxConnections: 128
     timeoutMs: 60000
     connectTimeoutMs: 5
     maxInFlight: 1
@@ -97,6 +98,7 @@ describe("pools", () => {
       hash: "fnv1a_64",
       distribution: "modula",
       connections: 64,
+      maxConnections: 128,
       timeoutMs: 60000,
       connectTimeoutMs: 5,
       maxInFlight: 1,
@@ -503,7 +505,7 @@ describe("validation errors name the field and what was expected", () => {
       "router.yaml: routes: expected one of the fields listen, etcd, nats, spool, loaders, pools, route",
     );
     expect(poolError("{servers: [], conections: 3}")).toBe(
-      "router.yaml: pools.main.conections: expected one of the fields servers, discovery, transport, hash, distribution, connections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",
+      "router.yaml: pools.main.conections: expected one of the fields servers, discovery, transport, hash, distribution, connections, maxConnections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",
     );
     expect(poolError("{tko: {failure: 3}}")).toBe(
       "router.yaml: pools.main.tko.failure: expected one of the fields failures, probeIntervalMs, maxProbeIntervalMs",
@@ -589,6 +591,9 @@ describe("validation errors name the field and what was expected", () => {
     );
     expect(poolError("{maxQueued: -1}")).toBe(
       "router.yaml: pools.main.maxQueued: expected an integer from 0 to 1048576, got -1",
+    );
+    expect(poolError("{connections: 4, maxConnections: 2}")).toBe(
+      "router.yaml: pools.main.maxConnections: expected at least connections (4), got 2",
     );
     expect(poolError("{tko: {probeIntervalMs: 2000, maxProbeIntervalMs: 1000}}")).toBe(
       "router.yaml: pools.main.tko.maxProbeIntervalMs: expected at least probeIntervalMs (2000), got 1000",

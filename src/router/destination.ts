@@ -61,15 +61,20 @@ export class Destination {
     return this.pool.inFlightCount;
   }
 
+  /** Whether a request now would wait behind a reply older than stallMs (TcpPool.stalled). */
+  stalled(stallMs: number): boolean {
+    return this.pool.stalled(stallMs);
+  }
+
   /**
-   * Sends one request (on the connection `affinity` pins, see Request.affinity); rejects with
-   * DestinationDownError at once while the destination is down.
+   * Sends one request (on the connection `affinity` pins, see Request.affinity, else away from
+   * connections stalled for stallMs); rejects with DestinationDownError at once while it is down.
    */
-  async send(request: Uint8Array, expect: Expect, affinity = -1): Promise<Reply> {
+  async send(request: Uint8Array, expect: Expect, affinity = -1, stallMs?: number): Promise<Reply> {
     if (this.isDown) throw new DestinationDownError(this.name);
     const start = this.options.onReply === undefined ? 0 : performance.now();
     try {
-      const reply = await this.pool.send(request, expect, affinity);
+      const reply = await this.pool.send(request, expect, affinity, stallMs);
       this.failuresInRow = 0;
       this.options.onReply?.(this, performance.now() - start);
       return reply;

@@ -35,6 +35,7 @@ export interface PoolSpec {
   hash: HashName;
   distribution: "ketama" | "modula";
   connections: number;
+  maxConnections: number;
   timeoutMs: number;
   connectTimeoutMs: number;
   maxInFlight: number;
@@ -86,6 +87,7 @@ export class Pool {
         host: server.host,
         port: server.port,
         connections: spec.connections,
+        maxConnections: spec.maxConnections,
         timeoutMs: spec.timeoutMs,
         connectTimeoutMs: spec.connectTimeoutMs,
         maxInFlight: spec.maxInFlight,
@@ -135,6 +137,7 @@ export function destinationKey(server: ServerSpec, spec: PoolSpec): string {
     server.host,
     server.port,
     spec.connections,
+    spec.maxConnections,
     spec.timeoutMs,
     spec.connectTimeoutMs,
     spec.maxInFlight,

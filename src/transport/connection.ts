@@ -112,6 +112,7 @@ export class TcpConnection {
   private failures = 0; // failures in a row; reset by a reply
   private retryAt = 0; // in Backoff, when the next request may connect (performance.now() ms)
   private lastError: Error | null = null;
+  private lastSend = 0; // performance.now() ms of the last send()
   private timer: ReturnType<typeof setTimeout> | null = null; // fires at the oldest deadline
   private out: Uint8Array[] = []; // requests to write at the next flush
   private flushScheduled = false;
@@ -148,6 +149,21 @@ export class TcpConnection {
     return this.queue.length;
   }
 
+  /**
+   * When the oldest request still waiting for its reply was sent (performance.now() ms), or
+   * +Infinity when none waits. A pipelined socket answers in order, so every request behind it
+   * waits at least as long: its age is how long this connection has been stalled.
+   */
+  get oldestSentAt(): number {
+    const oldest = this.oldest();
+    return oldest === undefined ? Number.POSITIVE_INFINITY : oldest.deadline - this.timeoutMs;
+  }
+
+  /** When send() was last called (performance.now() ms; 0 before the first). */
+  get lastSendAt(): number {
+    return this.lastSend;
+  }
+
   /** Whether a request sent now would be tried (not refused by backoff or close). */
   get available(): boolean {
     if (this.currentState === ConnectionState.Closed) return false;
@@ -168,7 +184,9 @@ export class TcpConnection {
       resolve = res;
       reject = rej;
     });
-    const pending = new Pending(request, expect, performance.now() + this.timeoutMs, resolve, reject);
+    const now = performance.now();
+    this.lastSend = now;
+    const pending = new Pending(request, expect, now + this.timeoutMs, resolve, reject);
     if (
       this.currentState === ConnectionState.Open &&
       this.inFlight.length < this.maxInFlight &&

@@ -10,7 +10,13 @@ export interface Sender {
   readonly down: boolean;
   /** Requests sent and not yet answered. */
   readonly inFlightCount: number;
-  /** One request's bytes in, its parsed reply out; rejects with ConnectionError or TimeoutError. */
-  send(request: Uint8Array, expect: Expect, affinity?: number): Promise<Reply>;
+  /**
+   * One request's bytes in, its parsed reply out; rejects with ConnectionError or TimeoutError.
+   * `affinity` pins a connection (Request.affinity); `stallMs`, where the transport has several
+   * pipelined connections, keeps the request off one whose oldest reply is overdue by that long.
+   */
+  send(request: Uint8Array, expect: Expect, affinity?: number, stallMs?: number): Promise<Reply>;
+  /** Whether a request now would wait behind a reply overdue by stallMs (optional: no if absent). */
+  stalled?(stallMs: number): boolean;
   close(): Promise<void>;
 }

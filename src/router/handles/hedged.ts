@@ -5,8 +5,14 @@
 //
 //   t=0 ──> replica A ───────────────(reply)──> wins, unless B answered first
 //   t=delay, no reply yet, budget allows ──> replica B ──(reply)──> wins if first
-//                          budget refuses ──> ask again at 2 x delay, 4 x delay, ...
+//                          budget refuses ──> ask again every delay until the budget allows
 //   A fails before the delay ──> B at once (that is failover, not a hedge, and costs no budget)
+//
+// Every send also passes the delay as its stall threshold (Sender.send's stallMs): a read is not
+// queued on a pipelined connection whose oldest reply is already overdue by the hedge delay, so
+// the budget is spent on replies that are slow, not on reads that waited behind them. A refused
+// hedge asks again each delay (not after a growing wait): reads keep arriving and refilling the
+// budget, and a read held by a 50 ms stall must get its hedge within the stall, not after it.
 import { NoHealthyDestinationError } from "../../errors.ts";
 import type { Expect, Reply } from "../../protocol/reply.ts";
 import type { Sender } from "../../transport/transport.ts";
@@ -30,7 +36,11 @@ export interface HedgeCounters {
 }
 
 // Counts are halved every WINDOW reads, so the budget follows the recent share, not all history.
-const WINDOW = 1000;
+// The horizon is long on purpose: hedges come in bursts (every read that lands on a stalled
+// replica wants one at once), and a short horizon refused them exactly then (measured with
+// bench:hedge, three slow replicas: a 1,000-read window gave p99.9 21 ms, 10,000 gave 6 ms, with
+// 3.2% and 3.5% extra requests).
+const WINDOW = 10_000;
 
 /** The share of reads that may be hedged, measured over roughly the last thousand reads. */
 export class HedgeBudget {
@@ -92,7 +102,7 @@ export function hedgedSend(
       const destination = order[next++] as Sender;
       outstanding++;
       if (hedge && options.counters !== undefined) options.counters.sent++;
-      destination.send(request, expect, affinity).then(
+      destination.send(request, expect, affinity, options.delayMs).then(
         (reply) => {
           outstanding--;
           if (done) return;
@@ -119,10 +129,8 @@ export function hedgedSend(
       if (outstanding === 0 && next < order.length) send(false);
       else giveUp();
     };
-    // The hedge timer. When the budget refuses, the read asks again after twice the wait: a read
-    // still outstanding then is more likely stuck behind a stalled replica than in the normal
-    // tail, and reads arriving meanwhile have refilled the budget.
-    const armTimer = (delayMs = options.delayMs) => {
+    // The hedge timer; a refused hedge asks again one delay later.
+    const armTimer = () => {
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
       if (next >= order.length) return;
@@ -130,8 +138,8 @@ export function hedgedSend(
         timer = undefined;
         if (done || next >= order.length) return;
         if (options.budget.tryHedge()) send(true);
-        else armTimer(delayMs * 2);
-      }, delayMs);
+        else armTimer();
+      }, options.delayMs);
     };
 
     if (order.length === 0) {

@@ -71,16 +71,24 @@ export class ReplicatedRoute implements RouteHandle {
   }
 
   // Replicas in the order this router tries them: preferred first, then the rest in pool order,
-  // skipping those marked down. Under fail-fast, a down preferred replica fails the read.
-  private readOrder(): Sender[] {
+  // skipping those marked down. Under fail-fast, a down preferred replica fails the read. With a
+  // stall threshold (hedged reads: the hedge delay), replicas on which a read would wait behind a
+  // reply overdue by that long go last, in the same relative order.
+  private readOrder(stallMs?: number): Sender[] {
     const all = this.pool.destinations;
     if (all.length === 0) throw new NoHealthyDestinationError(`pool ${this.pool.name} has no servers`);
     const first = all[this.preferred % all.length] as Sender;
     if (this.options.onDown === OnDown.FailFast && first.down) throw new DestinationDownError(first.name);
     const order: Sender[] = [];
+    let stalled = 0; // stalled replicas, moved to the end of order as they are found
     for (let i = 0; i < all.length; i++) {
       const destination = all[(this.preferred + i) % all.length] as Sender;
-      if (!destination.down) order.push(destination);
+      if (destination.down) continue;
+      if (stallMs !== undefined && destination.stalled?.(stallMs) === true) {
+        order.push(destination);
+        stalled++;
+      } else if (stalled === 0) order.push(destination);
+      else order.splice(order.length - stalled, 0, destination);
     }
     return order;
   }
@@ -94,7 +102,11 @@ export class ReplicatedRoute implements RouteHandle {
   }
 
   private async readOnce(request: Request): Promise<Reply> {
-    const order = this.readOrder();
+    const delayMs =
+      this.options.reads === ReadPolicy.Hedged
+        ? hedgeDelayMs(this.options.hedge as HedgeSpec, this.pool)
+        : undefined;
+    const order = this.readOrder(delayMs);
     if (order.length === 0)
       throw new NoHealthyDestinationError(`pool ${this.pool.name}: every replica is down`);
     const bytes = wireBytes(request);
@@ -107,7 +119,7 @@ export class ReplicatedRoute implements RouteHandle {
         return firstGood(order.map((destination) => destination.send(bytes, request.expect, ANY_CONNECTION)));
       case ReadPolicy.Hedged:
         return hedgedSend(order, bytes, request.expect, ANY_CONNECTION, {
-          delayMs: hedgeDelayMs(this.options.hedge as HedgeSpec, this.pool),
+          delayMs: delayMs as number,
           budget: this.budget as HedgeBudget,
           counters: this.options.counters,
         });

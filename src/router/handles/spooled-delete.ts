@@ -63,13 +63,17 @@ export class SpoolingSender implements Sender {
     return this.spool.pending(this.inner.name);
   }
 
-  async send(request: Uint8Array, expect: Expect, affinity?: number): Promise<Reply> {
+  stalled(stallMs: number): boolean {
+    return this.inner.stalled?.(stallMs) ?? false;
+  }
+
+  async send(request: Uint8Array, expect: Expect, affinity?: number, stallMs?: number): Promise<Reply> {
     if (this.spooled > 0 && !this.inner.down) {
       const stopped = await this.drain();
       if (stopped !== undefined) return this.failed(request, stopped);
     }
     try {
-      return await this.inner.send(request, expect, affinity);
+      return await this.inner.send(request, expect, affinity, stallMs);
     } catch (error) {
       return this.failed(request, error);
     }
