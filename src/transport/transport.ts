@@ -20,3 +20,13 @@ export interface Sender {
   stalled?(stallMs: number): boolean;
   close(): Promise<void>;
 }
+
+/** What a pool's owner wants to hear from its senders (logs and metrics), whatever the transport. */
+export interface SenderHooks {
+  /** Called when the sender is marked down (TKO) or comes back. */
+  onHealthChange?: (sender: Sender, down: boolean) => void;
+  /** Called with each reply's latency in milliseconds. */
+  onReply?: (sender: Sender, ms: number) => void;
+  /** Called with each failed request's error. */
+  onError?: (sender: Sender, error: unknown) => void;
+}
