@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { headers, type Msg } from "nats";
 import { getValue, native } from "../src/native/index.ts";
 import type { Request } from "../src/protocol/request.ts";
+import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination } from "../src/transport/nats-destination.ts";
 import { type Ingress, ingressGet, ingressSet, serveIngress } from "../src/transport/nats-ingress.ts";
 import { serveLeafOverNats } from "../src/transport/nats-leaf.ts";
@@ -41,7 +42,17 @@ beforeAll(async () => {
     handle: (r) => handler.handle(r),
   });
   const pools = new Map([
-    ["users", new NatsDestination({ link, prefix: PREFIX, pool: "users", leafId: "l1", timeoutMs: 2000 })],
+    [
+      "users",
+      new NatsDestination({
+        link,
+        prefix: PREFIX,
+        pool: "users",
+        leafId: "l1",
+        timeoutMs: 2000,
+        tko: POOL_DEFAULTS.tko,
+      }),
+    ],
   ]);
   ingress = serveIngress({
     link,

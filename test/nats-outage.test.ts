@@ -8,6 +8,7 @@ import { ConnectionError } from "../src/errors.ts";
 import { native } from "../src/native/index.ts";
 import { encodeGet, encodeStore } from "../src/protocol/encoder.ts";
 import { Expect, ReplyType } from "../src/protocol/reply.ts";
+import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination, NatsPoolBroadcast } from "../src/transport/nats-destination.ts";
 import { serveIngress } from "../src/transport/nats-ingress.ts";
 import { InvalidationBus } from "../src/transport/nats-invalidation.ts";
@@ -94,6 +95,7 @@ test(
       pool: "p",
       leafId: "l1",
       timeoutMs: 2000,
+      tko: POOL_DEFAULTS.tko,
     });
     const broadcast = new NatsPoolBroadcast({
       link: routerLink,
@@ -132,6 +134,7 @@ test(
       pool: "p",
       leafId: "silent",
       timeoutMs: 20_000,
+      tko: POOL_DEFAULTS.tko,
     });
     const inFlight = silent.send(encodeGet(["k"]), Expect.Values).catch((caught: unknown) => caught);
 

@@ -15,6 +15,7 @@ import {
   encodeTouch,
 } from "../src/protocol/encoder.ts";
 import { Expect, ReplyType } from "../src/protocol/reply.ts";
+import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination, NatsPoolBroadcast, parseReply } from "../src/transport/nats-destination.ts";
 import { type LeafOverNats, serveLeafOverNats } from "../src/transport/nats-leaf.ts";
 import { NatsLink } from "../src/transport/nats-link.ts";
@@ -93,7 +94,14 @@ afterAll(async () => {
 });
 
 function destination(leafId = "127.0.0.1:11211", timeoutMs = 2000): NatsDestination {
-  return new NatsDestination({ link: routerLink, prefix: PREFIX, pool: POOL, leafId, timeoutMs });
+  return new NatsDestination({
+    link: routerLink,
+    prefix: PREFIX,
+    pool: POOL,
+    leafId,
+    timeoutMs,
+    tko: POOL_DEFAULTS.tko,
+  });
 }
 
 describe("NatsDestination", () => {
@@ -144,6 +152,35 @@ describe("NatsDestination", () => {
     expect((await leaf.send(encodeStore("set", "nt:big", value), Expect.Line)).type).toBe(ReplyType.Stored);
     const got = await leaf.send(encodeGet(["nt:big"]), Expect.Values);
     expect(got.items?.[0]?.value).toEqual(value);
+  });
+
+  test("concurrent requests travel in one message; replies beyond max_payload come back in pieces", async () => {
+    const leaf = destination();
+    const count = received.get("127.0.0.1:11211")?.length as number;
+    const big = (seed: number) => {
+      const value = new Uint8Array(700 * 1024);
+      for (let i = 0; i < value.length; i++) value[i] = (i * seed) & 0xff;
+      return value;
+    };
+    const [one, two] = await Promise.all([
+      leaf.send(encodeStore("set", "nt:big1", big(3)), Expect.Line),
+      leaf.send(encodeStore("set", "nt:big2", big(5)), Expect.Line),
+    ]);
+    expect([one?.type, two?.type]).toEqual([ReplyType.Stored, ReplyType.Stored]);
+    // Two 700 KiB sets do not fit one 1 MiB message: two batches.
+    expect(received.get("127.0.0.1:11211")?.length).toBe(count + 2);
+    // Three gets in one batch: 2.1 MiB of replies, more than max_payload, in pieces.
+    const gets = await Promise.all([
+      leaf.send(encodeGet(["nt:big2"]), Expect.Values),
+      leaf.send(encodeMetaGet("nt:big1", ["v"]), Expect.Meta),
+      leaf.send(encodeGet(["nt:big1", "nt:none", "nt:big2"]), Expect.Values),
+    ]);
+    expect(received.get("127.0.0.1:11211")?.length).toBe(count + 3);
+    expect(gets[0]?.items?.[0]?.value).toEqual(big(5));
+    expect(gets[1]?.value).toEqual(big(3));
+    expect(gets[2]?.items?.map((item) => text(item.key))).toEqual(["nt:big1", "nt:big2"]);
+    expect(gets[2]?.items?.[1]?.value).toEqual(big(5));
+    expect(leaf.inFlightCount).toBe(0);
   });
 
   test("errors are memcached's: a bad command, an item too large for the leaf", async () => {
@@ -228,10 +265,17 @@ describe("NatsDestination", () => {
     }
   });
 
-  test("latency is recorded per reply", async () => {
-    const leaf = destination();
+  test("onReply hears each reply's latency", async () => {
     const samples: number[] = [];
-    leaf.latency = { record: (ms) => samples.push(ms) };
+    const leaf = new NatsDestination({
+      link: routerLink,
+      prefix: PREFIX,
+      pool: POOL,
+      leafId: "127.0.0.1:11211",
+      timeoutMs: 2000,
+      tko: POOL_DEFAULTS.tko,
+      onReply: (_sender, ms) => samples.push(ms),
+    });
     await leaf.send(encodeGet(["nt:x"]), Expect.Values);
     expect(samples.length).toBe(1);
     expect(samples[0]).toBeGreaterThanOrEqual(0);

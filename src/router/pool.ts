@@ -81,6 +81,8 @@ export class Pool {
           pool: name,
           leafId: server.name ?? `${server.host}:${server.port}`,
           timeoutMs: spec.timeoutMs,
+          tko: spec.tko,
+          ...hooks,
         });
       }
       const destination = new Destination({

@@ -213,6 +213,13 @@ export class NatsLink {
   }
 }
 
+/** The largest message the server takes, headers included (its max_payload; NATS's default until it says). */
+export function maxPayloadBytes(nc: NatsConnection): number {
+  return nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD_BYTES;
+}
+
+const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
 function describe(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;

@@ -32,8 +32,16 @@ export const NatsHeader = {
   Status: "status",
   /** Ingress reply with status error: what went wrong. */
   Error: "error",
-  /** Leaf reply: the id of the leaf that answered (publishToAll tells replicas apart by it). */
+  /**
+   * Leaf reply to a pool-wide request (and to every piece of a reply sent in pieces): the id of
+   * the leaf that answered (publishToAll tells replicas apart by it).
+   */
   Leaf: "leaf",
+  /**
+   * Leaf reply: present on every piece of a reply but the last, when the replies to a batch are
+   * larger than the server's max_payload and travel in several messages to the same reply subject.
+   */
+  More: "more",
   /** Invalidation bus: the cluster that published the delete (its own bus skips it). */
   Cluster: "cluster",
 } as const;
