@@ -334,12 +334,22 @@ describe("TcpPool growth and stalls against a raw server", () => {
       timeoutMs: DEADLINE_MS,
     });
     try {
-      const sends = ["a", "b", "c", "d", "e", "f"].map((key) => pool.send(get(key), Expect.Values));
+      // Sends without a stall threshold share the connections there are.
+      const shared = pool.send(get("shared1"), Expect.Values);
+      const shared2 = pool.send(get("shared2"), Expect.Values);
+      expect(pool.connections.length).toBe(1);
+      await server.until(() => server.lineCount === 2, "two requests at the server");
+      answerAll(server);
+      await Promise.all([shared, shared2]);
+      // Sends with one (hedged reads) open a connection while every one is busy.
+      const sends = ["a", "b", "c", "d", "e", "f"].map((key) =>
+        pool.send(get(key), Expect.Values, -1, 60_000),
+      );
       expect(pool.connections.length).toBe(3);
-      await server.until(() => server.lineCount === 6, "six requests at the server");
+      await server.until(() => server.lineCount === 8, "eight requests at the server");
       expect(server.connections.length).toBe(3);
-      // One each first, then round the three again: no connection holds more than two.
-      expect(server.connections.map((connection) => connection.lines.length)).toEqual([2, 2, 2]);
+      // One each first, then round the three again: no connection holds more than two new ones.
+      expect(server.connections.map((connection) => connection.lines.length)).toEqual([4, 2, 2]);
       answerAll(server);
       expect((await Promise.all(sends)).every((got) => got.type === ReplyType.Values)).toBe(true);
     } finally {
@@ -367,12 +377,15 @@ describe("TcpPool growth and stalls against a raw server", () => {
         intervalMs: 2,
         what: "the first request to be overdue",
       });
-      const fresh = [pool.send(get("fresh1"), Expect.Values), pool.send(get("fresh2"), Expect.Values)];
-      // Connection 0 has 1 request (overdue), connection 1 has 2 (fresh): least busy would pick 0.
+      // A hedged read opens connection 1; connection 0 holds the overdue request.
+      const fresh = [pool.send(get("fresh"), Expect.Values, -1, 60_000)];
+      expect(pool.connections.length).toBe(2);
+      // At the bound: a send with a threshold skips the stalled connection 0 (though both hold
+      // one), and a plain send then takes the least busy, connection 0.
       const avoided = pool.send(get("avoid"), Expect.Values, -1, STALL_MS);
       const plain = pool.send(get("plain"), Expect.Values);
-      await server.until(() => server.lineCount === 5, "five requests at the server");
-      expect(receiver(server, "get fresh1")).toBe(1);
+      await server.until(() => server.lineCount === 4, "four requests at the server");
+      expect(receiver(server, "get fresh")).toBe(1);
       expect(receiver(server, "get avoid")).toBe(1);
       expect(receiver(server, "get plain")).toBe(0);
       expect(pool.stalled(STALL_MS)).toBe(false);
@@ -403,7 +416,7 @@ describe("TcpPool growth and stalls against a raw server", () => {
       timeoutMs: DEADLINE_MS,
     });
     try {
-      const sends = ["a", "b", "c"].map((key) => pool.send(get(key), Expect.Values));
+      const sends = ["a", "b", "c"].map((key) => pool.send(get(key), Expect.Values, -1, 60_000));
       await server.until(() => server.lineCount === 3, "three requests at the server");
       answerAll(server);
       await Promise.all(sends);

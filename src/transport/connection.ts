@@ -1,11 +1,15 @@
 // One pipelined TCP connection to a memcached-protocol server (a leaf or memcached).
 //
-//   send(bytes, expect) ─> queued ──(in flight < maxInFlight)──> inFlight ──> out chunks ─(microtask)─> socket.write
+//   send(bytes, expect) ─> queued ──(in flight < maxInFlight)──> inFlight ──> out chunks ─(end of turn)─> socket.write
 //                                                                   │
 //   socket data ─> ReplyParser ─ nextExpect()/onReply() ────────────┘  replies match requests FIFO
 //
 // Every request gets exactly one reply, so requests must not say noreply or use the meta q flag
-// (a router strips noreply and drops the reply). Requests made in one tick go out in one write.
+// (a router strips noreply and drops the reply). Requests made in one event-loop turn go out in one
+// write: the flush runs from setImmediate, after every socket callback of the turn, not from a
+// microtask (which runs after each callback). A router turn carries requests from many client
+// sockets; measured with memcaslap through the router (32 connections): 42-48k requests/s with a
+// microtask flush, 59-61k with the end-of-turn flush, one write per leaf socket per turn.
 //
 // Failures: a request with no reply after timeoutMs fails with TimeoutError. Replies are FIFO, so
 // its late reply would be taken for the next request's: the socket is reset, the other requests in
@@ -390,7 +394,7 @@ export class TcpConnection {
     pending.request = null;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      queueMicrotask(this.flushBound);
+      setImmediate(this.flushBound);
     }
   }
 

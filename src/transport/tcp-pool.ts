@@ -2,7 +2,8 @@
 //
 //   send ─> pinned connection (affinity) if available
 //        └> an idle connection (nothing in flight)
-//           else, below maxConnections: a new connection (so no request waits behind another)
+//           else, for a send with a stall threshold (a hedged read) and below maxConnections:
+//             a new connection (so no such request waits behind another)
 //           else the least busy connection that is not stalled, else the least busy one
 //   idle for idleCloseMs beyond `connections`: closed again
 //
@@ -11,14 +12,18 @@
 // the pool while every connection is busy keeps that radius near one request, and a connection
 // whose oldest request has waited longer than the caller's `stallMs` takes no new requests while
 // another can (hedged reads pass their hedge delay: a read that would wait behind a stall goes
-// elsewhere instead of spending a hedge on it).
+// elsewhere instead of spending a hedge on it). Sends without a threshold (sharded routes, the
+// client) do not grow the pool: throughput wants few sockets, each carrying one write per turn.
 import type { Expect, Reply } from "../protocol/reply.ts";
 import { TcpConnection, type TcpConnectionOptions } from "./connection.ts";
 
 export interface TcpPoolOptions extends TcpConnectionOptions {
   /** Connections kept open to the destination (default 1). */
   connections?: number;
-  /** The most connections opened while every one is busy (default: `connections`, no growth). */
+  /**
+   * The most connections opened while every one is busy, by sends that pass a stall threshold
+   * (default: `connections`, no growth).
+   */
   maxConnections?: number;
   /** A connection beyond `connections` with nothing sent for this long is closed (default 30 s). */
   idleCloseMs?: number;
@@ -141,7 +146,9 @@ export class TcpPool {
       }
     }
     // Growing helps only while the destination answers: a backing-off one fails fast anyway.
-    if (count < this.maxConnections && unavailable === 0) {
+    // Only stall-sensitive sends grow the pool: the others share connections, so that the
+    // requests of one event-loop turn leave in as few writes as possible.
+    if (stallMs !== Number.POSITIVE_INFINITY && count < this.maxConnections && unavailable === 0) {
       const grown = new TcpConnection(this.options);
       live.push(grown);
       return grown;
