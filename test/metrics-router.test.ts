@@ -254,10 +254,26 @@ describe("router metrics", () => {
     expect(sampleValue(families, "gravity_router_connections_total")).toBe(9);
     expect(sampleValue(families, "gravity_router_hedges_sent_total")).toBe(5);
     expect(sampleValue(families, "gravity_router_hedges_won_total")).toBe(2);
+    // Every counter a route handle keeps, by route and event.
+    counters.loader.loads = 11;
+    counters.gutter.gutterDeleteFailures = 1;
+    counters.warmup.warmHits = 6;
+    counters.backgroundWrites.failed = 2;
+    families = await scrape();
+    const event = (route: string, name: string) =>
+      sampleValue(families, "gravity_router_route_events_total", { route, event: name });
+    expect(event("loader", "loads")).toBe(11);
+    expect(event("loader", "not_found")).toBe(0);
+    expect(event("gutter", "gutter_delete_failures")).toBe(1);
+    expect(event("warmup", "warm_hits")).toBe(6);
+    expect(event("replicated", "background_write_failed")).toBe(2);
     counters.hedges.sent++;
     counters.reset(); // `stats reset`: totals restart, which Prometheus reads as a counter reset
     families = await scrape();
     expect(sampleValue(families, "gravity_router_hedges_sent_total")).toBe(0);
+    expect(
+      sampleValue(families, "gravity_router_route_events_total", { route: "loader", event: "loads" }),
+    ).toBe(0);
     expect(sampleValue(families, "gravity_router_connections")).toBe(4);
   });
 });

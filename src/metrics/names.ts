@@ -219,6 +219,11 @@ export const RouterMetrics = {
     "Client connections ever accepted (total_connections).",
   ),
   hedgesSent: counter("gravity_router_hedges_sent_total", "Hedged reads sent to a second replica."),
+  routeEvents: counter(
+    "gravity_router_route_events_total",
+    "What route handles did, by route (loader, gutter, warmup, replicated) and event (their counters).",
+    ["route", "event"],
+  ),
   hedgesWon: counter(
     "gravity_router_hedges_won_total",
     "Hedged reads whose reply arrived first and was used.",

@@ -204,6 +204,11 @@ export interface RouterTotalsView {
   readonly getMisses: number;
   readonly routeErrors: number;
   readonly hedges: { readonly sent: number; readonly won: number };
+  /** Counter groups of route handles: objects of numbers, by field name. */
+  readonly loader: object;
+  readonly gutter: object;
+  readonly warmup: object;
+  readonly backgroundWrites: object;
 }
 
 export interface RouterMetricsSource {
@@ -231,6 +236,24 @@ export function routerMetrics(registry: Registry, source: RouterMetricsSource): 
   mirroredCounter(registry, RouterMetrics.connectionsTotal, () => [[NO_LABELS, counters.totalConnections]]);
   mirroredCounter(registry, RouterMetrics.hedgesSent, () => [[NO_LABELS, counters.hedges.sent]]);
   mirroredCounter(registry, RouterMetrics.hedgesWon, () => [[NO_LABELS, counters.hedges.won]]);
+  // Each handle's counters, by field name in snake_case: loader loads, gutter diverted...
+  const routeEvents: [string, object][] = [
+    ["loader", counters.loader],
+    ["gutter", counters.gutter],
+    ["warmup", counters.warmup],
+    ["replicated", counters.backgroundWrites],
+  ];
+  mirroredCounter(registry, RouterMetrics.routeEvents, () =>
+    routeEvents.flatMap(([route, group]) =>
+      (Object.entries(group) as [string, number][]).map(
+        ([event, total]) =>
+          [
+            { route, event: route === "replicated" ? `background_write_${event}` : snakeCase(event) },
+            total,
+          ] as const,
+      ),
+    ),
+  );
   mirroredGauge(registry, RouterMetrics.connections, () => counters.currConnections);
 
   // Pools and destinations change on reload: each scrape starts from no series, so a removed
@@ -342,4 +365,9 @@ export function httpMetrics(registry: Registry): HttpMetricsRecorder {
       timer.observe(seconds);
     },
   };
+}
+
+// gutterDeleteFailures -> gutter_delete_failures
+function snakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 }

@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { Op, Request } from "../protocol/request.ts";
 import { isFailure, isMiss, quietReply, routingKey, singleKeyGet, wireBytes } from "./forward.ts";
-import type { RouteHandle } from "./handles/handle.ts";
+import { type RouteHandle, unavailableRoute } from "./handles/handle.ts";
 import { PrefixRoute } from "./handles/prefix.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder("latin1").decode(bytes);
@@ -92,7 +92,7 @@ test("a base64 meta key routes by its decoded bytes", () => {
 });
 
 test("the longest matching prefix wins; * takes the rest", () => {
-  const route = (name: string): RouteHandle => ({ route: () => Promise.reject(new Error(name)) });
+  const route = (name: string): RouteHandle => unavailableRoute(new Error(name));
   const a = route("a");
   const ab = route("ab");
   const fallback = route("*");

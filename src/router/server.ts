@@ -23,8 +23,12 @@ import { encodeReply } from "../protocol/reply-encoder.ts";
 import { Op, OpKind, Request } from "../protocol/request.ts";
 import { RequestParser } from "../protocol/request-parser.ts";
 import { quietReply, singleKeyGet, wireBytes } from "./forward.ts";
+import type { GutterCounters } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
+import type { LoaderCounters } from "./handles/loader.ts";
+import type { WarmUpCounters } from "./handles/warmup.ts";
 import type { Origin } from "./loader/origin.ts";
+import { introspect, isIntrospection } from "./introspection.ts";
 import type { Pool } from "./pool.ts";
 import { opLabel, resultLabel } from "./request-labels.ts";
 
@@ -46,6 +50,12 @@ export class RouterCounters {
   getMisses = 0;
   routeErrors = 0;
   hedges = { sent: 0, won: 0 };
+  /** What route handles count (exported in /metrics as gravity_router_route_events_total). */
+  loader: LoaderCounters = { loads: 0, notFound: 0, failed: 0, notStored: 0 };
+  gutter: GutterCounters = { diverted: 0, gutterDeleteFailures: 0 };
+  warmup: WarmUpCounters = { warmHits: 0, fills: 0, fillFailures: 0, warmDeleteFailures: 0 };
+  /** Replicated writes answered before every replica did (all-async, all-initial): how the rest ended. */
+  backgroundWrites = { ok: 0, failed: 0 };
 
   /** `stats reset`: zeroes the totals (not the gauges). */
   reset(): void {
@@ -57,6 +67,11 @@ export class RouterCounters {
     this.routeErrors = 0;
     this.hedges.sent = 0;
     this.hedges.won = 0;
+    for (const group of [this.loader, this.gutter, this.warmup, this.backgroundWrites] as Record<
+      string,
+      number
+    >[])
+      for (const name of Object.keys(group)) group[name] = 0;
   }
 }
 
@@ -239,6 +254,13 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         flushAll(options.state(), request).then(answer, fail);
         return;
       case Op.Get:
+        if (request.keys.length === 1 && isIntrospection(request.key)) {
+          slot.bytes = encodeReply(introspect(request.key, options.state().root));
+          break;
+        }
+        counters.cmdGet += request.keys.length;
+        routeGet(options.state().root, request, counters).then(answer, fail);
+        return;
       case Op.Gets:
       case Op.Gat:
       case Op.Gats:

@@ -6,6 +6,7 @@
 import type { Sender } from "../transport/transport.ts";
 import type { LoaderConfig, PoolConfig, RouteConfig, RouterConfig } from "./config.ts";
 import type { DestinationHooks } from "./destination.ts";
+import { isFailure } from "./forward.ts";
 import { FailoverRoute } from "./handles/failover.ts";
 import { GutterRoute } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
@@ -98,6 +99,10 @@ function buildRoute(
         hedge: route.hedge,
         onDown: route.onDown,
         counters: counters.hedges,
+        onBackgroundResult: (result) => {
+          if (result instanceof Error || isFailure(result)) counters.backgroundWrites.failed++;
+          else counters.backgroundWrites.ok++;
+        },
       });
     case "failover":
       return new FailoverRoute(route.children.map((child) => buildRoute(child, pools, counters, origins)));
@@ -122,19 +127,19 @@ function buildRoute(
         timeoutMs: route.timeoutMs,
         waitMs: route.waitMs,
         leases: route.leases,
+        counters: counters.loader,
       });
     }
     case "gutter":
       return new GutterRoute(pool(route.pool), new ShardedRoute(pool(route.gutter)), {
         ttlSeconds: route.ttlSeconds,
+        counters: counters.gutter,
       });
     case "warmup":
       return new WarmUpRoute(
         buildRoute(route.cold, pools, counters, origins),
         buildRoute(route.warm, pools, counters, origins),
-        {
-          ttlSeconds: route.ttlSeconds,
-        },
+        { ttlSeconds: route.ttlSeconds, counters: counters.warmup },
       );
     case "operation": {
       const writes = buildRoute(route.writes, pools, counters, origins);

@@ -5,14 +5,23 @@
 import type { Reply } from "../../protocol/reply.ts";
 import type { Request } from "../../protocol/request.ts";
 import { isFailure, isMiss } from "../forward.ts";
-import type { RouteHandle } from "./handle.ts";
+import { type RouteHandle, type RouteVisitor, withRole } from "./handle.ts";
 
 export class FailoverRoute implements RouteHandle {
+  readonly routeName: string;
+
   constructor(
-    private readonly children: readonly RouteHandle[],
+    readonly children: readonly RouteHandle[],
     private readonly onMiss = false,
   ) {
     if (children.length === 0) throw new RangeError("failover needs at least one child");
+    this.routeName = onMiss ? "miss-failover" : "failover";
+  }
+
+  traverse(request: Request, visit: RouteVisitor): void {
+    this.children.forEach((child, index) => {
+      child.traverse(request, index === 0 ? visit : withRole(visit, "failover"));
+    });
   }
 
   async route(request: Request): Promise<Reply> {

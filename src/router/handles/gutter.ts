@@ -41,7 +41,7 @@ import type { Reply } from "../../protocol/reply.ts";
 import { Op, OpKind, Request } from "../../protocol/request.ts";
 import { isFailure, routingKey, wireBytes } from "../forward.ts";
 import type { Pool } from "../pool.ts";
-import type { RouteHandle } from "./handle.ts";
+import { type RouteHandle, type RouteVisitor, withRole } from "./handle.ts";
 
 /** Counts for metrics; the route only increments them. */
 export interface GutterCounters {
@@ -60,6 +60,8 @@ export interface GutterOptions {
 }
 
 export class GutterRoute implements RouteHandle {
+  readonly routeName: string;
+  readonly children: readonly RouteHandle[];
   private readonly ttlSeconds: number;
   private readonly nowSeconds: () => number;
 
@@ -77,6 +79,8 @@ export class GutterRoute implements RouteHandle {
         `gutter ttlSeconds must be an integer in 1..${MAX_RELATIVE_EXPTIME_SECONDS}, got ${options.ttlSeconds}`,
       );
     this.ttlSeconds = options.ttlSeconds;
+    this.routeName = `gutter(pool=${primary.name}, ttlSeconds=${options.ttlSeconds})`;
+    this.children = [gutter];
     this.nowSeconds = options.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
   }
 
@@ -94,6 +98,14 @@ export class GutterRoute implements RouteHandle {
     }
     if (this.options.counters !== undefined) this.options.counters.diverted++;
     return this.gutter.route(cappedRequest(request, this.ttlSeconds, this.nowSeconds()));
+  }
+
+  // The primary leaf, unless it is down; then the gutter, which also takes deletes and failures.
+  traverse(request: Request, visit: RouteVisitor): void {
+    const destination = this.primary.destinations[this.primary.pick(routingKey(request))];
+    if (destination !== undefined && (!destination.down || request.kind === OpKind.Delete))
+      visit(destination, "shard");
+    this.gutter.traverse(request, withRole(visit, "gutter"));
   }
 
   private async delete(request: Request, primary: Promise<Reply>): Promise<Reply> {

@@ -37,7 +37,7 @@ import { Item, Reply, ReplyType } from "../../protocol/reply.ts";
 import { Op, Request } from "../../protocol/request.ts";
 import { loadWithTimeout, type Origin } from "../loader/origin.ts";
 import { Singleflight } from "../singleflight.ts";
-import type { RouteHandle } from "./handle.ts";
+import type { RouteHandle, RouteVisitor } from "./handle.ts";
 
 /** The client flags that mark a negative entry (an origin's not-found), with an empty value. */
 export const NEGATIVE_FLAGS = 0xffff_ffff;
@@ -96,6 +96,8 @@ const ascii = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0) & 0
 const EMPTY = new Uint8Array(0);
 
 export class LoaderRoute implements RouteHandle {
+  readonly routeName: string;
+  readonly children: readonly RouteHandle[];
   private readonly flights: Singleflight<string, Found | null>;
   private readonly ttlSeconds: number;
   private readonly negativeTtlSeconds: number;
@@ -109,6 +111,8 @@ export class LoaderRoute implements RouteHandle {
     private readonly origin: Origin,
     options: LoaderOptions,
   ) {
+    this.routeName = `loader(origin=${origin.name}, leases=${options.leases === true})`;
+    this.children = [child];
     this.ttlSeconds = checkTtl("ttlSeconds", options.ttlSeconds);
     this.negativeTtlSeconds = checkTtl("negativeTtlSeconds", options.negativeTtlSeconds);
     if (!(options.timeoutMs > 0))
@@ -118,6 +122,11 @@ export class LoaderRoute implements RouteHandle {
     this.counters = options.counters;
     this.leases = options.leases === true;
     this.waitMs = options.waitMs;
+  }
+
+  // The cache below; a miss also reaches the origin, which is not a leaf.
+  traverse(request: Request, visit: RouteVisitor): void {
+    this.child.traverse(request, visit);
   }
 
   /** Keys with an origin load in flight. */

@@ -3,15 +3,19 @@
 import type { Reply } from "../../protocol/reply.ts";
 import type { Request } from "../../protocol/request.ts";
 import { routingKey } from "../forward.ts";
-import type { RouteHandle } from "./handle.ts";
+import type { RouteHandle, RouteVisitor } from "./handle.ts";
 
 export class PrefixRoute implements RouteHandle {
+  readonly routeName: string;
+  readonly children: readonly RouteHandle[];
   private readonly prefixes: { bytes: Uint8Array; route: RouteHandle }[];
 
   constructor(
     routes: ReadonlyMap<string, RouteHandle>,
     private readonly fallback: RouteHandle,
   ) {
+    this.routeName = `prefix(${[...routes.keys(), "*"].map((prefix) => JSON.stringify(prefix)).join(", ")})`;
+    this.children = [...routes.values(), fallback];
     const utf8 = new TextEncoder();
     this.prefixes = [...routes]
       .map(([prefix, route]) => ({ bytes: utf8.encode(prefix), route }))
@@ -20,6 +24,10 @@ export class PrefixRoute implements RouteHandle {
 
   route(request: Request): Promise<Reply> {
     return this.select(routingKey(request)).route(request);
+  }
+
+  traverse(request: Request, visit: RouteVisitor): void {
+    this.select(routingKey(request)).traverse(request, visit);
   }
 
   /** The route for a key: the longest matching prefix's, else the default. */

@@ -18,7 +18,7 @@ import { Op, OpKind, type Request } from "../../protocol/request.ts";
 import type { Sender } from "../../transport/transport.ts";
 import { isFailure, wireBytes } from "../forward.ts";
 import type { Pool } from "../pool.ts";
-import type { RouteHandle } from "./handle.ts";
+import type { RouteHandle, RouteVisitor } from "./handle.ts";
 import { HedgeBudget, type HedgeCounters, type HedgeSpec, hedgedSend } from "./hedged.ts";
 import { SpoolingSender } from "./spooled-delete.ts";
 
@@ -51,6 +51,8 @@ export interface ReplicatedOptions {
 }
 
 export class ReplicatedRoute implements RouteHandle {
+  readonly routeName: string;
+  readonly children: readonly RouteHandle[] = [];
   // Spreads reads: each router (each process) prefers its own replica, so N routers in front of
   // N replicas load them evenly without coordinating.
   private readonly preferred: number;
@@ -62,12 +64,33 @@ export class ReplicatedRoute implements RouteHandle {
     preferred = Math.floor(Math.random() * Math.max(1, pool.destinations.length)),
   ) {
     this.preferred = preferred;
+    this.routeName = `replicated(pool=${pool.name}, writes=${options.writes}, reads=${options.reads})`;
     this.budget = options.hedge === undefined ? undefined : new HedgeBudget(options.hedge.budget);
   }
 
   route(request: Request): Promise<Reply> {
     if (request.kind === OpKind.Read) return this.read(request);
     return this.write(request);
+  }
+
+  // Reads: the replicas in the order they would be tried; writes and deletes: every replica reached.
+  traverse(request: Request, visit: RouteVisitor): void {
+    if (request.kind !== OpKind.Read) {
+      const spools = request.kind === OpKind.Delete;
+      for (const destination of this.pool.destinations) {
+        if (!destination.down) visit(destination, "write");
+        else if (spools && destination instanceof SpoolingSender) visit(destination, "spooled write");
+      }
+      return;
+    }
+    const hedged = this.options.reads === ReadPolicy.Hedged;
+    const order = this.readOrder(
+      hedged ? hedgeDelayMs(this.options.hedge as HedgeSpec, this.pool) : undefined,
+    );
+    order.forEach((destination, index) => {
+      if (index === 0 || this.options.reads === ReadPolicy.AllFastest) visit(destination, "read");
+      else visit(destination, hedged ? "hedge" : "failover read");
+    });
   }
 
   // Replicas in the order this router tries them: preferred first, then the rest in pool order,

@@ -37,7 +37,7 @@ import type { Reply } from "../../protocol/reply.ts";
 import { Item, Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, Request } from "../../protocol/request.ts";
 import { isFailure, isMiss } from "../forward.ts";
-import type { RouteHandle } from "./handle.ts";
+import { type RouteHandle, type RouteVisitor, withRole } from "./handle.ts";
 
 /** Counts for metrics; the route only increments them. */
 export interface WarmUpCounters {
@@ -68,11 +68,16 @@ interface WarmItem {
 }
 
 export class WarmUpRoute implements RouteHandle {
+  readonly routeName: string;
+  readonly children: readonly RouteHandle[];
+
   constructor(
     private readonly cold: RouteHandle,
     private readonly warm: RouteHandle,
     private readonly options: WarmUpOptions,
   ) {
+    this.routeName = `warmup(ttlSeconds=${options.ttlSeconds})`;
+    this.children = [cold, warm];
     if (
       !Number.isInteger(options.ttlSeconds) ||
       options.ttlSeconds <= 0 ||
@@ -92,6 +97,13 @@ export class WarmUpRoute implements RouteHandle {
       default:
         return this.cold.route(request);
     }
+  }
+
+  // Cold always; warm for reads (after a cold miss) and deletes.
+  traverse(request: Request, visit: RouteVisitor): void {
+    this.cold.traverse(request, visit);
+    if (request.kind === OpKind.Read || request.kind === OpKind.Delete)
+      this.warm.traverse(request, withRole(visit, "warm"));
   }
 
   private async read(request: Request): Promise<Reply> {

@@ -1,0 +1,109 @@
+// The router answers questions about its routing on its memcached port, as mcrouter's
+// `get __mcrouter__.route(get,KEY)` does: which leaves a command on a key would reach, in which
+// role, and the route tree itself. Checked against real leaves and against a ketama client's pick.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "../src/client/index.ts";
+import { fromLatin1, McClient } from "./helpers/mc-client.ts";
+import {
+  HOST,
+  type LeafProcess,
+  SERVER_TEST_MS,
+  type ServerProcess,
+  startLeaf,
+  startRouter,
+  stopAll,
+} from "./helpers/servers.ts";
+
+const address = (leaf: ServerProcess) => `${HOST}:${leaf.port}`;
+
+let shards: LeafProcess[];
+let replicas: LeafProcess[];
+let router: ServerProcess;
+let client: McClient;
+
+beforeAll(async () => {
+  [shards, replicas] = await Promise.all([
+    Promise.all(Array.from({ length: 3 }, () => startLeaf(["--port", "0"]))),
+    Promise.all(Array.from({ length: 3 }, () => startLeaf(["--port", "0"]))),
+  ]);
+  const file = join(mkdtempSync(join(tmpdir(), "gravity-introspection-")), "router.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      pools: { main: { servers: shards.map(address) }, replicas: { servers: replicas.map(address) } },
+      route: {
+        type: "prefix",
+        routes: {
+          "rep:": { type: "replicated", pool: "replicas", reads: "hedged" },
+          "*": { type: "sharded", pool: "main" },
+        },
+      },
+    }),
+  );
+  router = await startRouter(["--port", "0", "--config", file]);
+  client = await McClient.connect(router.port);
+}, SERVER_TEST_MS);
+
+afterAll(async () => {
+  client?.close();
+  await stopAll();
+});
+
+// The value of a single-key get, as text.
+async function getValue(key: string): Promise<string> {
+  await client.send(`get ${key}\r\n`);
+  const reply = fromLatin1(await client.readThroughLine("END"));
+  const header = /^VALUE (\S+) 0 (\d+)\r\n/.exec(reply);
+  if (header === null) throw new Error(`not a value: ${JSON.stringify(reply)}`);
+  expect(header[1]).toBe(key);
+  const text = reply.slice(header[0].length, header[0].length + Number(header[2]));
+  expect(reply.slice(header[0].length + Number(header[2]))).toBe("\r\nEND\r\n");
+  return text;
+}
+
+describe("__gravity__.route(OP,KEY)", () => {
+  test("a sharded key names the leaf a ketama client picks", async () => {
+    const ketama = createClient({ servers: shards.map(address), hash: "md5" });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const key = `user:${i}`;
+        const expected = shards[ketama.serverFor(new TextEncoder().encode(key))] as LeafProcess;
+        for (const op of ["get", "set", "delete"]) {
+          expect(await getValue(`__gravity__.route(${op},${key})`)).toBe(`${address(expected)} shard\r\n`);
+        }
+      }
+    } finally {
+      await ketama.close();
+    }
+  });
+
+  test("a replicated key: a read goes to one replica then hedges; a write and a delete reach all", async () => {
+    const read = (await getValue("__gravity__.route(get,rep:k)")).split("\r\n").filter(Boolean);
+    expect(read.length).toBe(3);
+    expect(read.map((line) => line.split(" ")[1])).toEqual(["read", "hedge", "hedge"]);
+    expect(new Set(read.map((line) => line.split(" ")[0]))).toEqual(new Set(replicas.map(address)));
+    for (const op of ["set", "delete", "ms"]) {
+      const lines = (await getValue(`__gravity__.route(${op},rep:k)`)).split("\r\n").filter(Boolean);
+      expect(lines).toEqual(replicas.map((replica) => `${address(replica)} write`));
+    }
+  });
+
+  test("the tree, one handle per line", async () => {
+    expect(await getValue("__gravity__.tree")).toBe(
+      'prefix("rep:", "*")\r\n' +
+        "  replicated(pool=replicas, writes=all-sync, reads=hedged)\r\n" +
+        "  sharded(pool=main)\r\n",
+    );
+  });
+
+  test("a question it cannot answer is CLIENT_ERROR, and the connection goes on", async () => {
+    expect(await client.command("get __gravity__.route(frobnicate,k)")).toMatch(
+      /^CLIENT_ERROR unknown operation "frobnicate"/,
+    );
+    expect(await client.command("get __gravity__.nothing")).toMatch(/^CLIENT_ERROR unknown question/);
+    expect(await client.command("version")).toMatch(/^VERSION /);
+  });
+});
