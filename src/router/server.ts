@@ -27,8 +27,8 @@ import type { GutterCounters } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
 import type { LoaderCounters } from "./handles/loader.ts";
 import type { WarmUpCounters } from "./handles/warmup.ts";
-import type { Origin } from "./loader/origin.ts";
 import { introspect, isIntrospection } from "./introspection.ts";
+import type { Origin } from "./loader/origin.ts";
 import type { Pool } from "./pool.ts";
 import { opLabel, resultLabel } from "./request-labels.ts";
 
