@@ -3,15 +3,22 @@
 import { routeBackend } from "../cache/backend.ts";
 import { UsageError } from "../errors.ts";
 import { routerReady } from "../http/readiness.ts";
-import { createRegistry, errorKind, routerMetrics } from "../metrics/registry.ts";
+import {
+  createRegistry,
+  type DestinationView,
+  errorKind,
+  type RouterStateView,
+  routerMetrics,
+} from "../metrics/registry.ts";
 import { loadConfig, type RouterConfig } from "../router/config.ts";
 import { watchConfig } from "../router/config-watch.ts";
-import { type RouteHandle, unavailableRoute } from "../router/handles/handle.ts";
+import type { RouteHandle } from "../router/handles/handle.ts";
 import type { NatsContext } from "../router/pool.ts";
 import { PoolDiscovery } from "../router/pool-discovery.ts";
 import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
 import { DeleteSpool } from "../router/spool.ts";
+import { RouterThreads, ThreadsRegistry } from "../router/threads.ts";
 import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
 import { InvalidationBus } from "../transport/nats-invalidation.ts";
 import { NatsLink } from "../transport/nats-link.ts";
@@ -57,13 +64,21 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
     max: 1024 ** 3,
     help: "largest value accepted from clients, as the leaves' -I",
   },
+  {
+    name: "threads",
+    kind: FlagKind.Integer,
+    default: 1,
+    min: 1,
+    max: 64,
+    help: "listener threads on the port, each with its own route tree from the config",
+  },
   ...HTTP_FLAGS,
   ...GRPC_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
 // A route for the moment before the router exists (never used to answer a request).
-const NO_ROUTE: RouteHandle = unavailableRoute(new Error("the router is starting"));
+const NO_ROUTE: RouteHandle = { route: () => Promise.reject(new Error("the router is starting")) };
 
 export const ROUTER_USAGE = `usage: gravity router --config FILE [flags]
 
@@ -90,6 +105,9 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   const host = (flags.listen as string) || configHost || DEFAULT_HOST;
   const flagPort = flags.port as number;
   const port = flagPort >= 0 ? flagPort : (configPort ?? DEFAULT_PORT);
+  const threadCount = flags.threads as number;
+  if (threadCount > 1 && config.spool !== undefined)
+    throw new UsageError(spoolWithThreads(file, threadCount));
 
   const counters = new RouterCounters();
   const registry = createRegistry({ role: "router", version: VERSION });
@@ -106,8 +124,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     config,
     counters,
     {
-      onHealthChange: (destination, down) =>
-        console.log(`gravity router: ${destination.name} ${down ? "marked down (TKO)" : "is back up"}`),
+      onHealthChange: (destination, down) => logHealth(0, destination.name, down),
       onReply: (destination, ms) => metrics.observeDestination(destination.name, ms / 1000),
       onError: (destination, error) => metrics.countDestinationError(destination.name, errorKind(error)),
     },
@@ -120,7 +137,14 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   try {
     server = startRouterServer({
       host,
-      port,
+      // With threads, a plain bind first proves the port is free (and picks it, for port 0):
+      // otherwise a second router on the same port would silently split traffic with this one.
+      port: threadCount > 1 ? probePort(host, port) : port,
+      reusePort: threadCount > 1,
+      extraStats: [
+        ["threads", String(threadCount)],
+        ["thread", "0"],
+      ],
       maxConnections: flags["max-connections"] as number,
       maxItemBytes: flags["max-item-size"] as number,
       version: MEMCACHED_VERSION,
@@ -133,16 +157,45 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     await router.close();
     throw new Error(`cannot listen on ${host}:${port} (--listen, --port): ${(error as Error).message}`);
   }
+  let fatal: Error | null = null;
+  let requestStop: (reason: string) => void = () => {};
+  let threads: RouterThreads | undefined;
+  try {
+    threads =
+      threadCount === 1
+        ? undefined
+        : await RouterThreads.start({
+            threads: threadCount,
+            config,
+            host,
+            port: server.port,
+            maxConnections: flags["max-connections"] as number,
+            maxItemBytes: flags["max-item-size"] as number,
+            onDelete: aggregate?.bus === undefined ? null : publishDeleteOf(aggregate.bus),
+            onHealthChange: logHealth,
+            onFatal: (error) => {
+              fatal = error;
+              requestStop(error.message);
+            },
+          });
+  } catch (error) {
+    await server.stop(0);
+    await router.close();
+    throw error;
+  }
+  // Readiness and /metrics see every thread: a destination is down if any thread has it down (TKO).
+  const readyView = () =>
+    threads === undefined ? router.current() : withThreadHealth(router.current(), threads);
   let http: ReturnType<typeof startHttpFromFlags>;
   try {
     http = startHttpFromFlags("router", flags, host, () => ({
       backend: routeBackend(() => router.current().root, { countersPrefix: "http" }),
-      ready: () => routerReady(() => router.current()),
-      registry,
+      ready: () => routerReady(readyView),
+      registry: threads === undefined ? registry : new ThreadsRegistry(registry, threads),
       maxValueBytes: flags["max-item-size"] as number,
     }));
   } catch (error) {
-    await server.stop(0);
+    await Promise.all([server.stop(0), threads?.stop(0)]);
     await router.close();
     throw error;
   }
@@ -152,38 +205,45 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       routeBackend(() => router.current().root, { countersPrefix: "grpc" }),
     );
   } catch (error) {
-    await Promise.all([server.stop(0), http?.stop(true)]);
+    await Promise.all([server.stop(0), threads?.stop(0), http?.stop(true)]);
     await router.close();
     throw error;
   }
   const pools = [...router.current().pools].map(([name, pool]) => `${name}: ${pool.destinations.length}`);
-  console.log(
-    `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")})`,
-  );
-
   // Pools with discovery: etcd get their servers from etcd; every member change recomposes the
   // configuration and reloads the router (pool-discovery.ts).
   const discovery = new PoolDiscovery(
     (composed) => {
       router.reload(composed);
       const sizes = [...router.current().pools].map(([name, pool]) => `${name}: ${pool.destinations.length}`);
-      console.log(`gravity router: membership changed (pools ${sizes.join(", ")})`);
+      reloadThreads(threads, composed).then(
+        () => console.log(`gravity router: membership changed (pools ${sizes.join(", ")})`),
+        (error: Error) => console.error(`gravity router: membership changed: ${error.message}`),
+      );
     },
     (line) => console.error(`gravity router: etcd: ${line}`),
   );
   if (PoolDiscovery.needed(config)) discovery.update(config);
 
+  // The main thread builds its tree first: a config it cannot build reaches no worker. With
+  // discovery, the composed config reaches the workers from the discovery callback above.
   const reload = (why: string, next: RouterConfig) => {
     try {
+      if (threadCount > 1 && next.spool !== undefined)
+        throw new UsageError(spoolWithThreads(file, threadCount));
       if (PoolDiscovery.needed(next)) discovery.update(next);
       else {
         router.reload(next);
         void discovery.stop();
       }
-      console.log(`gravity router: ${why}: reloaded ${file}`);
     } catch (error) {
       console.error(`gravity router: ${why}: keeping the previous config: ${(error as Error).message}`);
+      return;
     }
+    reloadThreads(threads, PoolDiscovery.needed(next) ? undefined : next).then(
+      () => console.log(`gravity router: ${why}: reloaded ${file}`),
+      (error: Error) => console.error(`gravity router: ${why}: ${error.message}`),
+    );
   };
   const reject = (why: string, error: Error) =>
     console.error(`gravity router: ${why}: keeping the previous config: ${error.message}`);
@@ -211,19 +271,70 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       stopping = true;
       console.log(`gravity router: ${reason}, stopping`);
       stopWatching();
-      Promise.all([server.stop(STOP_GRACE_MS), http?.stop(true), grpc?.close(), discovery.stop()])
+      Promise.all([
+        server.stop(STOP_GRACE_MS),
+        threads?.stop(STOP_GRACE_MS),
+        http?.stop(true),
+        grpc?.close(),
+        discovery.stop(),
+      ])
         .then(() => router.close())
         .then(() => aggregate?.close())
         .then(() => spool?.close())
         .then(() => nats?.context.link.close())
         .then(
-          () => resolve(0),
+          () => resolve(fatal === null ? 0 : 1),
           () => resolve(1),
         );
     };
+    requestStop = stop;
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    // Printed once every signal has its handler: whoever waits for this line may signal at once.
+    console.log(
+      `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")}; threads ${threadCount})`,
+    );
   });
+}
+
+function logHealth(thread: number, destination: string, down: boolean): void {
+  const where = thread === 0 ? "" : `thread ${thread}: `;
+  console.log(`gravity router: ${where}${destination} ${down ? "marked down (TKO)" : "is back up"}`);
+}
+
+// The delete spool's log files belong to one process and one route tree: deletes spooled by one
+// thread would not hold back another thread's reads of the same leaf (spooled-delete.ts).
+function spoolWithThreads(file: string, threads: number): string {
+  return `--threads: a delete spool (spool: in ${file}) needs --threads 1, got ${threads}`;
+}
+
+// Binds `port` without reusePort and releases it: throws if another process holds it; port 0
+// becomes the free port the kernel picked, which every thread then shares.
+function probePort(host: string, port: number): number {
+  const probe = Bun.listen({ hostname: host, port, socket: { data() {} } });
+  const bound = probe.port;
+  probe.stop(true);
+  return bound;
+}
+
+// Sends `config` to every worker (none: nothing to do); resolves once each has swapped.
+async function reloadThreads(threads: RouterThreads | undefined, config: RouterConfig | undefined) {
+  if (threads !== undefined && config !== undefined) await threads.reload(config);
+}
+
+// The main thread's pools, with every destination that some worker has marked down shown down.
+function withThreadHealth(state: RouterState, threads: RouterThreads): RouterStateView {
+  const pools = new Map<string, { destinations: DestinationView[] }>();
+  for (const [name, pool] of state.pools) {
+    pools.set(name, {
+      destinations: pool.destinations.map((destination) => ({
+        name: destination.name,
+        down: destination.down || threads.downAnywhere(destination.name),
+        inFlightCount: destination.inFlightCount,
+      })),
+    });
+  }
+  return { pools };
 }
 
 // The config's `listen: host:port`, if any.

@@ -88,6 +88,10 @@ export interface RouterServerOptions {
   metrics?: RouterMetricsRecorder;
   /** Called with the key of every delete a client sends (the invalidation bus publishes it). */
   onDelete?: (key: Uint8Array) => void;
+  /** Share the port with other listeners (SO_REUSEPORT): `gravity router --threads N`. */
+  reusePort?: boolean;
+  /** Lines appended to the `stats` reply (the thread that serves this connection). */
+  extraStats?: readonly (readonly [string, string])[];
 }
 
 export interface RouterServer {
@@ -244,7 +248,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         // The router's own counters; memcached's stats groups (items, slabs, settings...) describe
         // one server's memory and are asked of the leaves. An unknown group is ERROR, as in memcached.
         if (request.args.length === 0)
-          slot.bytes = encodeReply(statsReply(counters, started, options.version));
+          slot.bytes = encodeReply(statsReply(counters, started, options.version, options.extraStats));
         else if (request.args.length === 1 && request.args[0] === "reset") {
           counters.reset();
           slot.bytes = utf8.encode("RESET\r\n");
@@ -279,6 +283,8 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
   const listener: TCPSocketListener<Session> = Bun.listen<Session>({
     hostname: options.host,
     port: options.port,
+    // Bun.listen honours reusePort (SO_REUSEPORT) though its listen types only declare it for connect.
+    ...{ reusePort: options.reusePort ?? false },
     allowHalfOpen: true, // the replies to what was read before the peer's FIN are still sent
     socket: {
       open(socket) {
@@ -453,7 +459,12 @@ async function flushAll(state: RouterState, request: Request): Promise<Reply> {
   return replies.find((reply) => reply.type !== ReplyType.Ok) ?? new Reply(ReplyType.Ok);
 }
 
-function statsReply(counters: RouterCounters, started: number, version: string): Reply {
+function statsReply(
+  counters: RouterCounters,
+  started: number,
+  version: string,
+  extra: readonly (readonly [string, string])[] = [],
+): Reply {
   const reply = new Reply(ReplyType.Stats);
   const now = Date.now();
   reply.stats = new Map([
@@ -470,6 +481,7 @@ function statsReply(counters: RouterCounters, started: number, version: string):
     ["route_errors", String(counters.routeErrors)],
     ["hedges_sent", String(counters.hedges.sent)],
     ["hedges_won", String(counters.hedges.won)],
+    ...extra,
   ]);
   return reply;
 }
