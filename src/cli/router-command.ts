@@ -12,7 +12,7 @@ import {
 } from "../metrics/registry.ts";
 import { loadConfig, type RouterConfig } from "../router/config.ts";
 import { watchConfig } from "../router/config-watch.ts";
-import type { RouteHandle } from "../router/handles/handle.ts";
+import { type RouteHandle, unavailableRoute } from "../router/handles/handle.ts";
 import type { NatsContext } from "../router/pool.ts";
 import { PoolDiscovery } from "../router/pool-discovery.ts";
 import { Router } from "../router/router.ts";
@@ -78,7 +78,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
 ];
 
 // A route for the moment before the router exists (never used to answer a request).
-const NO_ROUTE: RouteHandle = { route: () => Promise.reject(new Error("the router is starting")) };
+const NO_ROUTE: RouteHandle = unavailableRoute(new Error("the router is starting"));
 
 export const ROUTER_USAGE = `usage: gravity router --config FILE [flags]
 

@@ -13,7 +13,7 @@
 import { createRegistry, errorKind, type Registry, routerMetrics } from "../metrics/registry.ts";
 import { NatsLink } from "../transport/nats-link.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
-import type { RouteHandle } from "./handles/handle.ts";
+import { type RouteHandle, unavailableRoute } from "./handles/handle.ts";
 import { Router } from "./router.ts";
 import { RouterCounters, type RouterServer, type RouterState, startRouterServer } from "./server.ts";
 import type { FromRouterWorker, ToRouterWorker } from "./thread-messages.ts";
@@ -34,7 +34,7 @@ function post(message: FromRouterWorker): void {
 }
 
 // A route for the moment before the router exists (never used to answer a request).
-const NO_ROUTE: RouteHandle = { route: () => Promise.reject(new Error("the router is starting")) };
+const NO_ROUTE: RouteHandle = unavailableRoute(new Error("the router is starting"));
 
 function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
   const { config, thread } = message;
