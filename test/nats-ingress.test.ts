@@ -4,14 +4,14 @@
 // spaces in the `key` header; any bytes in `key-b64`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { headers, type Msg } from "nats";
+import { serveLeafOverNats } from "../src/leaf/nats-leaf.ts";
+import { NativeRequestHandler } from "../src/leaf/nats-native-handler.ts";
 import { getValue, native } from "../src/native/index.ts";
 import type { Request } from "../src/protocol/request.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination } from "../src/transport/nats-destination.ts";
 import { type Ingress, ingressGet, ingressSet, serveIngress } from "../src/transport/nats-ingress.ts";
-import { serveLeafOverNats } from "../src/transport/nats-leaf.ts";
 import { NatsLink } from "../src/transport/nats-link.ts";
-import { NativeRequestHandler } from "../src/transport/nats-native-handler.ts";
 import { ingressKeySubject, ingressSubject } from "../src/transport/nats-subjects.ts";
 import { type NatsServer, startNats, stopAllNats } from "./helpers/nats.ts";
 import { SERVER_TEST_MS } from "./helpers/servers.ts";

@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { headers } from "nats";
 import { ConnectionError } from "../src/errors.ts";
+import { serveLeafOverNats } from "../src/leaf/nats-leaf.ts";
+import { NativeRequestHandler } from "../src/leaf/nats-native-handler.ts";
 import { native } from "../src/native/index.ts";
 import { encodeGet, encodeStore } from "../src/protocol/encoder.ts";
 import { Expect, ReplyType } from "../src/protocol/reply.ts";
@@ -12,9 +14,7 @@ import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination, NatsPoolBroadcast } from "../src/transport/nats-destination.ts";
 import { serveIngress } from "../src/transport/nats-ingress.ts";
 import { InvalidationBus } from "../src/transport/nats-invalidation.ts";
-import { serveLeafOverNats } from "../src/transport/nats-leaf.ts";
 import { NatsLink, type NatsLinkStatus } from "../src/transport/nats-link.ts";
-import { NativeRequestHandler } from "../src/transport/nats-native-handler.ts";
 import { leafSubject } from "../src/transport/nats-subjects.ts";
 import { TcpPool } from "../src/transport/tcp-pool.ts";
 import { type NatsServer, startNats, stopAllNats } from "./helpers/nats.ts";

@@ -5,6 +5,8 @@
 // share one store, and each records what it received, which is what the broadcast tests check.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { ConnectionError, ProtocolError, TimeoutError } from "../src/errors.ts";
+import { type LeafOverNats, serveLeafOverNats } from "../src/leaf/nats-leaf.ts";
+import { NativeRequestHandler } from "../src/leaf/nats-native-handler.ts";
 import { getValue, native } from "../src/native/index.ts";
 import {
   encodeDelete,
@@ -17,9 +19,7 @@ import {
 import { Expect, ReplyType } from "../src/protocol/reply.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination, NatsPoolBroadcast, parseReply } from "../src/transport/nats-destination.ts";
-import { type LeafOverNats, serveLeafOverNats } from "../src/transport/nats-leaf.ts";
 import { NatsLink } from "../src/transport/nats-link.ts";
-import { NativeRequestHandler } from "../src/transport/nats-native-handler.ts";
 import { leafSubject } from "../src/transport/nats-subjects.ts";
 import { type NatsServer, startNats, stopAllNats } from "./helpers/nats.ts";
 import { SERVER_TEST_MS } from "./helpers/servers.ts";

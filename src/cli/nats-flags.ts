@@ -1,9 +1,9 @@
 // `gravity leaf --nats URL[,URL] --nats-pool NAME`: serving the leaf over NATS request/reply for
 // router pools with `transport: nats`.
 import { UsageError } from "../errors.ts";
-import { serveLeafOverNats } from "../transport/nats-leaf.ts";
+import { serveLeafOverNats } from "../leaf/nats-leaf.ts";
+import { NativeRequestHandler } from "../leaf/nats-native-handler.ts";
 import { NatsLink } from "../transport/nats-link.ts";
-import { NativeRequestHandler } from "../transport/nats-native-handler.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
 
 export const NATS_FLAGS: readonly FlagSpec[] = [

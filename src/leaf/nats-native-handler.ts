@@ -1,5 +1,5 @@
 // A leaf's answer to one request that came over NATS: the request's bytes through the same native
-// protocol executor the TCP listener uses (src/leaf/listener.ts), so the NATS path speaks exactly
+// protocol executor the TCP listener uses (listener.ts), so the NATS path speaks exactly
 // the memcached protocol the TCP path does.
 //
 //   request bytes ──> feed(conn, bytes, out) ──> out[0, n) ──┐

@@ -22,8 +22,8 @@
 // and handle() runs synchronously per message, so one router's requests to one leaf are applied
 // in order (a set then a get sees the value), as on one TCP connection.
 import { headers, type Msg, type NatsConnection, type Subscription } from "nats";
-import { maxPayloadBytes, type NatsLink } from "./nats-link.ts";
-import { leafSubject, NatsHeader, poolSubject, subjectToken } from "./nats-subjects.ts";
+import { maxPayloadBytes, type NatsLink } from "../transport/nats-link.ts";
+import { leafSubject, NatsHeader, poolSubject, subjectToken } from "../transport/nats-subjects.ts";
 
 export interface LeafOverNatsOptions {
   link: NatsLink;
