@@ -1,7 +1,7 @@
 // Router vs twemproxy under memcaslap: the same two memcached leaves behind nutcracker and behind
 // the compiled gravity router, both sharding by ketama over md5, alternating runs (T G T G ...).
 //
-//   npm run bench:router [-- --seconds 10 --repeats 3 --warmup 2]
+//   npm run bench:router [-- --seconds 10 --repeats 3 --warmup 2 --threads 1]
 //
 //   memcaslap ──> nutcracker (ketama, md5) ──────┬──> memcached A
 //   memcaslap ──> gravity router (ketama, md5) ──┴──> memcached B
@@ -53,10 +53,14 @@ const flags = parseFlags(process.argv.slice(2), [
   { name: "seconds", kind: "integer", default: 10, min: 1, max: 600, help: "length of one run" },
   { name: "repeats", kind: "integer", default: 3, min: 1, max: 20, help: "runs per proxy" },
   { name: "warmup", kind: "integer", default: 2, min: 0, max: 60, help: "seconds of warm-up per proxy" },
+  { name: "threads", kind: "integer", default: 1, min: 1, max: 64, help: "gravity router --threads" },
 ]);
 const seconds = flags.seconds as number;
 const repeats = flags.repeats as number;
 const warmup = flags.warmup as number;
+const threads = flags.threads as number;
+// --threads 1 is the headline comparison; other counts write beside it instead of over it.
+const resultName = threads === 1 ? "router" : `router-threads-${threads}`;
 
 const ProxyName = { Twemproxy: "twemproxy", Gravity: "gravity" } as const;
 type ProxyName = (typeof ProxyName)[keyof typeof ProxyName];
@@ -235,7 +239,7 @@ const peers = {
 const host = machine();
 console.log(
   `router vs twemproxy: memcaslap -T ${CLIENT_THREADS} -c ${CONCURRENCY} -X ${VALUE_BYTES} -t ${seconds}s ` +
-    `-S ${seconds}s, ${repeats} alternating runs each after ${warmup}s warm-up; ketama + md5 over ` +
+    `-S ${seconds}s, ${repeats} alternating runs each after ${warmup}s warm-up; gravity --threads ${threads}; ketama + md5 over ` +
     `2 memcached (-t 1, 64 MB); ${host.cpus} cpus (${host.cpuModel}), ${host.kernel}; ` +
     `${peers.memcached}; ${peers.nutcracker}`,
 );
@@ -275,7 +279,9 @@ try {
       "",
     ].join("\n"),
   );
-  router = await startRouter(["--config", configPath, "--port", "0"], { binary: "compiled" });
+  router = await startRouter(["--config", configPath, "--port", "0", "--threads", String(threads)], {
+    binary: "compiled",
+  });
   console.log(`  gravity router on port ${router.port}`);
 
   const proxies: { name: ProxyName; port: number; pid: number }[] = [
@@ -302,6 +308,8 @@ try {
 
   const gravityStats = await routerStats(router.port);
   health.gravity = {
+    // With --threads N, `stats` answers for the thread that serves its connection only.
+    statsOfThread: `${gravityStats.get("thread")} of ${gravityStats.get("threads")}`,
     routeErrors: Number(gravityStats.get("route_errors")),
     cmdGet: Number(gravityStats.get("cmd_get")),
     cmdSet: Number(gravityStats.get("cmd_set")),
@@ -353,7 +361,7 @@ console.log(
 );
 console.log(`router health: ${JSON.stringify(health)}`);
 
-const written = writeResults("router", {
+const written = writeResults(resultName, {
   peers,
   parameters: {
     seconds,
@@ -366,6 +374,7 @@ const written = writeResults("router", {
     leaves: "2 x memcached -t 1 -m 64",
     twemproxy: "distribution ketama, hash md5, auto_eject_hosts false, server_connections 1 (default)",
     gravity: "dist/gravity router; one sharded pool, hash md5, distribution ketama, connections 2 (default)",
+    gravityThreads: threads,
     p99:
       "upper edge of memcaslap's log2 latency bucket (2^(k-1) < t <= 2^k us) holding the 99th percentile; " +
       "summary: of the repeats' histograms added up",
@@ -376,12 +385,12 @@ const written = writeResults("router", {
 });
 console.log(`\nwrote ${written}`);
 
-const chart = join(REPO_ROOT, "bench", "charts", "router.svg");
+const chart = join(REPO_ROOT, "bench", "charts", `${resultName}.svg`);
 await writeChart(
   chart,
   barChartSpec({
     title: "Proxy throughput — memcaslap, 90% get / 10% set",
-    subtitle: `median of ${repeats} runs, whiskers min-max; ${host.cpus} cpus; 2 memcached, ketama md5`,
+    subtitle: `median of ${repeats} runs, whiskers min-max; ${host.cpus} cpus; 2 memcached, ketama md5; gravity --threads ${threads}`,
     xTitle: "proxy",
     yTitle: "transactions per second",
     bars: [

@@ -22,7 +22,7 @@ import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { encodeReply } from "../protocol/reply-encoder.ts";
 import { Op, OpKind, Request } from "../protocol/request.ts";
 import { RequestParser } from "../protocol/request-parser.ts";
-import { quietReply, singleKeyGet, wireBytes } from "./forward.ts";
+import { quietReply } from "./forward.ts";
 import type { GutterCounters } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
 import type { LoaderCounters } from "./handles/loader.ts";
@@ -420,14 +420,7 @@ async function routeGet(root: RouteHandle, request: Request, counters: RouterCou
     return reply;
   }
   const replies = await Promise.all(
-    keys.map((key) => {
-      const one = new Request(request.op);
-      one.affinity = request.affinity;
-      one.keys = [key];
-      one.exptime = request.exptime;
-      one.raw = singleKeyGet(request, key);
-      return root.route(one);
-    }),
+    keys.map((key) => root.route(request.derive({ keys: [key] }))),
   );
   const merged = new Reply(ReplyType.Values);
   const items: Item[] = [];
@@ -452,7 +445,7 @@ async function flushAll(state: RouterState, request: Request): Promise<Reply> {
   const sends: Promise<Reply>[] = [];
   for (const pool of state.pools.values()) {
     for (const destination of pool.destinations) {
-      sends.push(destination.send(wireBytes(request), request.expect, request.affinity));
+      sends.push(destination.send(request.wire, request.expect, request.affinity));
     }
   }
   const replies = await Promise.all(sends);
