@@ -91,9 +91,44 @@ export class Request {
   affinity = -1;
   /** The request's bytes exactly as received, CRLFs included. */
   raw: Uint8Array = NO_BYTES;
+  private wireBytes: Uint8Array | null = null; // `wire`, once asked for
 
   constructor(op: Op) {
     this.op = op;
+  }
+
+  /**
+   * What a server that must answer is sent (a router's connections match replies in order):
+   * `raw` as received, or, for a noreply or q request, its encoding without them; computed once.
+   * Set every field before the first read: the bytes are cached.
+   */
+  get wire(): Uint8Array {
+    this.wireBytes ??= this.noreply ? encodeRequest(this, true) : this.raw;
+    return this.wireBytes;
+  }
+
+  /**
+   * A copy with `changes` applied and its bytes encoded anew: the one way a route changes a
+   * request (a key of a multi-get, a capped TTL, a meta command of its own for the same item).
+   * The copy keeps the client's noreply (and q: a meta copy is quiet if its flags say q), its
+   * affinity and its key's form (base64 or not).
+   */
+  derive(changes: RequestChanges): Request {
+    const copy = new Request(changes.op ?? this.op);
+    copy.keys = changes.keys ?? this.keys;
+    copy.value = changes.value ?? this.value;
+    copy.flags = this.flags;
+    copy.exptime = changes.exptime ?? this.exptime;
+    copy.casUnique = this.casUnique;
+    copy.delta = this.delta;
+    copy.metaFlags = changes.metaFlags ?? this.metaFlags;
+    copy.noreply = isMeta(copy.op) ? copy.metaFlags.includes("q") : this.noreply;
+    copy.base64Key = this.base64Key;
+    copy.decodedKey = this.decodedKey;
+    copy.args = this.args;
+    copy.affinity = this.affinity;
+    copy.raw = encodeRequest(copy, false);
+    return copy;
   }
 
   /** The first key (single-key commands have exactly one). */
@@ -159,4 +194,122 @@ export function expectOf(op: Op): Expect {
     default:
       return Expect.Line;
   }
+}
+
+/** What Request.derive may change; every other field is copied. */
+export interface RequestChanges {
+  op?: Op;
+  keys?: Uint8Array[];
+  value?: Uint8Array;
+  /** Storage, touch, gat/gats: the exptime (meta commands carry theirs in metaFlags' T). */
+  exptime?: number;
+  /** Meta commands: every flag token (b and q included, as the copy should send them). */
+  metaFlags?: string[];
+}
+
+function isMeta(op: Op): boolean {
+  return op >= Op.MetaGet && op <= Op.MetaDebug;
+}
+
+const TEXT_COMMANDS: Partial<Record<Op, string>> = {
+  [Op.Get]: "get",
+  [Op.Gets]: "gets",
+  [Op.Gat]: "gat",
+  [Op.Gats]: "gats",
+  [Op.Set]: "set",
+  [Op.Add]: "add",
+  [Op.Replace]: "replace",
+  [Op.Append]: "append",
+  [Op.Prepend]: "prepend",
+  [Op.Cas]: "cas",
+  [Op.Delete]: "delete",
+  [Op.Touch]: "touch",
+  [Op.Incr]: "incr",
+  [Op.Decr]: "decr",
+  [Op.MetaGet]: "mg",
+  [Op.MetaSet]: "ms",
+  [Op.MetaDelete]: "md",
+  [Op.MetaArithmetic]: "ma",
+  [Op.MetaDebug]: "me",
+};
+
+const ascii = new TextEncoder();
+const SPACE = ascii.encode(" ");
+const CRLF = ascii.encode("\r\n");
+const NOREPLY = ascii.encode(" noreply");
+
+// A request's wire form from its fields (which the parser has checked, so keys are not checked
+// again: memcached's key rules are the parser's). `loud`: without noreply, and without the meta q
+// flag. Ops without keys (version, stats, flush_all...) go out as received.
+function encodeRequest(request: Request, loud: boolean): Uint8Array {
+  const command = TEXT_COMMANDS[request.op];
+  if (command === undefined) return loud ? stripNoreply(request.raw) : request.raw;
+  const parts: Uint8Array[] = [ascii.encode(command)];
+  const token = (text: string) => parts.push(SPACE, ascii.encode(text));
+  const key = (bytes: Uint8Array) => parts.push(SPACE, bytes);
+  switch (request.op) {
+    case Op.Get:
+    case Op.Gets:
+      for (const each of request.keys) key(each);
+      break;
+    case Op.Gat:
+    case Op.Gats:
+      token(String(request.exptime));
+      for (const each of request.keys) key(each);
+      break;
+    case Op.Set:
+    case Op.Add:
+    case Op.Replace:
+    case Op.Append:
+    case Op.Prepend:
+    case Op.Cas:
+      key(request.key);
+      token(`${request.flags >>> 0} ${request.exptime | 0} ${request.value.length}`);
+      if (request.op === Op.Cas) token(String(request.casUnique));
+      break;
+    case Op.Delete:
+      key(request.key);
+      break;
+    case Op.Touch:
+      key(request.key);
+      token(String(request.exptime | 0));
+      break;
+    case Op.Incr:
+    case Op.Decr:
+      key(request.key);
+      token(String(request.delta));
+      break;
+    default: {
+      // Meta commands: the key as sent (base64 if b), ms's size, then the flags.
+      key(request.key);
+      if (request.op === Op.MetaSet) token(String(request.value.length));
+      for (const flag of request.metaFlags) if (!(loud && flag === "q")) token(flag);
+    }
+  }
+  if (request.noreply && !loud && !isMeta(request.op) && request.op > Op.Gats) parts.push(NOREPLY);
+  parts.push(CRLF);
+  if (request.op === Op.MetaSet || (request.op >= Op.Set && request.op <= Op.Cas))
+    parts.push(request.value, CRLF);
+  return concatBytes(parts);
+}
+
+// Ops the router sends as received: drop a trailing " noreply" from the command line.
+function stripNoreply(raw: Uint8Array): Uint8Array {
+  const end = raw.length - 2; // before CRLF
+  const suffix = NOREPLY.length;
+  if (end < suffix) return raw;
+  for (let i = 0; i < suffix; i++) if (raw[end - suffix + i] !== NOREPLY[i]) return raw;
+  return concatBytes([raw.subarray(0, end - suffix), CRLF]);
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { Op, Request } from "../protocol/request.ts";
-import { isFailure, isMiss, quietReply, routingKey, singleKeyGet, wireBytes } from "./forward.ts";
+import { isFailure, isMiss, quietReply, routingKey } from "./forward.ts";
 import { type RouteHandle, unavailableRoute } from "./handles/handle.ts";
 import { PrefixRoute } from "./handles/prefix.ts";
 
@@ -11,42 +11,6 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 function request(op: Op, fields: Partial<Request>): Request {
   return Object.assign(new Request(op), fields);
 }
-
-test("a request without noreply goes out exactly as received", () => {
-  const raw = bytes("set k 1 2 3\r\nabc\r\n");
-  expect(wireBytes(request(Op.Set, { keys: [bytes("k")], raw }))).toBe(raw);
-});
-
-test("noreply and the meta q flag are dropped on the way to the leaf", () => {
-  const set = request(Op.Set, {
-    keys: [bytes("k")],
-    value: bytes("abc"),
-    flags: 7,
-    exptime: 60,
-    noreply: true,
-    raw: bytes("set k 7 60 3 noreply\r\nabc\r\n"),
-  });
-  expect(text(wireBytes(set))).toBe("set k 7 60 3\r\nabc\r\n");
-  const del = request(Op.Delete, { keys: [bytes("k")], noreply: true });
-  expect(text(wireBytes(del))).toBe("delete k\r\n");
-  const incr = request(Op.Incr, { keys: [bytes("n")], delta: 5n, noreply: true });
-  expect(text(wireBytes(incr))).toBe("incr n 5\r\n");
-  const mg = request(Op.MetaGet, { keys: [bytes("k")], metaFlags: ["v", "q", "k"], noreply: true });
-  expect(text(wireBytes(mg))).toBe("mg k v k\r\n");
-  const ms = request(Op.MetaSet, {
-    keys: [bytes("k")],
-    value: bytes("xy"),
-    metaFlags: ["q", "T5"],
-    noreply: true,
-  });
-  expect(text(wireBytes(ms))).toBe("ms k 2 T5\r\nxy\r\n");
-});
-
-test("one key of a multi-key get keeps the command and gat's exptime", () => {
-  expect(text(singleKeyGet(request(Op.Gets, {}), bytes("a")))).toBe("gets a\r\n");
-  expect(text(singleKeyGet(request(Op.Gat, { exptime: 30 }), bytes("a")))).toBe("gat 30 a\r\n");
-  expect(text(singleKeyGet(request(Op.Get, {}), bytes("a")))).toBe("get a\r\n");
-});
 
 test("quiet replies: noreply hides everything, q hides only the uninteresting", () => {
   const hd = new Reply(ReplyType.MetaHeader);

@@ -1,82 +1,9 @@
 // How a client's request travels to a leaf and how its reply is judged. A request goes out as the
 // client sent it, except that a leaf must always answer (the router's connections match replies
-// in order): `noreply` and the meta `q` flag are dropped on the way out, and the router applies
-// them to what it sends back to the client (quietReply).
-import {
-  encodeArithmetic,
-  encodeCas,
-  encodeDelete,
-  encodeFlushAll,
-  encodeGat,
-  encodeGet,
-  encodeMetaArithmetic,
-  encodeMetaDelete,
-  encodeMetaGet,
-  encodeMetaSet,
-  encodeStore,
-  encodeTouch,
-} from "../protocol/encoder.ts";
+// in order): `noreply` and the meta `q` flag are dropped on the way out (Request.wire), and the
+// router applies them to what it sends back to the client (quietReply).
 import { type Reply, ReplyType } from "../protocol/reply.ts";
 import { Op, type Request } from "../protocol/request.ts";
-
-/** The bytes to send a leaf for `request`: its raw bytes, or a re-encoding without noreply/q. */
-export function wireBytes(request: Request): Uint8Array {
-  if (!request.noreply) return request.raw;
-  const key = request.key;
-  const store = { flags: request.flags, exptime: request.exptime };
-  switch (request.op) {
-    case Op.Set:
-      return encodeStore("set", key, request.value, store);
-    case Op.Add:
-      return encodeStore("add", key, request.value, store);
-    case Op.Replace:
-      return encodeStore("replace", key, request.value, store);
-    case Op.Append:
-      return encodeStore("append", key, request.value, store);
-    case Op.Prepend:
-      return encodeStore("prepend", key, request.value, store);
-    case Op.Cas:
-      return encodeCas(key, request.value, request.casUnique, store);
-    case Op.Delete:
-      return encodeDelete(key);
-    case Op.Touch:
-      return encodeTouch(key, request.exptime);
-    case Op.Incr:
-      return encodeArithmetic("incr", key, request.delta);
-    case Op.Decr:
-      return encodeArithmetic("decr", key, request.delta);
-    case Op.FlushAll:
-      return encodeFlushAll(request.args.length > 0 ? { delaySeconds: Number(request.args[0]) } : undefined);
-    case Op.MetaGet:
-      return encodeMetaGet(key, loudFlags(request));
-    case Op.MetaSet:
-      return encodeMetaSet(key, request.value, loudFlags(request));
-    case Op.MetaDelete:
-      return encodeMetaDelete(key, loudFlags(request));
-    case Op.MetaArithmetic:
-      return encodeMetaArithmetic(key, loudFlags(request));
-    default:
-      return request.raw;
-  }
-}
-
-/** A single-key retrieval request for one key of a multi-key get/gets/gat/gats. */
-export function singleKeyGet(request: Request, key: Uint8Array): Uint8Array {
-  switch (request.op) {
-    case Op.Gets:
-      return encodeGet([key], "gets");
-    case Op.Gat:
-      return encodeGat(request.exptime, [key], "gat");
-    case Op.Gats:
-      return encodeGat(request.exptime, [key], "gats");
-    default:
-      return encodeGet([key], "get");
-  }
-}
-
-function loudFlags(request: Request): string[] {
-  return request.metaFlags.filter((flag) => flag !== "q");
-}
 
 /**
  * Whether the client should not see `reply` to `request`: text noreply hides every reply; the

@@ -419,9 +419,7 @@ async function routeGet(root: RouteHandle, request: Request, counters: RouterCou
     countHits(reply, counters);
     return reply;
   }
-  const replies = await Promise.all(
-    keys.map((key) => root.route(request.derive({ keys: [key] }))),
-  );
+  const replies = await Promise.all(keys.map((key) => root.route(request.derive({ keys: [key] }))));
   const merged = new Reply(ReplyType.Values);
   const items: Item[] = [];
   for (const reply of replies) {

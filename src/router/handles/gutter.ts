@@ -27,19 +27,10 @@
 // A failed gutter delete does not fail the client's delete: the copy it missed lives at most
 // ttlSeconds and is read only if the leaf goes down within that time; it is counted.
 import { ConnectionError, DestinationDownError, TimeoutError } from "../../errors.ts";
-import {
-  encodeCas,
-  encodeGat,
-  encodeMetaArithmetic,
-  encodeMetaGet,
-  encodeMetaSet,
-  encodeStore,
-  encodeTouch,
-  MAX_RELATIVE_EXPTIME_SECONDS,
-} from "../../protocol/encoder.ts";
+import { MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
 import type { Reply } from "../../protocol/reply.ts";
-import { Op, OpKind, Request } from "../../protocol/request.ts";
-import { isFailure, routingKey, wireBytes } from "../forward.ts";
+import { Op, OpKind, type Request } from "../../protocol/request.ts";
+import { isFailure, routingKey } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import { type RouteHandle, type RouteVisitor, withRole } from "./handle.ts";
 
@@ -88,10 +79,10 @@ export class GutterRoute implements RouteHandle {
     const destination = this.primary.destinations[this.primary.pick(routingKey(request))];
     if (destination === undefined) throw new Error(`pool ${this.primary.name} has no servers`);
     if (request.kind === OpKind.Delete)
-      return this.delete(request, destination.send(wireBytes(request), request.expect, request.affinity));
+      return this.delete(request, destination.send(request.wire, request.expect, request.affinity));
     if (!destination.down) {
       try {
-        return await destination.send(wireBytes(request), request.expect, request.affinity);
+        return await destination.send(request.wire, request.expect, request.affinity);
       } catch (error) {
         if (!isOutage(error)) throw error;
       }
@@ -140,57 +131,43 @@ export function capExptime(exptime: number, ttlSeconds: number, nowSeconds: numb
 }
 
 /**
- * `request` as the gutter should see it: every TTL it sets capped by capExptime, and always
- * answered (noreply and q dropped, as wireBytes does). Commands that set no TTL — reads without a
+ * `request` as the gutter should see it: every TTL it sets capped by capExptime (its wire form,
+ * as every request's, without noreply or q). Commands that set no TTL — reads without a
  * touch, append/prepend, incr/decr (they change an item the gutter already capped, or none) —
  * are returned unchanged.
  */
 export function cappedRequest(request: Request, ttlSeconds: number, nowSeconds: number): Request {
   const cap = (exptime: number) => capExptime(exptime, ttlSeconds, nowSeconds);
-  const key = request.key;
-  const store = { flags: request.flags, exptime: cap(request.exptime) };
   switch (request.op) {
     case Op.Set:
-      return rewritten(request, encodeStore("set", key, request.value, store), store.exptime);
     case Op.Add:
-      return rewritten(request, encodeStore("add", key, request.value, store), store.exptime);
     case Op.Replace:
-      return rewritten(request, encodeStore("replace", key, request.value, store), store.exptime);
     case Op.Cas:
-      return rewritten(request, encodeCas(key, request.value, request.casUnique, store), store.exptime);
     case Op.Touch:
-      return rewritten(request, encodeTouch(key, store.exptime), store.exptime);
     case Op.Gat:
-      return rewritten(request, encodeGat(store.exptime, request.keys, "gat"), store.exptime);
     case Op.Gats:
-      return rewritten(request, encodeGat(store.exptime, request.keys, "gats"), store.exptime);
+      return request.derive({ exptime: cap(request.exptime) });
     case Op.MetaSet: {
       // ms without T stores an item that never expires: give it one.
       const flags = cappedMetaFlags(request.metaFlags, cap);
       if (!flags.some((flag) => flag.startsWith("T"))) flags.push(`T${ttlSeconds}`);
-      return rewritten(request, encodeMetaSet(key, request.value, flags), store.exptime, flags);
+      return request.derive({ metaFlags: flags });
     }
-    case Op.MetaGet: {
-      // mg's T touches and its N creates an item on a miss (with that TTL).
-      const flags = cappedMetaFlags(request.metaFlags, cap);
-      return rewritten(request, encodeMetaGet(key, flags), request.exptime, flags);
-    }
-    case Op.MetaArithmetic: {
-      // ma's N creates the counter on a miss, its T sets the TTL on update.
-      const flags = cappedMetaFlags(request.metaFlags, cap);
-      return rewritten(request, encodeMetaArithmetic(key, flags), request.exptime, flags);
-    }
+    case Op.MetaGet:
+    case Op.MetaArithmetic:
+      // mg's T touches and its N creates an item on a miss (with that TTL); ma's N creates the
+      // counter on a miss, its T sets the TTL on update.
+      return request.derive({ metaFlags: cappedMetaFlags(request.metaFlags, cap) });
     default:
       return request;
   }
 }
 
-// The meta flags without q (the leaf must answer), their T and N tokens capped (memcached
-// protocol.txt, "Meta Set": T(token) TTL; "Meta Get": N(token) vivify on miss with this TTL).
+// The meta flags with their T and N tokens capped (memcached protocol.txt, "Meta Set": T(token)
+// TTL; "Meta Get": N(token) vivify on miss with this TTL).
 function cappedMetaFlags(flags: readonly string[], cap: (exptime: number) => number): string[] {
   const out: string[] = [];
   for (const flag of flags) {
-    if (flag === "q") continue;
     const letter = flag[0];
     const token = flag.slice(1);
     if ((letter === "T" || letter === "N") && /^-?\d+$/.test(token))
@@ -198,28 +175,4 @@ function cappedMetaFlags(flags: readonly string[], cap: (exptime: number) => num
     else out.push(flag);
   }
   return out;
-}
-
-// A copy of `request` that goes out as `raw` (noreply off so wireBytes sends raw unchanged). The
-// client's own request keeps its noreply: the server applies it to the reply.
-function rewritten(
-  request: Request,
-  raw: Uint8Array,
-  exptime: number,
-  metaFlags = request.metaFlags,
-): Request {
-  const copy = new Request(request.op);
-  copy.keys = request.keys;
-  copy.value = request.value;
-  copy.flags = request.flags;
-  copy.exptime = exptime;
-  copy.casUnique = request.casUnique;
-  copy.delta = request.delta;
-  copy.metaFlags = metaFlags;
-  copy.base64Key = request.base64Key;
-  copy.decodedKey = request.decodedKey;
-  copy.args = request.args;
-  copy.affinity = request.affinity;
-  copy.raw = raw;
-  return copy;
 }

@@ -32,9 +32,9 @@
 // 0 if the store did not take), t (ttlSeconds, -1 for 0), h0 and l0 (the item is new). T, N, R, E,
 // I and u act on an item the leaf holds, so a loaded answer has nothing to apply them to.
 import { TimeoutError } from "../../errors.ts";
-import { encodeMetaGet, encodeMetaSet, MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
+import { MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
 import { Item, Reply, ReplyType } from "../../protocol/reply.ts";
-import { Op, Request } from "../../protocol/request.ts";
+import { Op, type Request } from "../../protocol/request.ts";
 import { loadWithTimeout, type Origin } from "../loader/origin.ts";
 import { Singleflight } from "../singleflight.ts";
 import type { RouteHandle, RouteVisitor } from "./handle.ts";
@@ -173,7 +173,7 @@ export class LoaderRoute implements RouteHandle {
     // The child is asked for f and s too, to tell a negative entry; the client sees only its own flags.
     const added = ["f", "s"].filter((flag) => !asked.has(flag));
     const flags = request.metaFlags.filter((flag) => flag !== "q").concat(added);
-    const reply = await this.child.route(derived(request, Op.MetaGet, encodeMetaGet(request.key, flags)));
+    const reply = await this.child.route(request.derive({ op: Op.MetaGet, metaFlags: flags }));
     if (reply.type === ReplyType.MetaValue || reply.type === ReplyType.MetaHeader) {
       if (isNegative(Number(reply.metaFlag("f")), Number(reply.metaFlag("s")))) return metaMiss(request);
       return added.length === 0 ? reply : withoutFlags(reply, added);
@@ -192,7 +192,7 @@ export class LoaderRoute implements RouteHandle {
   private async readThrough(request: Request): Promise<Found | null> {
     if (this.leases) return this.readThroughWithLease(request);
     const again = await this.child.route(
-      derived(request, Op.MetaGet, encodeMetaGet(request.key, keyFlags(request, ["v", "f", "c", "t"]))),
+      request.derive({ op: Op.MetaGet, metaFlags: keyFlags(request, ["v", "f", "c", "t"]) }),
     );
     if (again.type === ReplyType.MetaValue) return foundIn(again);
     // Add mode: a client's write that landed meanwhile is not overwritten.
@@ -202,11 +202,10 @@ export class LoaderRoute implements RouteHandle {
   // The leader with leases: win the lease and load, or wait for whoever won it.
   private async readThroughWithLease(request: Request): Promise<Found | null> {
     const leaseSeconds = Math.max(1, Math.ceil(this.timeoutMs / 1000) + 1);
-    const ask = derived(
-      request,
-      Op.MetaGet,
-      encodeMetaGet(request.key, keyFlags(request, ["v", "f", "c", "t", `N${leaseSeconds}`])),
-    );
+    const ask = request.derive({
+      op: Op.MetaGet,
+      metaFlags: keyFlags(request, ["v", "f", "c", "t", `N${leaseSeconds}`]),
+    });
     const deadline = performance.now() + this.waitMs;
     for (;;) {
       // N every time: a lease that expired (its holder died) is won again by the next look.
@@ -259,8 +258,7 @@ export class LoaderRoute implements RouteHandle {
     mode: string,
   ): Promise<bigint> {
     const metaFlags = keyFlags(request, [mode, `T${ttlSeconds}`, `F${flags}`, "c"]);
-    const set = derived(request, Op.MetaSet, encodeMetaSet(request.key, value, metaFlags));
-    set.value = value;
+    const set = request.derive({ op: Op.MetaSet, value, metaFlags });
     set.flags = flags;
     set.exptime = ttlSeconds;
     try {
@@ -296,17 +294,6 @@ function isNegative(flags: number, size: number): boolean {
 // `flags`, with b when the request's key is base64 (so the child reads the same item).
 function keyFlags(request: Request, flags: string[]): string[] {
   return request.base64Key ? ["b", ...flags] : flags;
-}
-
-// A request for the same item as `source`, on the same client connection, that the child answers.
-function derived(source: Request, op: Op, raw: Uint8Array): Request {
-  const request = new Request(op);
-  request.keys = [source.key];
-  request.base64Key = source.base64Key;
-  request.decodedKey = source.decodedKey;
-  request.affinity = source.affinity;
-  request.raw = raw;
-  return request;
 }
 
 function valuesReply(items: Item[]): Reply {

@@ -16,7 +16,7 @@ import type { Reply } from "../../protocol/reply.ts";
 import { Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, type Request } from "../../protocol/request.ts";
 import type { Sender } from "../../transport/transport.ts";
-import { isFailure, wireBytes } from "../forward.ts";
+import { isFailure } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import type { RouteHandle, RouteVisitor } from "./handle.ts";
 import { HedgeBudget, type HedgeCounters, type HedgeSpec, hedgedSend } from "./hedged.ts";
@@ -132,7 +132,7 @@ export class ReplicatedRoute implements RouteHandle {
     const order = this.readOrder(delayMs);
     if (order.length === 0)
       throw new NoHealthyDestinationError(`pool ${this.pool.name}: every replica is down`);
-    const bytes = wireBytes(request);
+    const bytes = request.wire;
     // all-fastest and hedged reads already give up read-your-writes ordering (they may read
     // another replica), so they also give up connection affinity: each goes on the least busy
     // connection of its replica, away from one stalled behind a slow reply (a pipelined socket
@@ -165,7 +165,7 @@ export class ReplicatedRoute implements RouteHandle {
     }
     if (targets.length === 0)
       throw new NoHealthyDestinationError(`pool ${this.pool.name}: every replica is down`);
-    const bytes = wireBytes(request);
+    const bytes = request.wire;
     const sends = targets.map((destination) => destination.send(bytes, request.expect, request.affinity));
     let policy = this.options.writes;
     // incr/decr answer with the new value, which cannot be made up: async becomes initial.

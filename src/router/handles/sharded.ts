@@ -4,7 +4,7 @@
 import type { Reply } from "../../protocol/reply.ts";
 import type { Request } from "../../protocol/request.ts";
 import type { Sender } from "../../transport/transport.ts";
-import { routingKey, wireBytes } from "../forward.ts";
+import { routingKey } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import type { RouteHandle, RouteVisitor } from "./handle.ts";
 
@@ -19,7 +19,7 @@ export class ShardedRoute implements RouteHandle {
   route(request: Request): Promise<Reply> {
     const destination = this.destinationOf(request);
     if (destination === undefined) return Promise.reject(new Error(`pool ${this.pool.name} has no servers`));
-    return destination.send(wireBytes(request), request.expect, request.affinity);
+    return destination.send(request.wire, request.expect, request.affinity);
   }
 
   traverse(request: Request, visit: RouteVisitor): void {

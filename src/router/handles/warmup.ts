@@ -32,10 +32,10 @@
 // expires or is evicted in cold can be refilled from warm's older copy while that copy lives. A
 // deployment that cannot accept this sends writes to both pools with an operation route above.
 
-import { encodeMetaGet, encodeMetaSet, MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
+import { MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
 import type { Reply } from "../../protocol/reply.ts";
 import { Item, Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
-import { Op, OpKind, Request } from "../../protocol/request.ts";
+import { Op, OpKind, type Request } from "../../protocol/request.ts";
 import { isFailure, isMiss } from "../forward.ts";
 import { type RouteHandle, type RouteVisitor, withRole } from "./handle.ts";
 
@@ -126,7 +126,7 @@ export class WarmUpRoute implements RouteHandle {
   // A failed read is a miss: warm only ever saves a trip to the database.
   private async readWarm(request: Request): Promise<WarmItem | undefined> {
     const flags = request.base64Key ? ["b", "v", "f", "t"] : ["v", "f", "t"];
-    const read = metaRequest(Op.MetaGet, request, encodeMetaGet(request.key, flags), flags);
+    const read = request.derive({ op: Op.MetaGet, metaFlags: flags });
     let reply: Reply;
     try {
       reply = await this.warm.route(read);
@@ -149,8 +149,7 @@ export class WarmUpRoute implements RouteHandle {
   private async fill(request: Request, item: WarmItem, exptime: number): Promise<boolean> {
     const flags = [`F${item.flags}`, `T${exptime}`, "ME"];
     if (request.base64Key) flags.unshift("b");
-    const add = metaRequest(Op.MetaSet, request, encodeMetaSet(request.key, item.value, flags), flags);
-    add.value = item.value;
+    const add = request.derive({ op: Op.MetaSet, value: item.value, metaFlags: flags });
     add.flags = item.flags;
     add.exptime = exptime;
     try {
@@ -180,18 +179,6 @@ export class WarmUpRoute implements RouteHandle {
   private countFillFailure(): void {
     if (this.options.counters !== undefined) this.options.counters.fillFailures++;
   }
-}
-
-// A meta request of our own for the client's key (base64 as the client sent it, if it did).
-function metaRequest(op: Op, source: Request, raw: Uint8Array, flags: string[]): Request {
-  const request = new Request(op);
-  request.keys = [source.key];
-  request.base64Key = source.base64Key;
-  request.decodedKey = source.decodedKey;
-  request.metaFlags = flags;
-  request.affinity = source.affinity;
-  request.raw = raw;
-  return request;
 }
 
 // What a leaf would have answered a `get <key>` holding the warm item.
