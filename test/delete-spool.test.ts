@@ -14,7 +14,8 @@ import {
   encodeStats,
   encodeStore,
 } from "../src/protocol/encoder.ts";
-import { Expect, type Reply, ReplyType } from "../src/protocol/reply.ts";
+import { type Reply, ReplyType } from "../src/protocol/reply.ts";
+import { parseRequest } from "../src/protocol/request-parser.ts";
 import { Destination, type TkoOptions } from "../src/router/destination.ts";
 import { SpoolingSender, spooledReply } from "../src/router/handles/spooled-delete.ts";
 import { DeleteSpool, SpoolFullError } from "../src/router/spool.ts";
@@ -65,18 +66,18 @@ function spooling(inner: Destination, spool: DeleteSpool, retryMs: number): Spoo
 }
 
 const set = (sender: { send: Destination["send"] }, key: string, value: string) =>
-  sender.send(encodeStore("set", key, value), Expect.Line);
+  sender.send(parseRequest(encodeStore("set", key, value)));
 const del = (sender: { send: Destination["send"] }, key: string) =>
-  sender.send(encodeDelete(key), Expect.Line);
+  sender.send(parseRequest(encodeDelete(key)));
 
 async function value(sender: { send: Destination["send"] }, key: string): Promise<string | undefined> {
-  const reply = await sender.send(encodeGet([key]), Expect.Values);
+  const reply = await sender.send(parseRequest(encodeGet([key])));
   const item = reply.items?.[0];
   return item === undefined ? undefined : text.decode(item.value);
 }
 
 async function leafStat(port: number, name: string): Promise<number> {
-  const reply = await destination(port, 2000).send(encodeStats(), Expect.Stats);
+  const reply = await destination(port, 2000).send(parseRequest(encodeStats()));
   const stat = reply.stats?.get(name);
   if (stat === undefined) throw new Error(`the leaf has no stat ${name}`);
   return Number(stat);
@@ -110,7 +111,7 @@ describe("delete spool with a leaf that stops answering (SIGSTOP keeps its data)
       expect(inner.down).toBe(true);
       // From now on the leaf's socket is not touched: only the spool can delete k1 and k3.
       expect(typeOf(await del(sender, "k1"))).toBe(ReplyType.Deleted);
-      const md = await sender.send(encodeMetaDelete("k3", ["O42", "k"]), Expect.Meta);
+      const md = await sender.send(parseRequest(encodeMetaDelete("k3", ["O42", "k"])));
       expect(md.type).toBe(ReplyType.MetaHeader);
       expect(md.text).toBe("O42 kk3");
       expect(sender.spooled).toBe(2);
@@ -258,7 +259,7 @@ describe("what the spool does not take", () => {
 
   test("which requests are spooled and what they answer", () => {
     const utf8 = new TextEncoder();
-    const reply = (line: string) => spooledReply(utf8.encode(line));
+    const reply = (line: string) => spooledReply(parseRequest(utf8.encode(line)));
     expect(reply("delete k\r\n")?.type).toBe(ReplyType.Deleted);
     expect(reply("md k\r\n")?.type).toBe(ReplyType.MetaHeader);
     expect(reply("md k\r\n")?.text).toBe("");
@@ -266,5 +267,7 @@ describe("what the spool does not take", () => {
     expect(reply("md k C123\r\n")).toBeUndefined(); // conditional: cannot be promised
     expect(reply("set k 0 0 1\r\nv\r\n")).toBeUndefined();
     expect(reply("get k\r\n")).toBeUndefined();
+    // A quiet md is spooled too: the server hides its HD from the client.
+    expect(reply("md k q O7\r\n")?.text).toBe("O7");
   });
 });

@@ -98,7 +98,7 @@ async function send(pool: Pool, req: Request): Promise<Reply | Error> {
   if (destination === undefined) throw new Error("empty pool");
   const start = performance.now();
   try {
-    const reply = await destination.send(req.raw, req.expect);
+    const reply = await destination.send(req);
     recorder.observeDestination(destination.name, (performance.now() - start) / 1000);
     return reply;
   } catch (error) {

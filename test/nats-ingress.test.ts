@@ -61,7 +61,7 @@ beforeAll(async () => {
       routed.push({ pool, request });
       const destination = pools.get(pool);
       if (destination === undefined) throw new Error(`no pool named ${pool}`);
-      return destination.send(request.raw, request.expect);
+      return destination.send(request);
     },
   });
   await Promise.all([leaf.ready, ingress.ready]);

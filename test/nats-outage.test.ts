@@ -10,6 +10,7 @@ import { NativeRequestHandler } from "../src/leaf/nats-native-handler.ts";
 import { native } from "../src/native/index.ts";
 import { encodeGet, encodeStore } from "../src/protocol/encoder.ts";
 import { Expect, ReplyType } from "../src/protocol/reply.ts";
+import { parseRequest } from "../src/protocol/request-parser.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination, NatsPoolBroadcast } from "../src/transport/nats-destination.ts";
 import { serveIngress } from "../src/transport/nats-ingress.ts";
@@ -113,7 +114,7 @@ test(
     const ingress = serveIngress({
       link: routerLink,
       prefix: PREFIX,
-      route: (r) => leaf.send(r.raw, r.expect),
+      route: (r) => leaf.send(r),
     });
     closers.push(
       () => bus.close(),
@@ -122,7 +123,7 @@ test(
       () => broadcast.close(),
     );
     await Promise.all([bus.ready, ingress.ready]);
-    expect((await leaf.send(encodeStore("set", "o:1", "before"), Expect.Line)).type).toBe(ReplyType.Stored);
+    expect((await leaf.send(parseRequest(encodeStore("set", "o:1", "before")))).type).toBe(ReplyType.Stored);
 
     // A request in flight to a leaf that never answers, with a long timeout.
     const nc = leafLink.require();
@@ -136,7 +137,7 @@ test(
       timeoutMs: 20_000,
       tko: POOL_DEFAULTS.tko,
     });
-    const inFlight = silent.send(encodeGet(["k"]), Expect.Values).catch((caught: unknown) => caught);
+    const inFlight = silent.send(parseRequest(encodeGet(["k"]))).catch((caught: unknown) => caught);
 
     const disconnected = nextDisconnect(routerLink);
     const stoppedAt = performance.now();
@@ -151,7 +152,7 @@ test(
 
     // Every NATS path fails at once with a clear error.
     let start = performance.now();
-    const error = await leaf.send(encodeGet(["o:1"]), Expect.Values).catch((caught: unknown) => caught);
+    const error = await leaf.send(parseRequest(encodeGet(["o:1"]))).catch((caught: unknown) => caught);
     expect(performance.now() - start).toBeLessThan(100);
     expect(error).toBeInstanceOf(ConnectionError);
     expect((error as Error).message).toMatch(
@@ -180,7 +181,7 @@ test(
     await leafLink.require().flush(); // the leaf's resubscriptions have reached the server
     await routerLink.require().flush(); // and the ingress's
     expect(leaf.down).toBe(false);
-    const got = await leaf.send(encodeGet(["o:1"]), Expect.Values);
+    const got = await leaf.send(parseRequest(encodeGet(["o:1"])));
     expect(text(got.items?.[0]?.value)).toBe("before"); // the leaf's store was never down
     const replies = await broadcast.publishToAll(encodeStore("set", "o:2", "after"), Expect.Line);
     expect(replies.map((r) => r.reply?.type)).toEqual([ReplyType.Stored]);

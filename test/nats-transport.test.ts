@@ -17,6 +17,8 @@ import {
   encodeTouch,
 } from "../src/protocol/encoder.ts";
 import { Expect, ReplyType } from "../src/protocol/reply.ts";
+import { Op, Request } from "../src/protocol/request.ts";
+import { parseRequest } from "../src/protocol/request-parser.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { NatsDestination, NatsPoolBroadcast, parseReply } from "../src/transport/nats-destination.ts";
 import { NatsLink } from "../src/transport/nats-link.ts";
@@ -24,6 +26,14 @@ import { leafSubject } from "../src/transport/nats-subjects.ts";
 import { type NatsServer, startNats, stopAllNats } from "./helpers/nats.ts";
 import { SERVER_TEST_MS } from "./helpers/servers.ts";
 import { withDeadline } from "./helpers/wait.ts";
+
+// A request whose bytes are not what a parser would accept (a router never sends one): `op` says
+// what reply to expect, `text` is what goes out.
+function unparsed(op: Op, text: string): Request {
+  const request = new Request(op);
+  request.raw = new TextEncoder().encode(text);
+  return request;
+}
 
 const MIB = 1024 * 1024;
 const PREFIX = "t1";
@@ -111,37 +121,37 @@ describe("NatsDestination", () => {
 
   test("set, get, gets, touch, delete get memcached's replies from the leaf", async () => {
     const leaf = destination();
-    const stored = await leaf.send(encodeStore("set", "nt:a", "hello", { flags: 7 }), Expect.Line);
+    const stored = await leaf.send(parseRequest(encodeStore("set", "nt:a", "hello", { flags: 7 })));
     expect(stored.type).toBe(ReplyType.Stored);
     expect(text(getValue("nt:a"))).toBe("hello"); // the native store has it: a TCP get would see it
 
-    const got = await leaf.send(encodeGet(["nt:a"]), Expect.Values);
+    const got = await leaf.send(parseRequest(encodeGet(["nt:a"])));
     expect(got.type).toBe(ReplyType.Values);
     expect(got.items?.length).toBe(1);
     expect(text(got.items?.[0]?.value)).toBe("hello");
     expect(got.items?.[0]?.flags).toBe(7);
 
-    const gets = await leaf.send(encodeGet(["nt:a", "nt:none"], "gets"), Expect.Values);
+    const gets = await leaf.send(parseRequest(encodeGet(["nt:a", "nt:none"], "gets")));
     expect(gets.items?.map((item) => text(item.key))).toEqual(["nt:a"]);
     expect(typeof gets.items?.[0]?.cas).toBe("bigint");
 
-    expect((await leaf.send(encodeTouch("nt:a", 100), Expect.Line)).type).toBe(ReplyType.Touched);
-    expect((await leaf.send(encodeDelete("nt:a"), Expect.Line)).type).toBe(ReplyType.Deleted);
-    expect((await leaf.send(encodeDelete("nt:a"), Expect.Line)).type).toBe(ReplyType.NotFound);
-    const miss = await leaf.send(encodeGet(["nt:a"]), Expect.Values);
+    expect((await leaf.send(parseRequest(encodeTouch("nt:a", 100)))).type).toBe(ReplyType.Touched);
+    expect((await leaf.send(parseRequest(encodeDelete("nt:a")))).type).toBe(ReplyType.Deleted);
+    expect((await leaf.send(parseRequest(encodeDelete("nt:a")))).type).toBe(ReplyType.NotFound);
+    const miss = await leaf.send(parseRequest(encodeGet(["nt:a"])));
     expect(miss.items).toEqual([]);
   });
 
   test("meta commands: ms and mg with flags, a base64 key, EN on a miss", async () => {
     const leaf = destination();
     const key = Buffer.from("nt key with spaces").toString("base64");
-    const set = await leaf.send(encodeMetaSet(key, "v1", ["b", "F5", "T60"]), Expect.Meta);
+    const set = await leaf.send(parseRequest(encodeMetaSet(key, "v1", ["b", "F5", "T60"])));
     expect(set.type).toBe(ReplyType.MetaHeader);
-    const got = await leaf.send(encodeMetaGet(key, ["b", "v", "f", "t"]), Expect.Meta);
+    const got = await leaf.send(parseRequest(encodeMetaGet(key, ["b", "v", "f", "t"])));
     expect(got.type).toBe(ReplyType.MetaValue);
     expect(text(got.value)).toBe("v1");
     expect(got.metaFlag("f")).toBe("5");
-    const miss = await leaf.send(encodeMetaGet("nt:nothing", ["v"]), Expect.Meta);
+    const miss = await leaf.send(parseRequest(encodeMetaGet("nt:nothing", ["v"])));
     expect(miss.type).toBe(ReplyType.MetaMiss);
   });
 
@@ -149,8 +159,8 @@ describe("NatsDestination", () => {
     const leaf = destination();
     const value = new Uint8Array(900 * 1024);
     for (let i = 0; i < value.length; i++) value[i] = (i * 31) & 0xff;
-    expect((await leaf.send(encodeStore("set", "nt:big", value), Expect.Line)).type).toBe(ReplyType.Stored);
-    const got = await leaf.send(encodeGet(["nt:big"]), Expect.Values);
+    expect((await leaf.send(parseRequest(encodeStore("set", "nt:big", value)))).type).toBe(ReplyType.Stored);
+    const got = await leaf.send(parseRequest(encodeGet(["nt:big"])));
     expect(got.items?.[0]?.value).toEqual(value);
   });
 
@@ -163,17 +173,17 @@ describe("NatsDestination", () => {
       return value;
     };
     const [one, two] = await Promise.all([
-      leaf.send(encodeStore("set", "nt:big1", big(3)), Expect.Line),
-      leaf.send(encodeStore("set", "nt:big2", big(5)), Expect.Line),
+      leaf.send(parseRequest(encodeStore("set", "nt:big1", big(3)))),
+      leaf.send(parseRequest(encodeStore("set", "nt:big2", big(5)))),
     ]);
     expect([one?.type, two?.type]).toEqual([ReplyType.Stored, ReplyType.Stored]);
     // Two 700 KiB sets do not fit one 1 MiB message: two batches.
     expect(received.get("127.0.0.1:11211")?.length).toBe(count + 2);
     // Three gets in one batch: 2.1 MiB of replies, more than max_payload, in pieces.
     const gets = await Promise.all([
-      leaf.send(encodeGet(["nt:big2"]), Expect.Values),
-      leaf.send(encodeMetaGet("nt:big1", ["v"]), Expect.Meta),
-      leaf.send(encodeGet(["nt:big1", "nt:none", "nt:big2"]), Expect.Values),
+      leaf.send(parseRequest(encodeGet(["nt:big2"]))),
+      leaf.send(parseRequest(encodeMetaGet("nt:big1", ["v"]))),
+      leaf.send(parseRequest(encodeGet(["nt:big1", "nt:none", "nt:big2"]))),
     ]);
     expect(received.get("127.0.0.1:11211")?.length).toBe(count + 3);
     expect(gets[0]?.items?.[0]?.value).toEqual(big(5));
@@ -185,10 +195,10 @@ describe("NatsDestination", () => {
 
   test("errors are memcached's: a bad command, an item too large for the leaf", async () => {
     const leaf = destination();
-    const unknown = await leaf.send(utf8.encode("bogus\r\n"), Expect.Line);
+    const unknown = await leaf.send(unparsed(Op.Version, "bogus\r\n"));
     expect(unknown.type).toBe(ReplyType.Error);
     // Under NATS's 1 MiB max_payload; over the leaf's item limit (1 MiB with 66 bytes of overhead).
-    const tooBig = await leaf.send(encodeStore("set", "nt:huge", new Uint8Array(MIB - 60)), Expect.Line);
+    const tooBig = await leaf.send(parseRequest(encodeStore("set", "nt:huge", new Uint8Array(MIB - 60))));
     expect(tooBig.type).toBe(ReplyType.ServerError);
     expect(tooBig.text).toBe("object too large for cache");
     expect(received.get("127.0.0.1:11211")?.at(-1)?.startsWith("set nt:huge ")).toBe(true);
@@ -197,19 +207,19 @@ describe("NatsDestination", () => {
   test("a request over NATS's max_payload is not sent: SERVER_ERROR object too large for cache", async () => {
     const leaf = destination();
     const count = received.get("127.0.0.1:11211")?.length;
-    const tooBig = await leaf.send(encodeStore("set", "nt:huge", new Uint8Array(2 * MIB)), Expect.Line);
+    const tooBig = await leaf.send(parseRequest(encodeStore("set", "nt:huge", new Uint8Array(2 * MIB))));
     expect(tooBig.type).toBe(ReplyType.ServerError);
     expect(tooBig.text).toBe("object too large for cache");
     expect(received.get("127.0.0.1:11211")?.length).toBe(count);
-    expect((await leaf.send(encodeGet(["nt:huge"]), Expect.Values)).items).toEqual([]);
+    expect((await leaf.send(parseRequest(encodeGet(["nt:huge"])))).items).toEqual([]);
   });
 
   test("an incomplete request gets no reply (ProtocolError) and does not garble the next one", async () => {
     const leaf = destination();
-    await expect(leaf.send(utf8.encode("set nt:part 0 0 10\r\nabc"), Expect.Line)).rejects.toBeInstanceOf(
+    await expect(leaf.send(unparsed(Op.Set, "set nt:part 0 0 10\r\nabc"))).rejects.toBeInstanceOf(
       ProtocolError,
     );
-    const stored = await leaf.send(encodeStore("set", "nt:after", "ok"), Expect.Line);
+    const stored = await leaf.send(parseRequest(encodeStore("set", "nt:after", "ok")));
     expect(stored.type).toBe(ReplyType.Stored);
   });
 
@@ -217,8 +227,8 @@ describe("NatsDestination", () => {
     const leaf = destination();
     const sends = [];
     for (let i = 0; i < 200; i++)
-      sends.push(leaf.send(encodeStore("set", "nt:order", String(i)), Expect.Line));
-    const get = leaf.send(encodeGet(["nt:order"]), Expect.Values);
+      sends.push(leaf.send(parseRequest(encodeStore("set", "nt:order", String(i)))));
+    const get = leaf.send(parseRequest(encodeGet(["nt:order"])));
     await Promise.all(sends);
     expect(text((await get).items?.[0]?.value)).toBe("199");
   });
@@ -226,7 +236,7 @@ describe("NatsDestination", () => {
   test("no leaf subscribed: ConnectionError naming the subject, at once", async () => {
     const nobody = destination("no-such-leaf");
     const start = performance.now();
-    const error = await nobody.send(encodeGet(["k"]), Expect.Values).catch((caught: unknown) => caught);
+    const error = await nobody.send(parseRequest(encodeGet(["k"]))).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ConnectionError);
     expect((error as Error).message).toContain("no leaf subscribes to t1.leaf.main.no-such-leaf");
     expect(performance.now() - start).toBeLessThan(1000);
@@ -239,7 +249,7 @@ describe("NatsDestination", () => {
     try {
       const leaf = destination("silent", 200);
       const start = performance.now();
-      const error = await leaf.send(encodeGet(["k"]), Expect.Values).catch((caught: unknown) => caught);
+      const error = await leaf.send(parseRequest(encodeGet(["k"]))).catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(TimeoutError);
       expect((error as TimeoutError).timeoutMs).toBe(200);
       expect(performance.now() - start).toBeGreaterThanOrEqual(190);
@@ -255,11 +265,11 @@ describe("NatsDestination", () => {
     await nc.flush();
     try {
       const leaf = destination("silent2", 5000);
-      const pending = leaf.send(encodeGet(["k"]), Expect.Values).catch((caught: unknown) => caught);
+      const pending = leaf.send(parseRequest(encodeGet(["k"]))).catch((caught: unknown) => caught);
       expect(leaf.inFlightCount).toBe(1);
       await leaf.close();
       expect(await pending).toBeInstanceOf(ConnectionError);
-      await expect(leaf.send(encodeGet(["k"]), Expect.Values)).rejects.toBeInstanceOf(ConnectionError);
+      await expect(leaf.send(parseRequest(encodeGet(["k"])))).rejects.toBeInstanceOf(ConnectionError);
     } finally {
       silent.unsubscribe();
     }
@@ -276,7 +286,7 @@ describe("NatsDestination", () => {
       tko: POOL_DEFAULTS.tko,
       onReply: (_sender, ms) => samples.push(ms),
     });
-    await leaf.send(encodeGet(["nt:x"]), Expect.Values);
+    await leaf.send(parseRequest(encodeGet(["nt:x"])));
     expect(samples.length).toBe(1);
     expect(samples[0]).toBeGreaterThanOrEqual(0);
   });

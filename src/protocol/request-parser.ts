@@ -18,6 +18,7 @@
 // The other parts: request-meta-flags.ts (meta flag checks), request-bytes.ts (token bytes,
 // numbers, base64), request-error-replies.ts (memcached's error replies).
 
+import { ProtocolError } from "../errors.ts";
 import { Op, Request } from "./request.ts";
 import {
   bytes,
@@ -44,6 +45,7 @@ import {
   SHUTDOWN_NOT_ENABLED,
   TOO_LARGE,
 } from "./request-error-replies.ts";
+import type { RequestParserOptions } from "./request-framing.ts";
 import { RequestFraming, State } from "./request-framing.ts";
 import { MetaFlags, opaqueTooLong } from "./request-meta-flags.ts";
 
@@ -424,4 +426,29 @@ export class RequestParser extends RequestFraming {
       request.decodedKey = this.flags.key;
     }
   }
+}
+
+/**
+ * The one complete request in `bytes` (as a router sends a leaf: what a delete spool stored, what
+ * a test builds with the encoder). Throws ProtocolError if `bytes` is not exactly one valid request.
+ */
+export function parseRequest(
+  bytes: Uint8Array,
+  options: RequestParserOptions = { maxItemBytes: 1 << 30 },
+): Request {
+  const requests: Request[] = [];
+  let error: string | undefined;
+  const parser = new RequestParser(
+    {
+      onRequest: (request) => requests.push(request),
+      onError: (reply) => {
+        error ??= new TextDecoder("latin1").decode(reply).trim() || "closed";
+      },
+    },
+    options,
+  );
+  parser.feed(bytes);
+  if (error !== undefined) throw new ProtocolError(`not a request: ${error}`);
+  if (requests.length !== 1) throw new ProtocolError(`expected one complete request, got ${requests.length}`);
+  return requests[0] as Request;
 }

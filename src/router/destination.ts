@@ -9,10 +9,11 @@
 // mcrouter calls the down state TKO ("technical knockout"). Overload (our own bounded queue being
 // full) is not the destination's fault and does not count.
 import { DestinationDownError } from "../errors.ts";
-import type { Expect, Reply } from "../protocol/reply.ts";
+import type { Reply } from "../protocol/reply.ts";
+import type { Request } from "../protocol/request.ts";
 import { TcpPool, type TcpPoolOptions } from "../transport/tcp-pool.ts";
 import { isTkoFailure, type TkoOptions, TkoTracker } from "../transport/tko.ts";
-import type { SenderHooks } from "../transport/transport.ts";
+import type { SenderHooks, SendOptions } from "../transport/transport.ts";
 
 export type { TkoOptions };
 
@@ -54,14 +55,20 @@ export class Destination {
   }
 
   /**
-   * Sends one request (on the connection `affinity` pins, see Request.affinity, else away from
-   * connections stalled for stallMs); rejects with DestinationDownError at once while it is down.
+   * Sends one request (on the connection its affinity pins, see Request.affinity, else away from
+   * connections stalled for options.stallMs); rejects with DestinationDownError at once while it
+   * is down.
    */
-  async send(request: Uint8Array, expect: Expect, affinity = -1, stallMs?: number): Promise<Reply> {
+  async send(request: Request, options?: SendOptions): Promise<Reply> {
     if (this.tko.down) throw new DestinationDownError(this.name);
     const start = this.options.onReply === undefined ? 0 : performance.now();
     try {
-      const reply = await this.pool.send(request, expect, affinity, stallMs);
+      const reply = await this.pool.send(
+        request.wire,
+        request.expect,
+        options?.affinity ?? request.affinity,
+        options?.stallMs,
+      );
       this.tko.succeeded();
       this.options.onReply?.(this, performance.now() - start);
       return reply;

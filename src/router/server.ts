@@ -443,7 +443,7 @@ async function flushAll(state: RouterState, request: Request): Promise<Reply> {
   const sends: Promise<Reply>[] = [];
   for (const pool of state.pools.values()) {
     for (const destination of pool.destinations) {
-      sends.push(destination.send(request.wire, request.expect, request.affinity));
+      sends.push(destination.send(request));
     }
   }
   const replies = await Promise.all(sends);

@@ -42,6 +42,7 @@ import {
 import { ConnectionError, DestinationDownError, ProtocolError, TimeoutError } from "../errors.ts";
 import { type Expect, type Reply, Reply as ReplyClass, ReplyType } from "../protocol/reply.ts";
 import { ReplyParser } from "../protocol/reply-parser.ts";
+import type { Request } from "../protocol/request.ts";
 import { maxPayloadBytes, type NatsLink } from "./nats-link.ts";
 import { leafSubject, NatsHeader, poolSubject } from "./nats-subjects.ts";
 import { isTkoFailure, type TkoOptions, TkoTracker } from "./tko.ts";
@@ -142,12 +143,12 @@ export class NatsDestination implements Sender {
     return this.inFlight;
   }
 
-  async send(request: Uint8Array, expect: Expect, _affinity = -1): Promise<Reply> {
+  async send(request: Request): Promise<Reply> {
     if (this.closed) throw new ConnectionError(this.name, "destination closed");
     if (this.tko.down) throw new DestinationDownError(this.name);
     const start = performance.now();
     try {
-      const reply = await this.enqueue(request, expect, this.link.require());
+      const reply = await this.enqueue(request.wire, request.expect, this.link.require());
       this.tko.succeeded();
       this.hooks.onReply?.(this, performance.now() - start);
       return reply;

@@ -1,7 +1,8 @@
 // What a route needs from a leaf, whatever carries the bytes: the pooled TCP Destination
 // (src/router/destination.ts) and NatsDestination (nats-destination.ts) both have this shape, so
 // a pool can hold either.
-import type { Expect, Reply } from "../protocol/reply.ts";
+import type { Reply } from "../protocol/reply.ts";
+import type { Request } from "../protocol/request.ts";
 
 export interface Sender {
   /** Names the leaf in errors and metrics. */
@@ -11,11 +12,10 @@ export interface Sender {
   /** Requests sent and not yet answered. */
   readonly inFlightCount: number;
   /**
-   * One request's bytes in, its parsed reply out; rejects with ConnectionError or TimeoutError.
-   * `affinity` pins a connection (Request.affinity); `stallMs`, where the transport has several
-   * pipelined connections, keeps the request off one whose oldest reply is overdue by that long.
+   * One request in (its `wire` bytes go out), its parsed reply out; rejects with ConnectionError
+   * or TimeoutError.
    */
-  send(request: Uint8Array, expect: Expect, affinity?: number, stallMs?: number): Promise<Reply>;
+  send(request: Request, options?: SendOptions): Promise<Reply>;
   /** Whether a request now would wait behind a reply overdue by stallMs (optional: no if absent). */
   stalled?(stallMs: number): boolean;
   close(): Promise<void>;
@@ -29,4 +29,15 @@ export interface SenderHooks {
   onReply?: (sender: Sender, ms: number) => void;
   /** Called with each failed request's error. */
   onError?: (sender: Sender, error: unknown) => void;
+}
+
+/** How one send differs from what its request says. */
+export interface SendOptions {
+  /** In place of Request.affinity: -1 for any connection (hedged and all-fastest reads). */
+  affinity?: number;
+  /**
+   * Where the transport has several pipelined connections: keep the request off one whose oldest
+   * reply is overdue by this many ms (a hedged read passes its hedge delay).
+   */
+  stallMs?: number;
 }

@@ -78,11 +78,10 @@ export class GutterRoute implements RouteHandle {
   async route(request: Request): Promise<Reply> {
     const destination = this.primary.destinations[this.primary.pick(routingKey(request))];
     if (destination === undefined) throw new Error(`pool ${this.primary.name} has no servers`);
-    if (request.kind === OpKind.Delete)
-      return this.delete(request, destination.send(request.wire, request.expect, request.affinity));
+    if (request.kind === OpKind.Delete) return this.delete(request, destination.send(request));
     if (!destination.down) {
       try {
-        return await destination.send(request.wire, request.expect, request.affinity);
+        return await destination.send(request);
       } catch (error) {
         if (!isOutage(error)) throw error;
       }

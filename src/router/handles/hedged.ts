@@ -14,8 +14,9 @@
 // hedge asks again each delay (not after a growing wait): reads keep arriving and refilling the
 // budget, and a read held by a 50 ms stall must get its hedge within the stall, not after it.
 import { NoHealthyDestinationError } from "../../errors.ts";
-import type { Expect, Reply } from "../../protocol/reply.ts";
-import type { Sender } from "../../transport/transport.ts";
+import type { Reply } from "../../protocol/reply.ts";
+import type { Request } from "../../protocol/request.ts";
+import type { Sender, SendOptions } from "../../transport/transport.ts";
 import { isFailure } from "../forward.ts";
 
 export interface HedgeSpec {
@@ -74,12 +75,12 @@ export interface HedgeOptions {
 /** Sends `request` to order[0], hedging to the next replicas as described above. */
 export function hedgedSend(
   order: readonly Sender[],
-  request: Uint8Array,
-  expect: Expect,
-  affinity: number,
+  request: Request,
   options: HedgeOptions,
 ): Promise<Reply> {
   options.budget.countRead();
+  // Any connection (a hedged read gives up read-your-writes order anyway), away from stalls.
+  const sendOptions: SendOptions = { affinity: -1, stallMs: options.delayMs };
   return new Promise((resolve, reject) => {
     let next = 0; // the next replica to send to
     let outstanding = 0;
@@ -102,7 +103,7 @@ export function hedgedSend(
       const destination = order[next++] as Sender;
       outstanding++;
       if (hedge && options.counters !== undefined) options.counters.sent++;
-      destination.send(request, expect, affinity, options.delayMs).then(
+      destination.send(request, sendOptions).then(
         (reply) => {
           outstanding--;
           if (done) return;

@@ -15,14 +15,14 @@ import { DestinationDownError, NoHealthyDestinationError } from "../../errors.ts
 import type { Reply } from "../../protocol/reply.ts";
 import { Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, type Request } from "../../protocol/request.ts";
-import type { Sender } from "../../transport/transport.ts";
+import type { Sender, SendOptions } from "../../transport/transport.ts";
 import { isFailure } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import type { RouteHandle, RouteVisitor } from "./handle.ts";
 import { HedgeBudget, type HedgeCounters, type HedgeSpec, hedgedSend } from "./hedged.ts";
 import { SpoolingSender } from "./spooled-delete.ts";
 
-const ANY_CONNECTION = -1; // Request.affinity: no pinning
+const ANY_CONNECTION: SendOptions = { affinity: -1 }; // no pinning to the client's connection
 
 export const WritePolicy = {
   AllSync: "all-sync",
@@ -132,22 +132,21 @@ export class ReplicatedRoute implements RouteHandle {
     const order = this.readOrder(delayMs);
     if (order.length === 0)
       throw new NoHealthyDestinationError(`pool ${this.pool.name}: every replica is down`);
-    const bytes = request.wire;
     // all-fastest and hedged reads already give up read-your-writes ordering (they may read
     // another replica), so they also give up connection affinity: each goes on the least busy
     // connection of its replica, away from one stalled behind a slow reply (a pipelined socket
     // answers in order, so one slow reply holds every reply queued behind it).
     switch (this.options.reads) {
       case ReadPolicy.AllFastest:
-        return firstGood(order.map((destination) => destination.send(bytes, request.expect, ANY_CONNECTION)));
+        return firstGood(order.map((destination) => destination.send(request, ANY_CONNECTION)));
       case ReadPolicy.Hedged:
-        return hedgedSend(order, bytes, request.expect, ANY_CONNECTION, {
+        return hedgedSend(order, request, {
           delayMs: delayMs as number,
           budget: this.budget as HedgeBudget,
           counters: this.options.counters,
         });
       default:
-        return sendInOrder(order, bytes, request.expect, request.affinity);
+        return sendInOrder(order, request);
     }
   }
 
@@ -165,8 +164,7 @@ export class ReplicatedRoute implements RouteHandle {
     }
     if (targets.length === 0)
       throw new NoHealthyDestinationError(`pool ${this.pool.name}: every replica is down`);
-    const bytes = request.wire;
-    const sends = targets.map((destination) => destination.send(bytes, request.expect, request.affinity));
+    const sends = targets.map((destination) => destination.send(request));
     let policy = this.options.writes;
     // incr/decr answer with the new value, which cannot be made up: async becomes initial.
     if (policy === WritePolicy.AllAsync && syntheticSuccess(request) === undefined)
@@ -207,17 +205,12 @@ const MIN_SAMPLES_FOR_ADAPTIVE = 20;
 
 // Tries destinations one after another, the next only after a transport error, a down mark or a
 // SERVER_ERROR.
-async function sendInOrder(
-  order: readonly Sender[],
-  bytes: Uint8Array,
-  expect: Request["expect"],
-  affinity: number,
-): Promise<Reply> {
+async function sendInOrder(order: readonly Sender[], request: Request): Promise<Reply> {
   let failed: Reply | undefined;
   let error: unknown;
   for (const destination of order) {
     try {
-      const reply = await destination.send(bytes, expect, affinity);
+      const reply = await destination.send(request);
       if (!isFailure(reply)) return reply;
       failed = reply;
     } catch (caught) {

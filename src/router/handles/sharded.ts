@@ -19,7 +19,7 @@ export class ShardedRoute implements RouteHandle {
   route(request: Request): Promise<Reply> {
     const destination = this.destinationOf(request);
     if (destination === undefined) return Promise.reject(new Error(`pool ${this.pool.name} has no servers`));
-    return destination.send(request.wire, request.expect, request.affinity);
+    return destination.send(request);
   }
 
   traverse(request: Request, visit: RouteVisitor): void {

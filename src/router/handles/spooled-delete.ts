@@ -14,8 +14,10 @@
 // a set sent after the delete lands after it. A delete refused by the spool (full, or its disk
 // failing) is an error the client sees as SERVER_ERROR: it is never dropped silently.
 import { ConnectionError, DestinationDownError, TimeoutError } from "../../errors.ts";
-import { Expect, Reply, ReplyType } from "../../protocol/reply.ts";
-import type { Sender } from "../../transport/transport.ts";
+import { Reply, ReplyType } from "../../protocol/reply.ts";
+import { Op, type Request } from "../../protocol/request.ts";
+import { parseRequest } from "../../protocol/request-parser.ts";
+import type { Sender, SendOptions } from "../../transport/transport.ts";
 import type { DeleteSpool, ReplayResult } from "../spool.ts";
 
 export interface SpoolingSenderOptions {
@@ -67,13 +69,13 @@ export class SpoolingSender implements Sender {
     return this.inner.stalled?.(stallMs) ?? false;
   }
 
-  async send(request: Uint8Array, expect: Expect, affinity?: number, stallMs?: number): Promise<Reply> {
+  async send(request: Request, options?: SendOptions): Promise<Reply> {
     if (this.spooled > 0 && !this.inner.down) {
       const stopped = await this.drain();
       if (stopped !== undefined) return this.failed(request, stopped);
     }
     try {
-      return await this.inner.send(request, expect, affinity, stallMs);
+      return await this.inner.send(request, options);
     } catch (error) {
       return this.failed(request, error);
     }
@@ -102,7 +104,7 @@ export class SpoolingSender implements Sender {
     try {
       while (this.spooled > 0) {
         const result = await this.spool.replay(this.inner.name, (bytes) =>
-          this.inner.send(bytes, spooledExpect(bytes)),
+          this.inner.send(parseRequest(bytes)),
         );
         this.options.onReplay?.(this.inner.name, result);
         if (result.error !== undefined) return result.error;
@@ -115,11 +117,11 @@ export class SpoolingSender implements Sender {
 
   // A delete that could not reach the destination is spooled and answered as applied; anything
   // else (or a delete the spool refuses) fails as it would have.
-  private async failed(request: Uint8Array, error: unknown): Promise<Reply> {
+  private async failed(request: Request, error: unknown): Promise<Reply> {
     if (!isTransportFailure(error)) throw error;
     const reply = spooledReply(request);
     if (reply === undefined) throw error;
-    await this.spool.append(this.inner.name, request);
+    await this.spool.append(this.inner.name, request.wire);
     this.schedule();
     return reply;
   }
@@ -149,31 +151,19 @@ export function isTransportFailure(error: unknown): boolean {
  * The reply a spooled delete gets, or undefined if `request` is not one the spool may take:
  * `delete <key>` answers DELETED; `md <key> <flags>` answers HD with its O (opaque) and k (key)
  * return flags. An md with C (compare CAS) is conditional, so it cannot be promised: not spooled.
- * The bytes are what the router sends a leaf (forward.ts): never noreply or q.
  */
-export function spooledReply(request: Uint8Array): Reply | undefined {
-  const line = latin1.decode(request.subarray(0, lineEnd(request)));
-  const [command, key, ...flags] = line.split(" ");
-  if (key === undefined || key === "") return undefined;
-  if (command === "delete") return flags.length === 0 ? new Reply(ReplyType.Deleted) : undefined;
-  if (command !== "md") return undefined;
-  if (flags.some((flag) => flag.startsWith("C") || flag.startsWith("q"))) return undefined;
+export function spooledReply(request: Request): Reply | undefined {
+  if (request.op === Op.Delete) return new Reply(ReplyType.Deleted);
+  if (request.op !== Op.MetaDelete) return undefined;
+  const flags = request.metaFlags;
+  if (flags.some((flag) => flag.startsWith("C"))) return undefined;
   const echoed: string[] = [];
   for (const flag of flags) {
     if (flag.startsWith("O")) echoed.push(flag);
-    else if (flag === "k") echoed.push(`k${key}`);
+    else if (flag === "k") echoed.push(`k${latin1.decode(request.key)}`);
   }
   if (echoed.some((flag) => flag.startsWith("k")) && flags.includes("b")) echoed.push("b");
   const reply = new Reply(ReplyType.MetaHeader);
   reply.rest = latin1Bytes(echoed.join(" "));
   return reply;
-}
-
-function spooledExpect(request: Uint8Array): Expect {
-  return request[0] === 0x6d && request[1] === 0x64 ? Expect.Meta : Expect.Line; // "md"
-}
-
-function lineEnd(bytes: Uint8Array): number {
-  const end = bytes.indexOf(0x0d);
-  return end === -1 ? bytes.length : end;
 }
