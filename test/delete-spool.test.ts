@@ -16,9 +16,10 @@ import {
 } from "../src/protocol/encoder.ts";
 import { type Reply, ReplyType } from "../src/protocol/reply.ts";
 import { parseRequest } from "../src/protocol/request-parser.ts";
-import { Destination, type TkoOptions } from "../src/router/destination.ts";
-import { SpoolingSender, spooledReply } from "../src/router/handles/spooled-delete.ts";
 import { DeleteSpool, SpoolFullError } from "../src/router/spool.ts";
+import { SpoolingSender, spooledReply } from "../src/router/spooling-sender.ts";
+import { TcpDestination } from "../src/transport/tcp-destination.ts";
+import type { TkoOptions } from "../src/transport/tko.ts";
 import { freePort, HOST, type LeafProcess, SERVER_TEST_MS, startLeaf, stopAll } from "./helpers/servers.ts";
 import { pollUntil } from "./helpers/wait.ts";
 
@@ -46,8 +47,8 @@ async function openSpool(dir: string, maxBytes = 1 << 20): Promise<DeleteSpool> 
   return spool;
 }
 
-function destination(port: number, timeoutMs = 300): Destination {
-  const made = new Destination({
+function destination(port: number, timeoutMs = 300): TcpDestination {
+  const made = new TcpDestination({
     host: HOST,
     port,
     connections: 1,
@@ -59,18 +60,18 @@ function destination(port: number, timeoutMs = 300): Destination {
   return made;
 }
 
-function spooling(inner: Destination, spool: DeleteSpool, retryMs: number): SpoolingSender {
+function spooling(inner: TcpDestination, spool: DeleteSpool, retryMs: number): SpoolingSender {
   const sender = new SpoolingSender(inner, spool, { retryMs });
   opened.push(sender);
   return sender;
 }
 
-const set = (sender: { send: Destination["send"] }, key: string, value: string) =>
+const set = (sender: { send: TcpDestination["send"] }, key: string, value: string) =>
   sender.send(parseRequest(encodeStore("set", key, value)));
-const del = (sender: { send: Destination["send"] }, key: string) =>
+const del = (sender: { send: TcpDestination["send"] }, key: string) =>
   sender.send(parseRequest(encodeDelete(key)));
 
-async function value(sender: { send: Destination["send"] }, key: string): Promise<string | undefined> {
+async function value(sender: { send: TcpDestination["send"] }, key: string): Promise<string | undefined> {
   const reply = await sender.send(parseRequest(encodeGet([key])));
   const item = reply.items?.[0];
   return item === undefined ? undefined : text.decode(item.value);
@@ -208,7 +209,7 @@ describe("delete spool with a leaf that is killed and restarted on the same port
       const port = leaf.port;
       const dir = await spoolDir();
       const first = await DeleteSpool.open({ dir, maxBytes: 1 << 20 });
-      const oldInner = new Destination({ host: HOST, port, connections: 1, timeoutMs: 300, tko: TKO });
+      const oldInner = new TcpDestination({ host: HOST, port, connections: 1, timeoutMs: 300, tko: TKO });
       const oldSender = new SpoolingSender(oldInner, first, { retryMs: 20 });
       await leaf.stop("SIGKILL");
       expect(typeOf(await del(oldSender, "k9"))).toBe(ReplyType.Deleted);

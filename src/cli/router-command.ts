@@ -303,7 +303,7 @@ function logHealth(thread: number, destination: string, down: boolean): void {
 }
 
 // The delete spool's log files belong to one process and one route tree: deletes spooled by one
-// thread would not hold back another thread's reads of the same leaf (spooled-delete.ts).
+// thread would not hold back another thread's reads of the same leaf (spooling-sender.ts).
 function spoolWithThreads(file: string, threads: number): string {
   return `--threads: a delete spool (spool: in ${file}) needs --threads 1, got ${threads}`;
 }

@@ -184,7 +184,7 @@ export function leafMetrics(registry: Registry, stats: () => NativeStats = () =>
   });
 }
 
-/** What routerMetrics reads of a destination (src/router/destination.ts Destination fits). */
+/** What routerMetrics reads of a destination (src/transport/tcp-destination.ts TcpDestination fits). */
 export interface DestinationView {
   readonly name: string;
   readonly down: boolean;

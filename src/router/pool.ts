@@ -7,10 +7,11 @@ import { ModulaRing } from "../hash/modula.ts";
 import type { Ring } from "../hash/ring.ts";
 import { NatsDestination } from "../transport/nats-destination.ts";
 import type { NatsLink } from "../transport/nats-link.ts";
-import type { Sender } from "../transport/transport.ts";
-import { Destination, type DestinationHooks, type TkoOptions } from "./destination.ts";
-import { SpoolingSender } from "./handles/spooled-delete.ts";
+import { TcpDestination } from "../transport/tcp-destination.ts";
+import type { TkoOptions } from "../transport/tko.ts";
+import type { Sender, SenderHooks } from "../transport/transport.ts";
 import type { DeleteSpool } from "./spool.ts";
+import { SpoolingSender } from "./spooling-sender.ts";
 
 /** What pools with transport: nats share: the router's NATS link and subject prefix. */
 export interface NatsContext {
@@ -64,7 +65,7 @@ export class Pool {
     readonly name: string,
     readonly spec: PoolSpec,
     reuse: (key: string) => Sender | undefined = () => undefined,
-    hooks: DestinationHooks = {},
+    hooks: SenderHooks = {},
     nats?: NatsContext,
     spool?: DeleteSpool,
   ) {
@@ -85,7 +86,7 @@ export class Pool {
           ...hooks,
         });
       }
-      const destination = new Destination({
+      const destination = new TcpDestination({
         host: server.host,
         port: server.port,
         connections: spec.connections,

@@ -3,9 +3,8 @@
 // sockets stay open), swaps it in between two requests, and closes the destinations nobody uses
 // any more once their in-flight requests had time to finish.
 
-import type { Sender } from "../transport/transport.ts";
+import type { Sender, SenderHooks } from "../transport/transport.ts";
 import type { RouterConfig } from "./config.ts";
-import type { DestinationHooks } from "./destination.ts";
 import type { NatsContext } from "./pool.ts";
 import type { RouterCounters, RouterState } from "./server.ts";
 import type { DeleteSpool } from "./spool.ts";
@@ -22,7 +21,7 @@ export class Router {
   constructor(
     config: RouterConfig,
     private readonly counters: RouterCounters,
-    private readonly hooks: DestinationHooks = {},
+    private readonly hooks: SenderHooks = {},
     private readonly nats?: NatsContext,
     private readonly spool?: DeleteSpool,
   ) {

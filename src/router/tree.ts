@@ -3,9 +3,8 @@
 //   route: prefix ─┬─ "user:" -> replicated(pool replicas)
 //                  └─ "*"     -> sharded(pool main)
 
-import type { Sender } from "../transport/transport.ts";
+import type { Sender, SenderHooks } from "../transport/transport.ts";
 import type { LoaderConfig, PoolConfig, RouteConfig, RouterConfig } from "./config.ts";
-import type { DestinationHooks } from "./destination.ts";
 import { isFailure } from "./forward.ts";
 import { FailoverRoute } from "./handles/failover.ts";
 import { GutterRoute } from "./handles/gutter.ts";
@@ -32,7 +31,7 @@ export function buildTree(
   config: RouterConfig,
   reusable: Map<string, Sender>,
   counters: RouterCounters,
-  hooks: DestinationHooks = {},
+  hooks: SenderHooks = {},
   nats?: NatsContext,
   spool?: DeleteSpool,
 ): RouterState {

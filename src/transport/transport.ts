@@ -1,5 +1,5 @@
-// What a route needs from a leaf, whatever carries the bytes: the pooled TCP Destination
-// (src/router/destination.ts) and NatsDestination (nats-destination.ts) both have this shape, so
+// What a route needs from a leaf, whatever carries the bytes: the pooled TcpDestination
+// (tcp-destination.ts) and NatsDestination (nats-destination.ts) both have this shape, so
 // a pool can hold either.
 import type { Reply } from "../protocol/reply.ts";
 import type { Request } from "../protocol/request.ts";

@@ -18,9 +18,9 @@ import { Op, OpKind, type Request } from "../../protocol/request.ts";
 import type { Sender, SendOptions } from "../../transport/transport.ts";
 import { isFailure } from "../forward.ts";
 import type { Pool } from "../pool.ts";
+import { SpoolingSender } from "../spooling-sender.ts";
 import type { RouteHandle, RouteVisitor } from "./handle.ts";
 import { HedgeBudget, type HedgeCounters, type HedgeSpec, hedgedSend } from "./hedged.ts";
-import { SpoolingSender } from "./spooled-delete.ts";
 
 const ANY_CONNECTION: SendOptions = { affinity: -1 }; // no pinning to the client's connection
 
@@ -152,7 +152,7 @@ export class ReplicatedRoute implements RouteHandle {
 
   private async write(request: Request): Promise<Reply> {
     const all = this.pool.destinations;
-    // A delete also goes to a down replica whose deletes are spooled (spooled-delete.ts): it is
+    // A delete also goes to a down replica whose deletes are spooled (spooling-sender.ts): it is
     // written to the spool and replayed when the replica is back, so its copy does not survive.
     const spools = request.kind === OpKind.Delete;
     const targets = all.filter(

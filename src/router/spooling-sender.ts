@@ -13,12 +13,12 @@
 // spooled for it has been replayed, so a read never sees the value a spooled delete removes, and
 // a set sent after the delete lands after it. A delete refused by the spool (full, or its disk
 // failing) is an error the client sees as SERVER_ERROR: it is never dropped silently.
-import { ConnectionError, DestinationDownError, TimeoutError } from "../../errors.ts";
-import { Reply, ReplyType } from "../../protocol/reply.ts";
-import { Op, type Request } from "../../protocol/request.ts";
-import { parseRequest } from "../../protocol/request-parser.ts";
-import type { Sender, SendOptions } from "../../transport/transport.ts";
-import type { DeleteSpool, ReplayResult } from "../spool.ts";
+import { ConnectionError, DestinationDownError, TimeoutError } from "../errors.ts";
+import { Reply, ReplyType } from "../protocol/reply.ts";
+import { Op, type Request } from "../protocol/request.ts";
+import { parseRequest } from "../protocol/request-parser.ts";
+import type { Sender, SendOptions } from "../transport/transport.ts";
+import type { DeleteSpool, ReplayResult } from "./spool.ts";
 
 export interface SpoolingSenderOptions {
   /** How often to look for the destination's return while deletes wait for it (default 200 ms). */

@@ -11,26 +11,21 @@
 import { DestinationDownError } from "../errors.ts";
 import type { Reply } from "../protocol/reply.ts";
 import type { Request } from "../protocol/request.ts";
-import { TcpPool, type TcpPoolOptions } from "../transport/tcp-pool.ts";
-import { isTkoFailure, type TkoOptions, TkoTracker } from "../transport/tko.ts";
-import type { SenderHooks, SendOptions } from "../transport/transport.ts";
+import { TcpPool, type TcpPoolOptions } from "./tcp-pool.ts";
+import { isTkoFailure, type TkoOptions, TkoTracker } from "./tko.ts";
+import type { Sender, SenderHooks, SendOptions } from "./transport.ts";
 
-export type { TkoOptions };
-
-export interface DestinationOptions extends TcpPoolOptions, SenderHooks {
+export interface TcpDestinationOptions extends TcpPoolOptions, SenderHooks {
   tko: TkoOptions;
 }
 
-/** What a pool's owner wants to hear from its destinations. */
-export type DestinationHooks = SenderHooks;
-
 /** A leaf (host:port) with TKO tracking; send() fails fast while it is down. */
-export class Destination {
+export class TcpDestination implements Sender {
   readonly name: string;
   private readonly pool: TcpPool;
   private readonly tko: TkoTracker;
 
-  constructor(private readonly options: DestinationOptions) {
+  constructor(private readonly options: TcpDestinationOptions) {
     this.pool = new TcpPool(options);
     this.name = this.pool.destination;
     this.tko = new TkoTracker({
