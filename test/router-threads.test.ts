@@ -250,6 +250,47 @@ describe("gravity router --threads 2", () => {
     SERVER_TEST_MS,
   );
 
+  test(
+    "a leaf marked down by a worker alone (TKO per thread) shows in /metrics and /readyz",
+    async () => {
+      const leaf = await startLeaf(["--port", "0"]);
+      const config = {
+        pools: {
+          main: {
+            servers: [address(leaf)],
+            timeoutMs: 1000,
+            tko: { failures: 2, probeIntervalMs: 10_000, maxProbeIntervalMs: 10_000 },
+          },
+        },
+        route: { type: "sharded", pool: "main" },
+      };
+      const router = await startRouter(
+        ["--port", "0", "--config", writeConfig(config), "--threads", "2", "--http-port", "0"],
+        { binary: "compiled" },
+      );
+      const httpPort = Number((await router.waitForStdout(HTTP_LINE))[2]);
+      const served = await connectAll(router.port, 16);
+      const onWorker = served.filter((one) => one.thread === 1);
+      expect(onWorker.length).toBeGreaterThan(0);
+      expect(await leaf.stop("SIGTERM")).toBe(0);
+      // Only the worker's connections send: the main thread never sees the leaf fail.
+      const client = (onWorker[0] as Served).client;
+      for (let i = 0; i < 3; i++) expect(await client.command(`get down:${i}`)).toStartWith("SERVER_ERROR");
+      await router.waitForStdout(/thread 1: \S+ marked down \(TKO\)/);
+      expect(router.stdout()).not.toMatch(/router: 127\.0\.0\.1:\d+ marked down/);
+
+      const metrics = await scrape(httpPort);
+      const labels = `{pool="main",destination="${address(leaf)}"}`;
+      expect(sample(metrics, RouterMetrics.destinationDown.name, labels)).toBe(1);
+      expect(sample(metrics, RouterMetrics.poolHealthyDestinations.name, '{pool="main"}')).toBe(0);
+      const ready = await fetch(`http://${HOST}:${httpPort}/readyz`);
+      expect([ready.status, await ready.text()]).toEqual([503, "no destination up in pool main\n"]);
+      for (const one of served) one.client.close();
+      expect(await router.stop("SIGTERM")).toBe(0);
+    },
+    SERVER_TEST_MS,
+  );
+
   test("a bad --threads value names the flag and exits 2", async () => {
     const file = writeConfig({
       pools: { main: { servers: [`${HOST}:1`] } },
