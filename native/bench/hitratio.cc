@@ -1,10 +1,13 @@
 // Hit-ratio benchmark: replays a trace of keys through the real Store as a look-aside cache and
 // through Belady's offline optimum, for each capacity and policy; one JSON line per result.
 //
-//   hitratio_bench --trace FILE [--name NAME] [--capacities 1%,5%,10%|ITEMS,...]
+//   hitratio_bench --trace FILE [--format keys|arc] [--name NAME] [--capacities 1%,5%,10%|ITEMS,...]
 //                  [--policies lru,tinylfu,belady,belady-demand] [--value-size 16]
 //
-// The trace is one key per line. Every distinct key is mapped (in order of first appearance) to a
+// A "keys" trace is one key per line. An "arc" trace is a block trace in the format of the ARC
+// paper's traces (Megiddo and Modha, FAST 03): `start count ignored request_number` per line, each
+// line expanded into `count` lookups of the blocks start, start + 1, ...; a FILE ending in ".zst"
+// is read through `zstd -dc`, streamed. Every distinct key is mapped (in order of first appearance) to a
 // dense id and stored under a fixed 12-byte key derived from that id, so every item has the same
 // item_cost() and a store of capacity * item_cost() bytes holds exactly `capacity` items, whatever
 // the lengths of the trace's keys. A capacity ending in '%' is a share of the trace's distinct keys.
@@ -48,14 +51,72 @@ struct Trace {
   std::exit(2);
 }
 
+void assign_keys(Trace& trace) {
+  trace.keys.resize(static_cast<size_t>(trace.distinct) * kKeyBytes);
+  for (uint32_t id = 0; id < trace.distinct; ++id) {
+    char key[kKeyBytes + 1];
+    std::snprintf(key, sizeof key, "%012u", id);
+    std::memcpy(trace.keys.data() + static_cast<size_t>(id) * kKeyBytes, key, kKeyBytes);
+  }
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The file's bytes as a stream: through `zstd -dc` when it ends in ".zst". *piped says which
+// (pclose vs fclose).
+std::FILE* open_trace(const std::string& path, bool* piped) {
+  *piped = ends_with(path, ".zst");
+  if (!*piped) return std::fopen(path.c_str(), "rb");
+  if (path.find('\'') != std::string::npos) die("trace path with a quote: " + path);
+  return popen(("zstd -dc -- '" + path + "'").c_str(), "r");
+}
+
+void close_trace(std::FILE* file, bool piped, const std::string& path) {
+  if (!piped) {
+    std::fclose(file);
+  } else if (pclose(file) != 0) {
+    die("zstd -dc failed on " + path);
+  }
+}
+
+// An ARC block trace: each line `start count ...` is count lookups of consecutive blocks.
+Trace read_arc_trace(const std::string& path) {
+  bool piped = false;
+  std::FILE* file = open_trace(path, &piped);
+  if (file == nullptr) die("cannot open trace " + path);
+  Trace trace;
+  std::unordered_map<uint64_t, uint32_t> id_of;
+  char line[256];
+  while (std::fgets(line, sizeof line, file) != nullptr) {
+    char* end = nullptr;
+    const unsigned long long start = std::strtoull(line, &end, 10);
+    if (end == line) continue;  // blank line
+    char* after = nullptr;
+    const unsigned long long count = std::strtoull(end, &after, 10);
+    if (after == end) die("bad line in " + path + ": " + line);
+    for (unsigned long long block = start; block < start + count; ++block) {
+      auto [it, inserted] = id_of.try_emplace(block, trace.distinct);
+      if (inserted) ++trace.distinct;
+      trace.ids.push_back(it->second);
+    }
+  }
+  close_trace(file, piped, path);
+  if (trace.ids.empty()) die("trace " + path + " has no requests");
+  assign_keys(trace);
+  return trace;
+}
+
 Trace read_trace(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
+  bool piped = false;
+  std::FILE* file = open_trace(path, &piped);
   if (file == nullptr) die("cannot open trace " + path);
   std::string text;
   char buffer[1 << 16];
   size_t n;
   while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) text.append(buffer, n);
-  std::fclose(file);
+  close_trace(file, piped, path);
 
   Trace trace;
   std::unordered_map<std::string_view, uint32_t> id_of;
@@ -74,12 +135,7 @@ Trace read_trace(const std::string& path) {
     start = end + 1;
   }
   if (trace.ids.empty()) die("trace " + path + " has no keys");
-  trace.keys.resize(static_cast<size_t>(trace.distinct) * kKeyBytes);
-  for (uint32_t id = 0; id < trace.distinct; ++id) {
-    char key[kKeyBytes + 1];
-    std::snprintf(key, sizeof key, "%012u", id);
-    std::memcpy(trace.keys.data() + static_cast<size_t>(id) * kKeyBytes, key, kKeyBytes);
-  }
+  assign_keys(trace);
   return trace;
 }
 
@@ -194,23 +250,25 @@ uint64_t parse_capacity(const std::string& spec, uint32_t distinct) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string trace_path, name, capacities = "1%,5%,10%", policies = "lru,belady";
+  std::string trace_path, format = "keys", name, capacities = "1%,5%,10%", policies = "lru,belady";
   uint32_t value_size = 16;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) die("missing value for " + flag);
     const std::string value = argv[++i];
     if (flag == "--trace") trace_path = value;
+    else if (flag == "--format") format = value;
     else if (flag == "--name") name = value;
     else if (flag == "--capacities") capacities = value;
     else if (flag == "--policies") policies = value;
     else if (flag == "--value-size") value_size = static_cast<uint32_t>(std::strtoul(value.c_str(), nullptr, 10));
     else die("unknown flag " + flag);
   }
-  if (trace_path.empty()) die("usage: hitratio_bench --trace FILE [--name NAME] [--capacities 1%,5%,10%] [--policies lru,belady]");
+  if (trace_path.empty()) die("usage: hitratio_bench --trace FILE [--format keys|arc] [--name NAME] [--capacities 1%,5%,10%] [--policies lru,belady]");
   if (name.empty()) name = trace_path;
 
-  const Trace trace = read_trace(trace_path);
+  if (format != "keys" && format != "arc") die("unknown format " + format + " (keys | arc)");
+  const Trace trace = format == "arc" ? read_arc_trace(trace_path) : read_trace(trace_path);
   std::vector<uint64_t> next;  // computed on first use by belady
   for (const std::string& capacity_spec : split(capacities)) {
     const uint64_t capacity = parse_capacity(capacity_spec, trace.distinct);
