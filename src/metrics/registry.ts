@@ -26,6 +26,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import { type NativeStats, native } from "../native/index.ts";
+import { FastHistogram, type HistogramSeries } from "./fast-histogram.ts";
 import {
   CommonMetrics,
   type DestinationErrorKind,
@@ -93,6 +94,12 @@ function histogram(registry: Registry, spec: MetricSpec): Histogram {
       registers: [registry],
     })
   );
+}
+
+function fastHistogram(registry: Registry, spec: MetricSpec): FastHistogram {
+  const found = registry.getSingleMetric(spec.name);
+  if (found instanceof FastHistogram) return found;
+  return new FastHistogram(spec.name, spec.help, spec.labels ?? [], LATENCY_BUCKETS_SECONDS, registry);
 }
 
 // A counter that mirrors totals kept elsewhere: read() gives [labels, total] pairs at scrape time.
@@ -283,26 +290,29 @@ export function routerMetrics(registry: Registry, source: RouterMetricsSource): 
     }
   });
 
-  const requests = counter(registry, RouterMetrics.requests);
-  const requestDuration = histogram(registry, RouterMetrics.requestDuration);
-  const destinationDuration = histogram(registry, RouterMetrics.destinationDuration);
+  // The request path's metrics: series resolved once per label set, then plain increments
+  // (fast-histogram.ts); the per-(op, result) totals are mirrored into a counter at scrape time.
+  const requestTotals = new Map<string, { labels: Record<string, string>; total: number }>();
+  mirroredCounter(registry, RouterMetrics.requests, () =>
+    [...requestTotals.values()].map(({ labels, total }) => [labels, total] as const),
+  );
+  const requestDuration = fastHistogram(registry, RouterMetrics.requestDuration);
+  const destinationDuration = fastHistogram(registry, RouterMetrics.destinationDuration);
   const destinationErrors = counter(registry, RouterMetrics.destinationErrors);
-  // Children per label set, so the hot path skips prom-client's label hashing.
-  const requestChildren = new Map<string, { inc(): void }>();
-  const opDurations = new Map<string, { observe(value: number): void }>();
-  const destinationDurations = new Map<string, { observe(value: number): void }>();
+  const opDurations = new Map<string, HistogramSeries>();
+  const destinationDurations = new Map<string, HistogramSeries>();
   return {
     observeRequest(op, result, seconds) {
       const key = `${op} ${result}`;
-      let child = requestChildren.get(key);
-      if (child === undefined) {
-        child = requests.labels(op, result);
-        requestChildren.set(key, child);
+      let totals = requestTotals.get(key);
+      if (totals === undefined) {
+        totals = { labels: { op, result }, total: 0 };
+        requestTotals.set(key, totals);
       }
-      child.inc();
+      totals.total++;
       let duration = opDurations.get(op);
       if (duration === undefined) {
-        duration = requestDuration.labels(op);
+        duration = requestDuration.series({ op });
         opDurations.set(op, duration);
       }
       duration.observe(seconds);
@@ -310,7 +320,7 @@ export function routerMetrics(registry: Registry, source: RouterMetricsSource): 
     observeDestination(name, seconds) {
       let duration = destinationDurations.get(name);
       if (duration === undefined) {
-        duration = destinationDuration.labels(name);
+        duration = destinationDuration.series({ destination: name });
         destinationDurations.set(name, duration);
       }
       duration.observe(seconds);
