@@ -47,6 +47,7 @@ export const OpKind = {
 export type OpKind = (typeof OpKind)[keyof typeof OpKind];
 
 const NO_BYTES = new Uint8Array(0);
+const NO_STRINGS: readonly string[] = Object.freeze([]);
 
 /**
  * One complete request. Fields that do not apply to its op are left empty. Keys and values are
@@ -73,7 +74,7 @@ export class Request {
   /** Text commands: "noreply" was given. Meta commands: the q flag was given (quiet mode). */
   noreply = false;
   /** Meta commands: the flag tokens after the key (and after the size for ms), as sent. */
-  metaFlags: string[] = [];
+  metaFlags: readonly string[] = NO_STRINGS;
   /** Meta commands: the key is base64 (b flag); `keys[0]` holds it as sent. */
   base64Key = false;
   /**
@@ -82,7 +83,7 @@ export class Request {
    */
   decodedKey: Uint8Array | null = null;
   /** flush_all delay, verbosity level, stats group: the arguments as sent (a trailing "noreply" excluded). */
-  args: string[] = [];
+  args: readonly string[] = NO_STRINGS;
   /**
    * Which of a destination's connections carries this request (the client connection's number):
    * requests of one client connection then reach each leaf on one socket, in the order sent, so
@@ -204,7 +205,7 @@ export interface RequestChanges {
   /** Storage, touch, gat/gats: the exptime (meta commands carry theirs in metaFlags' T). */
   exptime?: number;
   /** Meta commands: every flag token (b and q included, as the copy should send them). */
-  metaFlags?: string[];
+  metaFlags?: readonly string[];
 }
 
 function isMeta(op: Op): boolean {
