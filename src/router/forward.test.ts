@@ -12,21 +12,19 @@ function request(op: Op, fields: Partial<Request>): Request {
   return Object.assign(new Request(op), fields);
 }
 
-test("quiet replies: noreply hides everything, q hides only the uninteresting", () => {
+test("quiet replies: noreply hides everything, q hides what memcached 1.6.18 hides", () => {
   const hd = new Reply(ReplyType.MetaHeader);
   const en = new Reply(ReplyType.MetaMiss);
+  const nf = new Reply(ReplyType.MetaNotFound);
+  const ex = new Reply(ReplyType.MetaExists);
   const va = new Reply(ReplyType.MetaValue);
   const error = new Reply(ReplyType.ServerError);
-  const mg = request(Op.MetaGet, { noreply: true });
-  expect([quietReply(mg, en), quietReply(mg, hd), quietReply(mg, va), quietReply(mg, error)]).toEqual([
-    true,
-    true,
-    false,
-    false,
-  ]);
-  const md = request(Op.MetaDelete, { noreply: true });
-  expect(quietReply(md, new Reply(ReplyType.MetaNotFound))).toBe(true);
-  expect(quietReply(md, new Reply(ReplyType.MetaExists))).toBe(false);
+  const quiet = (op: Op) => (reply: Reply) => quietReply(request(op, { noreply: true }), reply);
+  const replies = [en, hd, va, nf, ex, error];
+  expect(replies.map(quiet(Op.MetaGet))).toEqual([true, false, false, false, false, false]);
+  expect(replies.map(quiet(Op.MetaSet))).toEqual([false, true, false, false, false, false]);
+  expect(replies.map(quiet(Op.MetaDelete))).toEqual([false, true, false, false, false, false]);
+  expect(replies.map(quiet(Op.MetaArithmetic))).toEqual([false, true, true, false, false, false]);
   expect(quietReply(request(Op.Set, { noreply: true }), new Reply(ReplyType.Stored))).toBe(true);
   expect(quietReply(request(Op.Set, {}), new Reply(ReplyType.Stored))).toBe(false);
 });

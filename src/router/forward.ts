@@ -7,19 +7,20 @@ import { Op, type Request } from "../protocol/request.ts";
 
 /**
  * Whether the client should not see `reply` to `request`: text noreply hides every reply; the
- * meta q flag hides the uninteresting ones (memcached protocol.txt: EN for mg, HD for ms/md/ma,
- * NF for md/ma), never a value or an error.
+ * meta q flag hides what memcached 1.6.18 hides, as the leaf does (test/corpus): EN for mg (a hit's
+ * HD stays), HD for ms and md (NF and EX stay), and ma's success, HD or VA (NF and EX stay);
+ * never an error.
  */
 export function quietReply(request: Request, reply: Reply): boolean {
   if (!request.noreply) return false;
   switch (request.op) {
     case Op.MetaGet:
-      return reply.type === ReplyType.MetaMiss || reply.type === ReplyType.MetaHeader;
+      return reply.type === ReplyType.MetaMiss;
     case Op.MetaSet:
-      return reply.type === ReplyType.MetaHeader;
     case Op.MetaDelete:
+      return reply.type === ReplyType.MetaHeader;
     case Op.MetaArithmetic:
-      return reply.type === ReplyType.MetaHeader || reply.type === ReplyType.MetaNotFound;
+      return reply.type === ReplyType.MetaHeader || reply.type === ReplyType.MetaValue;
     default:
       return true;
   }
