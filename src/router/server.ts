@@ -2,7 +2,8 @@
 //
 //   socket data ──> RequestParser ──> request ──> slot (in arrival order) ──> route tree (async)
 //                         └─ parse error ──> slot with memcached's error reply (and close)
-//   a slot's reply arrives ──> write every ready slot from the head, in order (pipelining)
+//   a slot's reply arrives ──> at the end of the turn, write every ready slot from the head, in
+//                              order (pipelining), in one write
 //
 // Replies leave in request order whatever order the leaves answer in. A multi-key get is split
 // into one get per key, each routed on its own (keys may live on different leaves or routes),
@@ -123,6 +124,7 @@ interface Session {
   paused: boolean;
   closing: boolean; // a slot asked to close, the peer sent FIN, or the server stops: read nothing more
   linger: ReturnType<typeof setTimeout> | null;
+  queued: boolean; // in the list of sockets to flush at the end of this turn
 }
 
 type ClientSocket = Socket<Session>;
@@ -202,9 +204,28 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     session.linger = setTimeout(() => socket.terminate(), LINGER_MS);
   };
 
+  // Replies that arrive during one event-loop turn (one leaf read can answer many requests of one
+  // client) are written together at the end of the turn: one write per client socket per turn.
+  let ready: ClientSocket[] = [];
+  let flushScheduled = false;
+  const flushReady = (): void => {
+    flushScheduled = false;
+    const sockets = ready;
+    ready = [];
+    for (const socket of sockets) {
+      socket.data.queued = false;
+      flush(socket);
+    }
+  };
   const complete = (socket: ClientSocket, slot: Slot, bytes: Uint8Array): void => {
     slot.bytes = bytes;
-    flush(socket);
+    if (socket.data.queued) return;
+    socket.data.queued = true;
+    ready.push(socket);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushReady);
+    }
   };
 
   const handle = (socket: ClientSocket, request: Request): void => {
@@ -294,9 +315,16 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           parser: new RequestParser(
             {
               onRequest: (request: Request) => handle(socket, request),
-              // memcached drops the stored value of a key whose new value is refused as too large;
-              // so does the router, with a delete routed (quietly) ahead of the error reply.
-              onTooLarge: (request: Request) => handle(socket, quietDeleteOf(request)),
+              // memcached drops the stored value of a key whose new value (set, ms) is refused as
+              // too large; so does the router, with a delete routed ahead of the error reply on the
+              // connection's affinity. The client sees none of its replies (md q would show NF).
+              onTooLarge: (request: Request) => {
+                const remove = quietDeleteOf(request);
+                remove.affinity = socket.data.id;
+                options.onDelete?.(remove.itemKey);
+                const { root } = options.state();
+                root.route(remove).catch(() => {}); // as memcached's unlink: best effort
+              },
               onError: (bytes: Uint8Array, close: boolean) => {
                 const slot = new Slot();
                 slot.bytes = bytes;
@@ -314,6 +342,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           paused: false,
           closing: false,
           linger: null,
+          queued: false,
         };
         socket.data = session;
         sockets.add(socket);
@@ -376,7 +405,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
   };
 }
 
-// A meta delete of `refused`'s item that answers nothing (q), key base64 so any bytes go through.
+// A meta delete of `refused`'s item, key base64 so any bytes go through; its reply is dropped.
 function quietDeleteOf(refused: Request): Request {
   const key = refused.itemKey;
   const remove = new Request(Op.MetaDelete);
