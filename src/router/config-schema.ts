@@ -9,7 +9,7 @@ import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
 import {
   Distribution,
   HEDGE_DEFAULTS,
-  type HedgeConfig,
+  type HedgeSpec,
   type ListenAddress,
   type LoaderConfig,
   OnDown,
@@ -17,14 +17,14 @@ import {
   POOL_DEFAULTS,
   type PoolConfig,
   type PrefixRouteConfig,
-  ReadMode,
+  ReadPolicy,
   type ReplicatedRouteConfig,
   type RouteConfig,
   type RouterConfig,
   RouteType,
   type ServerAddress,
   type ShardedRouteConfig,
-  WriteMode,
+  WritePolicy,
 } from "./config-types.ts";
 
 /** What the top level of a file must be. */
@@ -299,13 +299,13 @@ export function configSchema(facts: PoolFacts) {
         });
       }
     })
-    .transform((value): HedgeConfig => ({ ...HEDGE_DEFAULTS, ...value }));
+    .transform((value): HedgeSpec => ({ ...HEDGE_DEFAULTS, ...value }));
 
   const replicated = strict({
     type: z.literal(RouteType.Replicated),
     pool: poolRef,
-    writes: oneOf(["all-sync", "all-async", "all-majority", "all-initial"]).default(WriteMode.AllSync),
-    reads: oneOf(["one", "all-fastest", "hedged"]).default(ReadMode.One),
+    writes: oneOf(["all-sync", "all-async", "all-majority", "all-initial"]).default(WritePolicy.AllSync),
+    reads: oneOf(["one", "all-fastest", "hedged"]).default(ReadPolicy.One),
     hedge: hedge.optional(),
     onDown: oneOf(["fail-fast", "failover"]).default(OnDown.Failover),
   })
@@ -317,7 +317,7 @@ export function configSchema(facts: PoolFacts) {
           message: "a pool with servers (a replicated route needs at least one)",
         });
       }
-      if (value.hedge !== undefined && value.reads !== ReadMode.Hedged) {
+      if (value.hedge !== undefined && value.reads !== ReadPolicy.Hedged) {
         ctx.addIssue({
           code: "custom",
           path: ["hedge"],
@@ -327,7 +327,7 @@ export function configSchema(facts: PoolFacts) {
     })
     .transform((value): ReplicatedRouteConfig => {
       const { hedge: given, ...rest } = value;
-      if (value.reads !== ReadMode.Hedged) return rest;
+      if (value.reads !== ReadPolicy.Hedged) return rest;
       return { ...rest, hedge: given ?? { ...HEDGE_DEFAULTS } };
     });
 

@@ -95,24 +95,24 @@ export const RouteType = {
 export type RouteType = (typeof RouteType)[keyof typeof RouteType];
 
 /** How a replicated route writes: wait for every replica, none, a majority, or the first only (the rest in the background). */
-export const WriteMode = {
+export const WritePolicy = {
   AllSync: "all-sync",
   AllAsync: "all-async",
   AllMajority: "all-majority",
   AllInitial: "all-initial",
 } as const;
-export type WriteMode = (typeof WriteMode)[keyof typeof WriteMode];
+export type WritePolicy = (typeof WritePolicy)[keyof typeof WritePolicy];
 
 /** How a replicated route reads: one replica, all at once (first reply wins), or one then a hedge after a delay. */
-export const ReadMode = { One: "one", AllFastest: "all-fastest", Hedged: "hedged" } as const;
-export type ReadMode = (typeof ReadMode)[keyof typeof ReadMode];
+export const ReadPolicy = { One: "one", AllFastest: "all-fastest", Hedged: "hedged" } as const;
+export type ReadPolicy = (typeof ReadPolicy)[keyof typeof ReadPolicy];
 
 /** What a replicated route does when the replica it picked is down: fail, or try another replica. */
 export const OnDown = { FailFast: "fail-fast", Failover: "failover" } as const;
 export type OnDown = (typeof OnDown)[keyof typeof OnDown];
 
 /** When and how often a hedged read sends a second request ("The Tail at Scale", Dean and Barroso). */
-export interface HedgeConfig {
+export interface HedgeSpec {
   /** Wait before hedging, ms 1..60000, or "adaptive" (the pool's latency percentile); default "adaptive". */
   delayMs: number | "adaptive";
   /** The most hedges per read, as a fraction 0..1 of reads, default 0.05. */
@@ -131,7 +131,7 @@ export const HEDGE_DEFAULTS = {
   percentile: 95,
   minDelayMs: 1,
   maxDelayMs: 1000,
-} as const satisfies HedgeConfig;
+} as const satisfies HedgeSpec;
 
 /** Consistent hashing over a pool (its hash and distribution). A bare pool name in the file means this. */
 export interface ShardedRouteConfig {
@@ -146,11 +146,11 @@ export interface ReplicatedRouteConfig {
   /** The name of a pool under `pools` with at least one server. */
   pool: string;
   /** Default all-sync. */
-  writes: WriteMode;
+  writes: WritePolicy;
   /** Default one. */
-  reads: ReadMode;
+  reads: ReadPolicy;
   /** Set exactly when reads is hedged (defaults applied if the file has no `hedge`). */
-  hedge?: HedgeConfig;
+  hedge?: HedgeSpec;
   /** Default failover. */
   onDown: OnDown;
 }

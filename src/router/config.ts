@@ -31,7 +31,7 @@ export {
   type FailoverRouteConfig,
   type GutterRouteConfig,
   HEDGE_DEFAULTS,
-  type HedgeConfig,
+  type HedgeSpec,
   type ListenAddress,
   type LoaderConfig,
   type LoaderRouteConfig,
@@ -42,7 +42,7 @@ export {
   POOL_DEFAULTS,
   type PoolConfig,
   type PrefixRouteConfig,
-  ReadMode,
+  ReadPolicy,
   type ReplicatedRouteConfig,
   type RouteConfig,
   type RouterConfig,
@@ -51,7 +51,7 @@ export {
   type ShardedRouteConfig,
   type TkoConfig,
   type WarmUpRouteConfig,
-  WriteMode,
+  WritePolicy,
 } from "./config-types.ts";
 
 /** The syntax of a configuration file, chosen by its extension. */

@@ -17,18 +17,8 @@ import { NoHealthyDestinationError } from "../../errors.ts";
 import type { Reply } from "../../protocol/reply.ts";
 import type { Request } from "../../protocol/request.ts";
 import type { Sender, SendOptions } from "../../transport/transport.ts";
+import type { HedgeSpec } from "../config-types.ts";
 import { isFailure } from "../forward.ts";
-
-export interface HedgeSpec {
-  /** A fixed delay, or "adaptive": the pool's recent latency percentile. */
-  delayMs: number | "adaptive";
-  /** Hedges allowed per read, e.g. 0.05 = at most one read in twenty is hedged. */
-  budget: number;
-  /** For adaptive delays: which percentile of the pool's recent latencies (e.g. 95). */
-  percentile: number;
-  minDelayMs: number;
-  maxDelayMs: number;
-}
 
 /** Hedges sent and hedges whose reply was the one used (for metrics). */
 export interface HedgeCounters {

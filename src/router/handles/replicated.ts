@@ -16,28 +16,14 @@ import type { Reply } from "../../protocol/reply.ts";
 import { Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, type Request } from "../../protocol/request.ts";
 import type { Sender, SendOptions } from "../../transport/transport.ts";
+import { type HedgeSpec, OnDown, ReadPolicy, WritePolicy } from "../config-types.ts";
 import { isFailure } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import { SpoolingSender } from "../spooling-sender.ts";
 import type { RouteHandle, RouteVisitor } from "./handle.ts";
-import { HedgeBudget, type HedgeCounters, type HedgeSpec, hedgedSend } from "./hedged.ts";
+import { HedgeBudget, type HedgeCounters, hedgedSend } from "./hedged.ts";
 
 const ANY_CONNECTION: SendOptions = { affinity: -1 }; // no pinning to the client's connection
-
-export const WritePolicy = {
-  AllSync: "all-sync",
-  AllAsync: "all-async",
-  AllMajority: "all-majority",
-  AllInitial: "all-initial",
-} as const;
-export type WritePolicy = (typeof WritePolicy)[keyof typeof WritePolicy];
-
-export const ReadPolicy = { One: "one", AllFastest: "all-fastest", Hedged: "hedged" } as const;
-export type ReadPolicy = (typeof ReadPolicy)[keyof typeof ReadPolicy];
-
-/** What a route does with a replica that is marked down: fail the request, or use the others. */
-export const OnDown = { FailFast: "fail-fast", Failover: "failover" } as const;
-export type OnDown = (typeof OnDown)[keyof typeof OnDown];
 
 export interface ReplicatedOptions {
   writes: WritePolicy;
