@@ -23,7 +23,9 @@ struct Case {
   std::string file;
   int line = 0;
   std::string name;
-  bool native_only = false;
+  bool native_only = false;  // [native-only]: cannot run against memcached or over a socket
+  bool leaf_only = false;    // [leaf-only]: holds for one server, not through a router
+  bool one_read = false;     // [one-read]: holds when the input arrives whole, not split
   std::vector<Step> steps;
 
   // The input as segments separated by clock advances: segment i is sent, then advances[i].
@@ -134,10 +136,29 @@ inline std::vector<Case> parse_file(const std::string& path, std::string& error)
       c.file = path;
       c.line = no;
       c.name = line.substr(4);
-      const std::string tag = "[native-only]";
-      if (c.name.size() >= tag.size() && c.name.compare(c.name.size() - tag.size(), tag.size(), tag) == 0) {
-        c.native_only = true;
-        c.name = c.name.substr(0, c.name.size() - tag.size());
+      while (!c.name.empty() && c.name.back() == ' ') c.name.pop_back();
+      // Tags: "[tag tag ...]" (spaces or commas between) at the end of the header.
+      const size_t open = c.name.rfind('[');
+      if (!c.name.empty() && c.name.back() == ']' && open != std::string::npos) {
+        std::string tags = c.name.substr(open + 1, c.name.size() - open - 2);
+        for (char& ch : tags) {
+          if (ch == ',') ch = ' ';
+        }
+        std::istringstream words(tags);
+        std::string tag;
+        while (words >> tag) {
+          if (tag == "native-only") {
+            c.native_only = true;
+          } else if (tag == "leaf-only") {
+            c.leaf_only = true;
+          } else if (tag == "one-read") {
+            c.one_read = true;
+          } else {
+            error = path + ":" + std::to_string(no) + ": unknown tag [" + tag + "]";
+            return {};
+          }
+        }
+        c.name = c.name.substr(0, open);
         while (!c.name.empty() && c.name.back() == ' ') c.name.pop_back();
       }
       cases.push_back(std::move(c));

@@ -93,10 +93,17 @@ def escape(data):
     return "".join(out)
 
 
+TAGS = ("native-only", "leaf-only", "one-read")
+HEADER_TAGS = re.compile(r"^(.*?)\s*\[([^\]]*)\]\s*$")
+
+
 class Case:
-    def __init__(self, name, native_only, line_no):
+    def __init__(self, name, tags, line_no):
         self.name = name
-        self.native_only = native_only
+        self.tags = tags
+        # Not run here: needs something real memcached cannot do. leaf-only cases (not through a
+        # router) and one-read cases (input sent whole, as `check` does) run against memcached.
+        self.native_only = "native-only" in tags
         self.line_no = line_no
         self.steps = []  # ("send", bytes) | ("advance", n) | ("expect", bytes) | ("match", regex) | ("closed",)
         self.source = []  # the raw lines, for record mode
@@ -110,10 +117,15 @@ def parse(path):
             line = raw.rstrip("\n")
             if line.startswith("=== "):
                 name = line[4:].strip()
-                native = name.endswith("[native-only]")
-                if native:
-                    name = name[: -len("[native-only]")].strip()
-                cases.append(Case(name, native, no))
+                tags = []
+                tagged = HEADER_TAGS.match(name)
+                if tagged:
+                    name = tagged.group(1)
+                    tags = [t for t in re.split(r"[\s,]+", tagged.group(2)) if t]
+                    unknown = [t for t in tags if t not in TAGS]
+                    if unknown:
+                        raise ValueError("%s:%d: unknown tag [%s]" % (path, no, unknown[0]))
+                cases.append(Case(name, tags, no))
                 cases[-1].source.append(line)
                 continue
             if not cases:

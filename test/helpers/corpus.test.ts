@@ -83,6 +83,20 @@ describe("parseCorpus", () => {
     expect(send?.kind === "send" && Buffer.from(send.bytes).toString()).toBe("get k\r\n");
   });
 
+  test("tags: native-only, leaf-only and one-read, alone or together; any other is an error", () => {
+    const [plain, leaf, both] = parseCorpus(
+      "=== a\n> mn\n=== b [leaf-only]\n> mn\n=== c [leaf-only one-read]\n> mn\n",
+      "f.txt",
+    );
+    const flags = (c: CorpusCase | undefined) => [c?.name, c?.nativeOnly, c?.leafOnly, c?.oneRead];
+    expect([flags(plain), flags(leaf), flags(both)]).toEqual([
+      ["a", false, false, false],
+      ["b", false, true, false],
+      ["c", false, true, true],
+    ]);
+    expect(() => parseCorpus("=== c [router-only]\n", "f.txt")).toThrow("f.txt:1: unknown tag [router-only]");
+  });
+
   test("unknown lines, steps before a case and bad regexes are errors with file:line", () => {
     expect(() => parseCorpus("> get k\n", "f.txt")).toThrow(
       new CorpusError("f.txt", 1, 'step before the first "=== case": "> get k"'),

@@ -2,7 +2,8 @@
 // case over a socket and lists where the server's replies differ from the transcript.
 //
 //   # comment
-//   === case name [native-only]   a case, run on a fresh connection; tags in brackets are optional
+//   === case name [tag ...]   a case, run on a fresh connection; tags in brackets are optional:
+//                             native-only, leaf-only, one-read (README.md says what each means)
 //   > text      send text + CRLF            >> text   send text as is
 //   < text      expect exactly text + CRLF   <~ regex  expect one line matching the regex
 //   @ advance N advance the store clock N s  ! closed  the server closes after the replies so far
@@ -29,6 +30,10 @@ export interface CorpusCase {
   tags: string[];
   /** Cannot run over a socket or against real memcached (e.g. it advances the clock). */
   nativeOnly: boolean;
+  /** Holds for one server (memcached, a leaf) but not through a router, by design (e.g. `stats`). */
+  leafOnly: boolean;
+  /** The replies hold when the input arrives in one read (as over a socket), not when split. */
+  oneRead: boolean;
   steps: CorpusStep[];
 }
 
@@ -38,6 +43,9 @@ export class CorpusError extends Error {
     this.name = "CorpusError";
   }
 }
+
+/** The tags a case header may carry. */
+export const CORPUS_TAGS = ["native-only", "leaf-only", "one-read"] as const;
 
 const ESCAPES: Record<string, number> = { r: 0x0d, n: 0x0a, t: 0x09, "\\": 0x5c };
 const REPEAT = /^\{repeat:(\\x[0-9a-fA-F]{2}|\\[rnt\\]|[^\\]):(\d+)\}/;
@@ -105,7 +113,18 @@ export function parseCorpus(text: string, file: string): CorpusCase[] {
       const name = header[1] as string;
       if (name === "") throw fail("case without a name");
       const tags = (header[2] ?? "").split(/[\s,]+/).filter((tag) => tag !== "");
-      current = { file, name, line: lineNo, tags, nativeOnly: tags.includes("native-only"), steps: [] };
+      const unknown = tags.find((tag) => !(CORPUS_TAGS as readonly string[]).includes(tag));
+      if (unknown !== undefined) throw fail(`unknown tag [${unknown}]; known: ${CORPUS_TAGS.join(", ")}`);
+      current = {
+        file,
+        name,
+        line: lineNo,
+        tags,
+        nativeOnly: tags.includes("native-only"),
+        leafOnly: tags.includes("leaf-only"),
+        oneRead: tags.includes("one-read"),
+        steps: [],
+      };
       cases.push(current);
       return;
     }
