@@ -23,12 +23,12 @@ export interface RequestSink {
    */
   onError(reply: Uint8Array, close: boolean): void;
   /**
-   * Optional: a storage request (text or ms) refused because its value cannot fit in maxItemBytes,
+   * Optional: a text set or an ms (any mode) refused because its value cannot fit in maxItemBytes,
    * told when its line is read; its data block is then swallowed and, unless a text noreply silences
    * it, onError answers "SERVER_ERROR object too large for cache". `value` is empty and `raw` is the
-   * command line only. memcached also drops the key's current item for a text set and for every ms
-   * ("Avoid stale data persisting in cache because we failed alloc"): a router that wants the same
-   * deletes `request.itemKey` in its pool.
+   * command line only. memcached drops the key's current item for exactly these ("Avoid stale data
+   * persisting in cache because we failed alloc"; a refused add, replace, append, prepend or cas
+   * keeps it, and is not told here): a router that wants the same deletes `request.itemKey` in its pool.
    */
   onTooLarge?(request: Request): void;
 }
@@ -42,9 +42,10 @@ export interface RequestParserOptions {
    */
   maxItemBytes: number;
   /**
-   * A command line longer than this (bytes before its LF) closes the connection, as memcached's
-   * 2048-byte read buffer check does (default 2048). Decided on the line's length alone, so it does
-   * not depend on how the line was split into reads.
+   * A command line still without its LF after this many bytes closes the connection, as memcached's
+   * 2048-byte read buffer check does (default 2048). As in memcached and the leaf, the check is on
+   * what has arrived: a line whose LF came within the same bytes is parsed whatever its length (up
+   * to maxGetLineBytes), so `delete <2100-byte key>` sent whole is answered "bad command line format".
    */
   maxLineBytes?: number;
   /**
@@ -174,9 +175,10 @@ export abstract class RequestFraming {
   /** The line buf[start, lf) (buf[lf] its LF), tokenized into starts/ends/count: act on it. */
   protected abstract onCommand(buf: Uint8Array, start: number, lf: number): void;
 
-  // One line buf[start, lf), buf[lf] its LF.
+  // One line buf[start, lf), buf[lf] its LF. Its length was checked while it was partial; a line
+  // that arrived whole is only held to the overall bound.
   private onLine(buf: Uint8Array, start: number, lf: number) {
-    if (lf - start > this.maxLineBytes && this.tooLong(buf, start, lf - start)) {
+    if (lf - start > this.lineCap) {
       this.closeSilently();
       return;
     }

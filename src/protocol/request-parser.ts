@@ -214,8 +214,10 @@ export class RequestParser extends RequestFraming {
     request.keys.push(this.keyOf(request, 1, start));
   }
 
-  // A store whose value cannot fit: told to the sink (with the key and, for ms, the flags), then its
-  // block swallowed and answered (meta errors ignore q; a text noreply silences it).
+  // A store whose value cannot fit: its block swallowed and answered (meta errors ignore q; a text
+  // noreply silences it). A set or an ms, whose refusal drops the key's current item in memcached,
+  // is told to the sink first (with the key and, for ms, the flags); add, replace, append, prepend
+  // and cas leave the item alone.
   private refuse(
     request: Request,
     buf: Uint8Array,
@@ -224,7 +226,8 @@ export class RequestParser extends RequestFraming {
     firstFlag: number,
     size: number,
   ) {
-    if (this.sink.onTooLarge !== undefined) {
+    const dropsOld = request.op === Op.Set || request.op === Op.MetaSet;
+    if (dropsOld && this.sink.onTooLarge !== undefined) {
       request.raw = buf.slice(start, lf + 1);
       if (firstFlag === 0) request.keys.push(this.keyOf(request, 1, start));
       else this.fillMeta(request, buf, start, firstFlag);
