@@ -17,7 +17,6 @@ import { NoHealthyDestinationError } from "../../errors.ts";
 import type { Reply } from "../../protocol/reply.ts";
 import type { Request } from "../../protocol/request.ts";
 import type { Sender, SendOptions } from "../../transport/transport.ts";
-import type { HedgeSpec } from "../config-types.ts";
 import { isFailure } from "../forward.ts";
 
 /** Hedges sent and hedges whose reply was the one used (for metrics). */
