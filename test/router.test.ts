@@ -344,6 +344,10 @@ describe("reload", () => {
       writeFileSync(file, JSON.stringify(config(second as LeafProcess)));
       router.signal("SIGHUP");
       await router.waitForStdout(/reloaded/);
+      // The file's watch sees the same edit: it is applied, and logged, once.
+      router.signal("SIGHUP");
+      await router.waitForStdout(/unchanged, nothing to reload/);
+      expect(router.stdout().match(/reloaded/g)?.length).toBe(1);
       await mc.send("get r:k\r\n"); // same connection, now routed to the second leaf
       expect(await mc.readLine()).toBe("END");
       await mc.send("set r:k 0 0 6\r\nsecond\r\n");

@@ -247,17 +247,15 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   };
   const reject = (why: string, error: Error) =>
     console.error(`gravity router: ${why}: keeping the previous config: ${error.message}`);
-  const stopWatching = watchConfig(
+  const watch = watchConfig(
     file,
-    (next) => reload("config file changed", next),
-    (error) => reject("config file changed", error),
+    (next, why) => reload(why, next),
+    (error, why) => reject(why, error),
   );
+  const stopWatching = () => watch.stop();
+  // SIGHUP reads the file now; one the watch has already applied is not reloaded (or logged) again.
   process.on("SIGHUP", () => {
-    try {
-      reload("SIGHUP", loadConfig(file));
-    } catch (error) {
-      reject("SIGHUP", error instanceof Error ? error : new Error(String(error)));
-    }
+    if (!watch.check("SIGHUP")) console.log(`gravity router: SIGHUP: ${file} unchanged, nothing to reload`);
   });
 
   return await new Promise<number>((resolve) => {

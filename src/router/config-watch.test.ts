@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { withDeadline } from "../../test/helpers/wait.ts";
 import { ConfigError } from "../errors.ts";
 import type { RouterConfig } from "./config.ts";
-import { reloadConfig, watchConfig } from "./config-watch.ts";
+import { type ConfigWatch, watchConfig } from "./config-watch.ts";
 
 const DEADLINE_MS = 5000;
 
@@ -73,10 +73,10 @@ let dir: string;
 let file: string;
 const stops: (() => void)[] = [];
 
-function watch(path: string, events: Events, debounceMs = 20): () => void {
-  const stop = watchConfig(path, events.onChange, events.onError, { debounceMs });
-  stops.push(stop);
-  return stop;
+function watch(path: string, events: Events, debounceMs = 20): ConfigWatch {
+  const watching = watchConfig(path, events.onChange, events.onError, { debounceMs });
+  stops.push(() => watching.stop());
+  return watching;
 }
 
 beforeEach(() => {
@@ -171,7 +171,7 @@ describe("watchConfig", () => {
 
   test("nothing is delivered after stop", async () => {
     const events = new Events();
-    const stop = watch(file, events, 20);
+    const watching = watch(file, events, 20);
     const witnessFile = join(dir, "witness.yaml");
     writeFileSync(witnessFile, configText("before"));
     const witness = new Events();
@@ -187,7 +187,8 @@ describe("watchConfig", () => {
     });
     writeFileSync(file, configText("unseen"));
     await withDeadline(heard, DEADLINE_MS, "the change event");
-    stop();
+    watching.stop();
+    expect(watching.check("SIGHUP")).toBe(false); // nor by check()
     writeFileSync(file, configText("also-unseen"));
     writeFileSync(witnessFile, configText("after"));
     expect(await witness.nextPools("the witness's change")).toEqual(["after"]);
@@ -221,21 +222,27 @@ describe("watchConfig", () => {
   });
 });
 
-describe("reloadConfig", () => {
-  test("returns the new config", () => {
-    writeFileSync(file, configText("reloaded"));
-    const config = reloadConfig(file);
-    if (config instanceof ConfigError) throw config;
-    expect([...config.pools.keys()]).toEqual(["reloaded"]);
+describe("check (SIGHUP)", () => {
+  test("reads the file at once; the same text again is not a change", async () => {
+    const events = new Events();
+    // A long debounce: only check() can deliver within the test.
+    const watching = watch(file, events, 60_000);
+    expect(watching.check("SIGHUP")).toBe(false); // the text the watch started from
+    writeFileSync(file, configText("second"));
+    expect(watching.check("SIGHUP")).toBe(true);
+    expect(await events.nextPools("the change read by check")).toEqual(["second"]);
+    expect(watching.check("SIGHUP")).toBe(false);
+    expect(events.seen).toHaveLength(1);
   });
 
-  test("returns, not throws, the error of a bad or missing file", () => {
+  test("a bad file is reported, not thrown, and the same bad text is reported once", async () => {
+    const events = new Events();
+    const watching = watch(file, events, 60_000);
     writeFileSync(file, "pools: {main: {connections: 0}}\nroute: main\n");
-    const bad = reloadConfig(file);
-    expect(bad).toBeInstanceOf(ConfigError);
-    expect((bad as ConfigError).message).toBe(
+    expect(watching.check("SIGHUP")).toBe(true);
+    expect((await events.nextError("the bad file")).message).toBe(
       `${file}: pools.main.connections: expected an integer from 1 to 64, got 0`,
     );
-    expect(reloadConfig(join(dir, "missing.json"))).toBeInstanceOf(ConfigError);
+    expect(watching.check("SIGHUP")).toBe(false);
   });
 });

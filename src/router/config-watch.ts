@@ -1,6 +1,7 @@
 // Reloading the router's configuration when its file changes, and on demand (SIGHUP).
 //
 //   fs.watch(the file's directory) ──any event──> debounce (100 ms after the last event) ──> read
+//   check(why) (SIGHUP) ──────────────────────────────────────────────────────────────────> read
 //     the same text as last time (or the same read error) ──> nothing
 //     new text ──parseConfig──> onChange(config) | onError(ConfigError)
 //
@@ -22,45 +23,61 @@ export interface WatchConfigOptions {
   debounceMs?: number;
 }
 
+/** A running watch: `check` reads the file now (SIGHUP), `stop` ends it. */
+export interface ConfigWatch {
+  /**
+   * Reads the file at once, as a change event would after its debounce, with `why` given to the
+   * callbacks; false when its text is the one last acted on (nothing is called then), so a SIGHUP
+   * after an edit the watch already applied does not reload (and log) the same file twice.
+   */
+  check(why: string): boolean;
+  /** Stops watching; no callback runs after it. */
+  stop(): void;
+}
+
+/** What a watch's callbacks are told caused a read: a change event, or check()'s `why`. */
+export const FILE_CHANGED = "config file changed";
+
 /**
  * Calls `onChange` with the new configuration each time the file's text changes, or `onError`
  * when the new text (or the file's absence) is not a valid configuration; the caller keeps its
  * current configuration then. Call it right after loading the file: the text at this call is the
- * baseline, so a change between the load and this call goes unseen until the next one. Returns a
- * function that stops watching; no callback runs after it. Throws ConfigError if the file's name
- * has no known extension or its directory cannot be watched.
+ * baseline, so a change between the load and this call goes unseen until the next one. Throws
+ * ConfigError if the file's name has no known extension or its directory cannot be watched.
  */
 export function watchConfig(
   file: string,
-  onChange: (config: RouterConfig) => void,
-  onError: (error: ConfigError) => void,
+  onChange: (config: RouterConfig, why: string) => void,
+  onError: (error: ConfigError, why: string) => void,
   options: WatchConfigOptions = {},
-): () => void {
+): ConfigWatch {
   const format = requireConfigFormat(file);
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
   let last = snapshot(file); // the text last acted on, or the read error's message
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
 
-  const check = () => {
+  const check = (why: string = FILE_CHANGED): boolean => {
+    clearTimeout(timer);
     timer = undefined;
-    if (stopped) return;
+    if (stopped) return false;
     const now = snapshot(file);
-    if (now.key === last.key) return;
+    if (now.key === last.key) return false;
     last = now;
     if (now.error !== undefined) {
-      onError(now.error);
-      return;
+      onError(now.error, why);
+      return true;
     }
     let config: RouterConfig;
     try {
       config = parseConfig(now.key, file, format);
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      onError(error);
-      return;
+      onError(error, why);
+      return true;
     }
-    onChange(config);
+    onChange(config, why);
+    return true;
   };
 
   let watcher: FSWatcher;
@@ -68,7 +85,7 @@ export function watchConfig(
     watcher = watch(dirname(file), { persistent: true }, () => {
       if (stopped) return;
       clearTimeout(timer);
-      timer = setTimeout(check, debounceMs);
+      timer = setTimeout(() => check(), debounceMs);
     });
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
@@ -83,27 +100,18 @@ export function watchConfig(
       new ConfigError(file, "file", `a file in a directory that can be watched (${reason})`, {
         cause: error,
       }),
+      FILE_CHANGED,
     );
   });
 
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    watcher.close();
+  return {
+    check,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      watcher.close();
+    },
   };
-}
-
-/**
- * Loads the file again, for SIGHUP: the new configuration, or the ConfigError that says why it
- * was rejected (returned, not thrown, so a signal handler cannot crash the process by forgetting).
- */
-export function reloadConfig(file: string): RouterConfig | ConfigError {
-  try {
-    return parseConfig(readConfigText(file), file, requireConfigFormat(file));
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
 }
 
 // The file's text as `key`, or a read error: its message as `key` (so the same error is reported
