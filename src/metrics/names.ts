@@ -152,7 +152,7 @@ export const LeafMetrics = {
   ),
   storeAdmissionsRejected: counter(
     "gravity_store_admissions_rejected_total",
-    "New items the admission policy (TinyLFU) refused to evict for (admissions_rejected).",
+    "Window candidates W-TinyLFU evicted because they lost their admission duel (admissions_rejected).",
   ),
   storeReclaimed: counter(
     "gravity_store_reclaimed_total",
