@@ -30,6 +30,13 @@ describe("bad flags exit 2 with one line naming the flag", () => {
     { args: ["router", "--config", "/nonexistent/gravity.yaml"], names: ["/nonexistent/gravity.yaml"] },
     { args: ["router", "--config", "deploy/router.example.yaml", "--port", "-5"], names: ["--port", "-5"] },
     { args: ["cluster", "--leaf-memory", "1k"], names: ["--leaf-memory", "1k"] },
+    // memcached's short flags name themselves as given.
+    { args: ["leaf", "-U", "11211"], names: ["-U", "11211"] },
+    { args: ["leaf", "-m", "0"], names: ["-m", "0"] },
+    { args: ["leaf", "-x"], names: ["-x"] },
+    { args: ["leaf", "-vvvv"], names: ["-vvvv"] },
+    // --check-config says what is wrong and exits 2, as a start would.
+    { args: ["router", "--check-config", "/nonexistent/gravity.yaml"], names: ["/nonexistent/gravity.yaml"] },
   ];
   for (const { args, env, names } of cases) {
     const label = `${env === undefined ? "" : `${Object.entries(env)[0]?.join("=")} `}gravity ${args.join(" ")}`;
@@ -67,6 +74,52 @@ test(
     expect(run.exitCode, run.stderr).toBe(0);
     for (const flag of ["--port", "--memory", "--max-item-size", "--threads"])
       expect(run.stdout).toContain(flag);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "router --check-config: a valid file exits 0 and says what it configures",
+  async () => {
+    const run = await runGravity(["router", "--check-config", "deploy/router.example.yaml"]);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout.trim()).toBe(
+      "gravity router: deploy/router.example.yaml: valid; pools main (3 servers, tcp), " +
+        "replicas (3 servers, tcp), gutter (1 server, tcp); route prefix",
+    );
+    expect(run.stdout).not.toContain("listening");
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "leaf with memcached's short flags: -p -l -m (megabytes) -t -c -I -U 0, and -vv logs each connection",
+  async () => {
+    const leaf = await startLeaf([
+      "-p",
+      "0",
+      "-l",
+      "127.0.0.1",
+      "-m",
+      "8",
+      "-t",
+      "1",
+      "-c",
+      "10",
+      "-I",
+      "512k",
+      "-U",
+      "0",
+      "-vv",
+    ]);
+    expect(leaf.memoryBytes).toBe(8 * 1024 * 1024);
+    expect(leaf.maxItemBytes).toBe(512 * 1024);
+    const client = await McClient.connect(leaf.port);
+    expect(await client.command("version")).toStartWith("VERSION ");
+    await leaf.waitForStdout(/gravity leaf: connection from 127\.0\.0\.1 \(1 open\)/);
+    client.close();
+    await leaf.waitForStdout(/gravity leaf: connection from 127\.0\.0\.1 closed/);
+    expect(await leaf.stop("SIGTERM")).toBe(0);
   },
   SERVER_TEST_MS,
 );

@@ -86,3 +86,54 @@ test("a string flag with choices accepts only those", () => {
     '--policy: expected one of lru, tinylfu, got "fifo"',
   );
 });
+
+describe("memcached's short flags", () => {
+  const SHORT: FlagSpec[] = [
+    { name: "port", kind: FlagKind.Integer, default: 11211, min: 0, max: 65535, short: "p", help: "" },
+    {
+      name: "memory",
+      kind: FlagKind.Bytes,
+      default: "64mb",
+      min: 1024 * 1024,
+      short: "m",
+      shortUnitBytes: 1024 * 1024,
+      help: "",
+    },
+    { name: "udp-port", kind: FlagKind.Integer, default: 0, min: 0, max: 0, short: "U", help: "" },
+    { name: "verbose", kind: FlagKind.Count, default: 0, min: 0, max: 3, short: "v", help: "" },
+    { name: "help", kind: FlagKind.Boolean, default: false, help: "" },
+  ];
+
+  test("-p 11311, -p11311, -m in megabytes (or with a unit), -U 0, -v and -vv", () => {
+    expect(parseFlags(["-p", "11311", "-m", "8", "-U", "0", "-vv"], SHORT, {})).toEqual({
+      port: 11311,
+      memory: 8 * 1024 * 1024,
+      "udp-port": 0,
+      verbose: 2,
+      help: false,
+    });
+    const joined = parseFlags(["-p11312", "-m1g", "-v", "-v"], SHORT, {});
+    expect([joined.port, joined.memory, joined.verbose]).toEqual([11312, 1024 ** 3, 2]);
+    // Long and short forms mix; the long count form takes a number.
+    expect(parseFlags(["--verbose=3", "--port=1"], SHORT, {}).verbose).toBe(3);
+    expect(parseFlags(["--verbose", "-v"], SHORT, {}).verbose).toBe(2);
+    expect(parseFlags([], SHORT, { GRAVITY_VERBOSE: "1" }).verbose).toBe(1);
+  });
+
+  test("errors name the flag as given", () => {
+    expect(usageMessage(() => parseFlags(["-U", "11211"], SHORT, {}))).toBe(
+      '-U: must be at most 0, got "11211"',
+    );
+    expect(usageMessage(() => parseFlags(["-m", "0"], SHORT, {}))).toBe(
+      '-m: must be at least 1048576 bytes, got "0"',
+    );
+    expect(usageMessage(() => parseFlags(["-x"], SHORT, {}))).toBe("unknown flag -x");
+    expect(usageMessage(() => parseFlags(["-p"], SHORT, {}))).toBe("-p: missing value");
+    expect(usageMessage(() => parseFlags(["-vx"], SHORT, {}))).toBe(
+      "-vx: -v takes no value (repeat it: -vv)",
+    );
+    expect(usageMessage(() => parseFlags(["-vvvv"], SHORT, {}))).toBe(
+      '-vvvv: must be at most 3, got "-vvvv"',
+    );
+  });
+});

@@ -1,8 +1,16 @@
-// Flag parsing for the gravity subcommands: `--name value`, `--name=value`, and GRAVITY_NAME
-// environment variables (flag > environment > default). A bad value throws UsageError naming it.
+// Flag parsing for the gravity subcommands: `--name value`, `--name=value`, memcached's short
+// forms where a flag has one (`-p 11211`, `-p11211`, `-vv`), and GRAVITY_NAME environment variables
+// (flag > environment > default). A bad value throws UsageError naming the flag as it was given.
 import { UsageError } from "../errors.ts";
 
-export const FlagKind = { String: "string", Integer: "integer", Bytes: "bytes", Boolean: "boolean" } as const;
+export const FlagKind = {
+  String: "string",
+  Integer: "integer",
+  Bytes: "bytes",
+  Boolean: "boolean",
+  /** How many times it was given (`-v`, `-vv`, `--verbose`); `--name=N` or the environment sets it. */
+  Count: "count",
+} as const;
 export type FlagKind = (typeof FlagKind)[keyof typeof FlagKind];
 
 /** One flag of a subcommand. `min`/`max` bound integers and byte sizes. */
@@ -15,6 +23,10 @@ export interface FlagSpec {
   max?: number;
   /** For string flags: the only values accepted. */
   choices?: readonly string[];
+  /** memcached's one-letter form, e.g. "p" for -p (count flags repeat it: -vv). */
+  short?: string;
+  /** Byte flags: what a bare number given in the short form counts (memcached's -m is megabytes). */
+  shortUnitBytes?: number;
 }
 
 export type FlagValues = Record<string, string | number | boolean>;
@@ -57,6 +69,7 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
       if (raw === "true" || raw === "1" || raw === "") return true;
       if (raw === "false" || raw === "0") return false;
       throw bad("true or false");
+    case FlagKind.Count:
     case FlagKind.Integer: {
       if (!/^-?\d+$/.test(raw)) throw bad("an integer");
       const value = Number(raw);
@@ -89,9 +102,14 @@ export function parseFlags(
   env: Record<string, string | undefined> = process.env,
 ): FlagValues {
   const byName = new Map(specs.map((spec) => [spec.name, spec]));
+  const byShort = new Map(specs.filter((spec) => spec.short !== undefined).map((spec) => [spec.short, spec]));
   const values: FlagValues = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
+    if (/^-[^-]/.test(arg)) {
+      i += parseShort(arg, argv[i + 1], byShort, values);
+      continue;
+    }
     if (!arg.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq === -1 ? undefined : eq);
@@ -102,6 +120,9 @@ export function parseFlags(
       raw = arg.slice(eq + 1);
     } else if (spec.kind === FlagKind.Boolean) {
       raw = "true";
+    } else if (spec.kind === FlagKind.Count) {
+      values[name] = counted(spec, values, 1, `--${name}`);
+      continue;
     } else {
       const next = argv[i + 1];
       if (next === undefined) throw new UsageError(`--${name}: missing value`);
@@ -128,11 +149,60 @@ export function parseFlags(
   return values;
 }
 
+// One short flag: `-p 11211` or `-p11211` (returns 1 when the value was the next argument), or a
+// run of count flags (`-vv`). The error names the flag as given.
+function parseShort(
+  arg: string,
+  next: string | undefined,
+  byShort: ReadonlyMap<string | undefined, FlagSpec>,
+  values: FlagValues,
+): number {
+  const letter = arg[1] as string;
+  const spec = byShort.get(letter);
+  if (spec === undefined) throw new UsageError(`unknown flag -${letter}`);
+  if (spec.kind === FlagKind.Count) {
+    if (![...arg.slice(1)].every((each) => each === letter))
+      throw new UsageError(`${arg}: -${letter} takes no value (repeat it: -${letter}${letter})`);
+    values[spec.name] = counted(spec, values, arg.length - 1, arg);
+    return 0;
+  }
+  if (spec.kind === FlagKind.Boolean) {
+    if (arg.length > 2) throw new UsageError(`${arg}: -${letter} takes no value`);
+    values[spec.name] = true;
+    return 0;
+  }
+  const inline = arg.slice(2);
+  const raw = inline !== "" ? inline : next;
+  if (raw === undefined) throw new UsageError(`-${letter}: missing value`);
+  const bare = spec.kind === FlagKind.Bytes && spec.shortUnitBytes !== undefined && /^\d+$/.test(raw);
+  values[spec.name] = bare
+    ? checkedBytes(spec, Number(raw) * (spec.shortUnitBytes as number), `-${letter}`, raw)
+    : convert(spec, raw, `-${letter}`);
+  return inline !== "" ? 0 : 1;
+}
+
+// A count flag given `times` more times, within its range.
+function counted(spec: FlagSpec, values: FlagValues, times: number, source: string): number {
+  const count = ((values[spec.name] as number | undefined) ?? 0) + times;
+  checkRange(spec, count, source, source);
+  return count;
+}
+
+function checkedBytes(spec: FlagSpec, value: number, source: string, raw: string): number {
+  checkRange(spec, value, source, raw);
+  return value;
+}
+
 /** The flags section of a subcommand's --help. */
 export function flagHelp(specs: readonly FlagSpec[]): string {
   const rows = specs.map((spec) => {
-    const left = `  --${spec.name}${spec.kind === FlagKind.Boolean ? "" : " VALUE"}`;
-    return `${left.padEnd(28)}${spec.help} (default ${String(spec.default)}; env ${envName(spec.name)})`;
+    const value = spec.kind === FlagKind.Boolean || spec.kind === FlagKind.Count ? "" : " VALUE";
+    const short = spec.short === undefined ? "" : `-${spec.short}, `;
+    const left = `  ${short}--${spec.name}${value}`;
+    // A default the help already explains ("(default: --listen)") or that is empty is not repeated.
+    const defaultText =
+      spec.help.includes("(default") || spec.default === "" ? "" : `default ${String(spec.default)}; `;
+    return `${left.padEnd(32)}${spec.help} (${defaultText}env ${envName(spec.name)})`;
   });
   return rows.join("\n");
 }

@@ -12,7 +12,7 @@ export const GRPC_FLAGS: readonly FlagSpec[] = [
     default: -1,
     min: -1,
     max: 65535,
-    help: "gRPC Cache and GroupCache services port (-1 = off, 0 = any free port)",
+    help: "gRPC Cache and GroupCache services port, 0 = any free port (default: -1, off)",
   },
   { name: "grpc-listen", kind: FlagKind.String, default: "", help: "gRPC address (default: --listen)" },
   {

@@ -14,7 +14,7 @@ export const HTTP_FLAGS: readonly FlagSpec[] = [
     default: -1,
     min: -1,
     max: 65535,
-    help: "HTTP API, /healthz, /readyz and /metrics port (-1 = off, 0 = any free port)",
+    help: "HTTP API, /healthz, /readyz and /metrics port, 0 = any free port (default: -1, off)",
   },
   { name: "http-listen", kind: FlagKind.String, default: "", help: "HTTP address (default: --listen)" },
 ];

@@ -6,6 +6,7 @@ import { leafReady } from "../http/readiness.ts";
 import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
 import type { InjectedLatency } from "../leaf/listener.ts";
 import { createRegistry, leafMetrics } from "../metrics/registry.ts";
+import { native } from "../native/index.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
@@ -14,13 +15,14 @@ import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 import { NATS_FLAGS, serveNatsFromFlags } from "./nats-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
-  { name: "listen", kind: FlagKind.String, default: "127.0.0.1", help: "address to listen on" },
+  { name: "listen", kind: FlagKind.String, default: "127.0.0.1", short: "l", help: "address to listen on" },
   {
     name: "port",
     kind: FlagKind.Integer,
     default: 11211,
     min: 0,
     max: 65535,
+    short: "p",
     help: "TCP port (0 = any free port)",
   },
   {
@@ -29,7 +31,9 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     default: "64mb",
     min: 1024 * 1024,
     max: 2 ** 50,
-    help: "memory limit for items, overhead included",
+    short: "m",
+    shortUnitBytes: 1024 * 1024,
+    help: "memory limit for items, overhead included (-m: megabytes, as memcached)",
   },
   {
     name: "max-item-size",
@@ -37,6 +41,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     default: "1m",
     min: 1024,
     max: 1024 ** 3,
+    short: "I",
     help: "largest item (key + value + header), as memcached -I",
   },
   {
@@ -45,6 +50,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     default: 1,
     min: 1,
     max: 64,
+    short: "t",
     help: "listener threads sharing the store",
   },
   {
@@ -53,7 +59,26 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     default: 1024,
     min: 1,
     max: 1_000_000,
+    short: "c",
     help: "open connections allowed, as memcached -c",
+  },
+  {
+    name: "udp-port",
+    kind: FlagKind.Integer,
+    default: 0,
+    min: 0,
+    max: 0,
+    short: "U",
+    help: "UDP port: 0 only, UDP is not served (memcached 1.6's default)",
+  },
+  {
+    name: "verbose",
+    kind: FlagKind.Count,
+    default: 0,
+    min: 0,
+    max: 3,
+    short: "v",
+    help: "log more: -v evictions (per second) and refused connections, -vv every connection",
   },
   {
     name: "policy",
@@ -139,6 +164,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       maxConnections: flags["max-connections"] as number,
       policy: flags.policy as string,
       injectLatency,
+      verbosity: flags.verbose as number,
     },
     (error) => {
       fatal = error;
@@ -148,6 +174,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   console.log(
     `gravity leaf listening on ${leaf.hostname}:${leaf.port} (threads ${flags.threads}, memory ${memoryBytes} bytes, max item ${maxItemBytes} bytes)`,
   );
+  const stopEvictionLog = (flags.verbose as number) >= 1 ? logEvictions() : () => {};
   let http: ReturnType<typeof startHttpFromFlags>;
   try {
     http = startHttpFromFlags("leaf", flags, flags.listen as string, () => {
@@ -179,6 +206,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
         return;
       }
       stopping = true;
+      stopEvictionLog();
       console.log(`gravity leaf: ${reason}, stopping`);
       // Leave the pool first and give routers a moment to see it (their watch), so they stop
       // sending here before the listeners close and nothing in flight is cut off.
@@ -204,4 +232,18 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       }, PARENT_CHECK_MS);
     }
   });
+}
+
+// -v: once a second, how many items the store evicted, if any (memcached logs each one at -vv;
+// a rate is what an operator can read under load).
+function logEvictions(): () => void {
+  let last = native.stats().evictions;
+  const timer = setInterval(() => {
+    const now = native.stats().evictions;
+    if (now > last)
+      console.log(`gravity leaf: evicted ${now - last} items in the last second (${now} in all)`);
+    last = now;
+  }, 1000);
+  timer.unref?.();
+  return () => clearInterval(timer);
 }

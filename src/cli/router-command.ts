@@ -35,6 +35,12 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
     help: "route configuration file (YAML or JSON), required",
   },
   {
+    name: "check-config",
+    kind: FlagKind.String,
+    default: "",
+    help: "validate this configuration file and exit: 0 if valid, 2 naming what is wrong (as nutcracker -t)",
+  },
+  {
     name: "listen",
     kind: FlagKind.String,
     default: "",
@@ -98,6 +104,8 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     console.log(ROUTER_USAGE);
     return 0;
   }
+  const checked = flags["check-config"] as string;
+  if (checked !== "") return checkConfig(checked, flags.threads as number);
   const file = flags.config as string;
   if (file === "") throw new UsageError("--config: required (a YAML or JSON route configuration file)");
   const config = loadConfig(file);
@@ -403,4 +411,18 @@ function publishDeleteOf(bus: InvalidationBus): (key: Uint8Array) => void {
       console.error(`gravity router: invalidation not published: ${(error as Error).message}`);
     }
   };
+}
+
+// --check-config: load and validate as a start would (a ConfigError or UsageError exits 2 with the
+// file, the field and what was expected), print what the file configures, start nothing.
+function checkConfig(file: string, threads: number): number {
+  const config = loadConfig(file);
+  if (threads > 1 && config.spool !== undefined) throw new UsageError(spoolWithThreads(file, threads));
+  const pools = [...config.pools].map(([name, pool]) => {
+    const count = pool.servers.length;
+    const members = pool.discovery === "etcd" ? "etcd" : `${count} server${count === 1 ? "" : "s"}`;
+    return `${name} (${members}, ${pool.transport})`;
+  });
+  console.log(`gravity router: ${file}: valid; pools ${pools.join(", ")}; route ${config.route.type}`);
+  return 0;
 }

@@ -20,6 +20,8 @@ export interface LeafOptions {
   policy: string;
   /** Delays a share of replies, for tests and benchmarks of hedging and timeouts; null = off. */
   injectLatency?: InjectedLatency | null;
+  /** -v count: 1 logs refused connections, 2 every connection opened and closed. */
+  verbosity?: number;
 }
 
 /** Eviction policies the native store implements (native/src/store/policy_*.cc). */
@@ -90,6 +92,7 @@ function bindMain(options: LeafOptions, reusePort: boolean): Listener {
       reusePort,
       maxConnections: options.maxConnections,
       injectLatency: options.injectLatency ?? null,
+      verbosity: options.verbosity ?? 0,
     });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
@@ -131,6 +134,7 @@ export async function startLeaf(
         port: main.port,
         maxConnections: options.maxConnections,
         injectLatency: options.injectLatency ?? null,
+        verbosity: options.verbosity ?? 0,
       });
       await listening;
       worker.addEventListener("close", () => {

@@ -59,6 +59,8 @@ export interface ListenerOptions {
   /** Connections beyond this many (all threads together) get memcached's error and are closed. */
   maxConnections: number;
   injectLatency?: InjectedLatency | null;
+  /** -v count: 1 logs refused connections, 2 every connection opened and closed. */
+  verbosity?: number;
 }
 
 /** A running memcached listener on one thread. */
@@ -86,6 +88,7 @@ export function listen(options: ListenerOptions): Listener {
   };
 
   const injected = options.injectLatency ?? null;
+  const verbosity = options.verbosity ?? 0;
 
   // Sends the held bytes; once they are all out, reads resume and C++ continues.
   const sendUnsent = (socket: LeafSocket): void => {
@@ -170,9 +173,14 @@ export function listen(options: ListenerOptions): Listener {
         };
         sockets.add(socket);
         if (native.connectionCount() > options.maxConnections) {
+          if (verbosity >= 1)
+            console.log(
+              `gravity leaf: refused ${socket.remoteAddress}: over --max-connections ${options.maxConnections}`,
+            );
           socket.write(TOO_MANY_CONNECTIONS);
           finish(socket);
-        }
+        } else if (verbosity >= 2)
+          console.log(`gravity leaf: connection from ${socket.remoteAddress} (${sockets.size} open)`);
       },
       data(socket, data) {
         const state = socket.data;
@@ -203,6 +211,7 @@ export function listen(options: ListenerOptions): Listener {
         if (state.delay !== null) clearTimeout(state.delay);
         native.closeConnection(state.conn);
         sockets.delete(socket);
+        if (verbosity >= 2) console.log(`gravity leaf: connection from ${socket.remoteAddress} closed`);
         if (onAllClosed !== null && sockets.size === 0) onAllClosed();
       },
       error(socket, error) {

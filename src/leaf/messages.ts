@@ -8,6 +8,7 @@ export type ToWorker =
       port: number;
       maxConnections: number;
       injectLatency: InjectedLatency | null;
+      verbosity: number;
     }
   | { type: "stop"; graceMs: number };
 

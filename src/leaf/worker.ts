@@ -21,6 +21,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         reusePort: true,
         maxConnections: message.maxConnections,
         injectLatency: message.injectLatency,
+        verbosity: message.verbosity,
       });
       reply({ type: "listening", port: listener.port });
     } catch (error) {
