@@ -1,6 +1,7 @@
 // The router answers questions about its routing on its memcached port, as mcrouter's
 // `get __mcrouter__.route(get,KEY)` does: which leaves a command on a key would reach, in which
-// role, and the route tree itself. Checked against real leaves and against a ketama client's pick.
+// role, and the route tree itself; and `stats` sums its leaves' items and bytes, `stats servers`
+// shows each leaf. Checked against real leaves and against a ketama client's pick.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -105,5 +106,63 @@ describe("__gravity__.route(OP,KEY)", () => {
     );
     expect(await client.command("get __gravity__.nothing")).toMatch(/^CLIENT_ERROR unknown question/);
     expect(await client.command("version")).toMatch(/^VERSION /);
+  });
+});
+
+describe("stats through the router", () => {
+  // Reads a stats reply into a map.
+  async function stats(group = ""): Promise<Map<string, string>> {
+    await client.send(`stats${group === "" ? "" : ` ${group}`}\r\n`);
+    const text = fromLatin1(await client.readThroughLine("END"));
+    const found = new Map<string, string>();
+    for (const line of text.split("\r\n")) {
+      const match = /^STAT (\S+) (.*)$/.exec(line);
+      if (match !== null) found.set(match[1] as string, match[2] as string);
+    }
+    return found;
+  }
+
+  test("stats sums the leaves' curr_items, bytes and limit_maxbytes, and says how many answered", async () => {
+    for (let i = 0; i < 10; i++) expect(await client.command(`set totals:${i} 0 0 1\r\nx`)).toBe("STORED");
+    expect(await client.command("set rep:totals 0 0 1\r\nx")).toBe("STORED");
+    const all = await stats();
+    // The router's own counters are still there.
+    expect(Number(all.get("cmd_set"))).toBeGreaterThanOrEqual(11);
+    expect(all.get("leaves_answered")).toBe("6");
+    expect(all.get("leaves_total")).toBe("6");
+    // Ask every leaf directly: the router's sums are theirs.
+    let items = 0;
+    let bytes = 0;
+    let limit = 0;
+    for (const leaf of [...shards, ...replicas]) {
+      const direct = await McClient.connect(leaf.port);
+      await direct.send("stats\r\n");
+      const text = fromLatin1(await direct.readThroughLine("END"));
+      items += Number(/STAT curr_items (\d+)/.exec(text)?.[1]);
+      bytes += Number(/STAT bytes (\d+)/.exec(text)?.[1]);
+      limit += Number(/STAT limit_maxbytes (\d+)/.exec(text)?.[1]);
+      direct.close();
+    }
+    expect(items).toBeGreaterThanOrEqual(13); // 10 sharded keys, one key on three replicas
+    expect(all.get("curr_items")).toBe(String(items));
+    expect(all.get("bytes")).toBe(String(bytes));
+    expect(all.get("limit_maxbytes")).toBe(String(limit));
+  });
+
+  test("stats servers: one line per leaf of every pool with its state and counts", async () => {
+    const servers = await stats("servers");
+    const names = [
+      ...shards.map((leaf) => `main/${address(leaf)}`),
+      ...replicas.map((leaf) => `replicas/${address(leaf)}`),
+    ];
+    expect([...servers.keys()].sort()).toEqual(names.sort());
+    for (const [, fields] of servers) {
+      expect(fields).toMatch(/^state:up requests:\d+ errors:0 avg_latency_us:\d+ in_flight:\d+$/);
+    }
+    // Every replica took the replicated set: each has answered at least one request.
+    for (const leaf of replicas)
+      expect(
+        Number(/requests:(\d+)/.exec(servers.get(`replicas/${address(leaf)}`) ?? "")?.[1]),
+      ).toBeGreaterThan(0);
   });
 });

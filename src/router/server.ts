@@ -32,6 +32,7 @@ import { introspect, isIntrospection } from "./introspection.ts";
 import type { Origin } from "./loader/origin.ts";
 import type { Pool } from "./pool.ts";
 import { opLabel, resultLabel } from "./request-labels.ts";
+import { leafTotals, serversReply } from "./router-stats.ts";
 
 /** What the server routes with; a reload replaces it between requests. */
 export interface RouterState {
@@ -266,10 +267,21 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         session.closing = true;
         break;
       case Op.Stats:
-        // The router's own counters; memcached's stats groups (items, slabs, settings...) describe
-        // one server's memory and are asked of the leaves. An unknown group is ERROR, as in memcached.
-        if (request.args.length === 0)
-          slot.bytes = encodeReply(statsReply(counters, started, options.version, options.extraStats));
+        // The router's own counters and the leaves' totals (router-stats.ts); `stats servers` per
+        // leaf. memcached's other groups (items, slabs, settings...) describe one server's memory
+        // and are asked of the leaves. An unknown group is ERROR, as in memcached.
+        if (request.args.length === 0) {
+          leafTotals(options.state().pools, session.id).then(
+            (totals) =>
+              answer(
+                statsReply(counters, started, options.version, [...(options.extraStats ?? []), ...totals]),
+              ),
+            fail,
+          );
+          return;
+        }
+        if (request.args.length === 1 && request.args[0] === "servers")
+          slot.bytes = encodeReply(serversReply(options.state().pools));
         else if (request.args.length === 1 && request.args[0] === "reset") {
           counters.reset();
           slot.bytes = utf8.encode("RESET\r\n");

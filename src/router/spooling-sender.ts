@@ -17,6 +17,7 @@ import { ConnectionError, DestinationDownError, TimeoutError } from "../errors.t
 import { Reply, ReplyType } from "../protocol/reply.ts";
 import { Op, type Request } from "../protocol/request.ts";
 import { parseRequest } from "../protocol/request-parser.ts";
+import type { SenderStats } from "../transport/sender-stats.ts";
 import type { Sender, SendOptions } from "../transport/transport.ts";
 import type { DeleteSpool, ReplayResult } from "./spool.ts";
 
@@ -58,6 +59,10 @@ export class SpoolingSender implements Sender {
 
   get inFlightCount(): number {
     return this.inner.inFlightCount;
+  }
+
+  get stats(): SenderStats | undefined {
+    return this.inner.stats;
   }
 
   /** Deletes spooled for this destination and not yet replayed. */

@@ -45,6 +45,7 @@ import { ReplyParser } from "../protocol/reply-parser.ts";
 import type { Request } from "../protocol/request.ts";
 import { maxPayloadBytes, type NatsLink } from "./nats-link.ts";
 import { leafSubject, NatsHeader, poolSubject } from "./nats-subjects.ts";
+import { SenderStats } from "./sender-stats.ts";
 import { isTkoFailure, type TkoOptions, TkoTracker } from "./tko.ts";
 import type { Sender, SenderHooks } from "./transport.ts";
 
@@ -95,6 +96,7 @@ class Batch {
 
 /** One leaf over NATS, requests batched per event-loop turn, with TKO; see the diagram above. */
 export class NatsDestination implements Sender {
+  readonly stats = new SenderStats();
   readonly name: string;
   readonly subject: string;
   private readonly link: NatsLink;
@@ -150,9 +152,12 @@ export class NatsDestination implements Sender {
     try {
       const reply = await this.enqueue(request.wire, request.expect, this.link.require());
       this.tko.succeeded();
-      this.hooks.onReply?.(this, performance.now() - start);
+      const ms = performance.now() - start;
+      this.stats.replied(ms);
+      this.hooks.onReply?.(this, ms);
       return reply;
     } catch (error) {
+      this.stats.failed();
       // While NATS itself is unreachable no leaf can answer: that is not this leaf's failure.
       if (isTkoFailure(error) && this.link.connected) this.tko.failed();
       this.hooks.onError?.(this, error);

@@ -11,6 +11,7 @@
 import { DestinationDownError } from "../errors.ts";
 import type { Reply } from "../protocol/reply.ts";
 import type { Request } from "../protocol/request.ts";
+import { SenderStats } from "./sender-stats.ts";
 import { TcpPool, type TcpPoolOptions } from "./tcp-pool.ts";
 import { isTkoFailure, type TkoOptions, TkoTracker } from "./tko.ts";
 import type { Sender, SenderHooks, SendOptions } from "./transport.ts";
@@ -21,6 +22,7 @@ export interface TcpDestinationOptions extends TcpPoolOptions, SenderHooks {
 
 /** A leaf (host:port) with TKO tracking; send() fails fast while it is down. */
 export class TcpDestination implements Sender {
+  readonly stats = new SenderStats();
   readonly name: string;
   private readonly pool: TcpPool;
   private readonly tko: TkoTracker;
@@ -56,7 +58,7 @@ export class TcpDestination implements Sender {
    */
   async send(request: Request, options?: SendOptions): Promise<Reply> {
     if (this.tko.down) throw new DestinationDownError(this.name);
-    const start = this.options.onReply === undefined ? 0 : performance.now();
+    const start = performance.now();
     try {
       const reply = await this.pool.send(
         request.wire,
@@ -65,9 +67,12 @@ export class TcpDestination implements Sender {
         options?.stallMs,
       );
       this.tko.succeeded();
-      this.options.onReply?.(this, performance.now() - start);
+      const ms = performance.now() - start;
+      this.stats.replied(ms);
+      this.options.onReply?.(this, ms);
       return reply;
     } catch (error) {
+      this.stats.failed();
       if (isTkoFailure(error)) this.tko.failed();
       this.options.onError?.(this, error);
       throw error;

@@ -3,6 +3,7 @@
 // a pool can hold either.
 import type { Reply } from "../protocol/reply.ts";
 import type { Request } from "../protocol/request.ts";
+import type { SenderStats } from "./sender-stats.ts";
 
 export interface Sender {
   /** Names the leaf in errors and metrics. */
@@ -16,6 +17,8 @@ export interface Sender {
    * or TimeoutError.
    */
   send(request: Request, options?: SendOptions): Promise<Reply>;
+  /** Requests answered and failed, and their time (`stats servers`); absent for test doubles. */
+  readonly stats?: SenderStats;
   /** Whether a request now would wait behind a reply overdue by stallMs (optional: no if absent). */
   stalled?(stallMs: number): boolean;
   close(): Promise<void>;
