@@ -48,8 +48,13 @@ struct PendingStore {
   std::string opaque;        // the whole "O..." token
 };
 
+// Which protocol a connection speaks: decided by its first byte (memcached
+// try_read_command_negotiate) and fixed for the connection's life.
+enum class WireProtocol : uint8_t { kUndecided, kText, kBinary };
+
 // Per-connection protocol state.
 struct Session {
+  WireProtocol protocol = WireProtocol::kUndecided;
   PendingStore store;
   size_t data_needed = 0;     // bytes (value + CRLF) the parked store waits for; 0 = none
   uint64_t swallow = 0;       // bytes still to discard (data block of a refused store)

@@ -6,6 +6,8 @@
 //                        v
 //        source = input empty ? caller's bytes : input + caller's bytes
 //                        │
+//        first byte of the connection 0x80? ──> run_binary() (binary.cc) instead of the loop below
+//                        │
 //   loop: swallow bytes │ parked store: wait for data_needed bytes, then complete_store()
 //         │ line (up to '\n'): execute_line() ──> replies into out, overflow into pending
 //         └── stop when pending is non-empty, a line or block is incomplete, or on close
@@ -20,6 +22,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "protocol/binary.h"
 #include "protocol/command.h"
 
 namespace gravity {
@@ -79,6 +82,17 @@ struct Connection::State {
 
 size_t Connection::State::run(Context& ctx, const char* data, size_t size) {
   Session& s = session;
+  if (s.protocol == protocol::WireProtocol::kUndecided && size > 0) {
+    s.protocol = static_cast<uint8_t>(data[0]) == protocol::kBinaryRequestMagic
+                     ? protocol::WireProtocol::kBinary
+                     : protocol::WireProtocol::kText;
+  }
+  if (s.protocol == protocol::WireProtocol::kBinary) {
+    bool close = false;
+    const size_t consumed = protocol::run_binary(ctx, data, size, &close);
+    if (close) closing = true;
+    return consumed;
+  }
   size_t pos = 0;
   const size_t skip = scanned;  // a partial line is not searched again from its start
   scanned = 0;
