@@ -1,6 +1,7 @@
 // `gravity cluster`: what `npm start` runs. A router and six leaves come up on loopback, route as
 // the README says (sharded pool, replicated pool for "rep:" keys), and all stop on Ctrl-C.
 import { afterAll, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
 import { createClient } from "../src/client/index.ts";
 import { gravityCommand, HOST, SERVER_TEST_MS, stopAll } from "./helpers/servers.ts";
 import { pollUntil, withDeadline } from "./helpers/wait.ts";
@@ -122,3 +123,49 @@ test(
   },
   SERVER_TEST_MS,
 );
+
+// The leaves a cluster process started: every gravity process whose environment names it as parent.
+function leavesOf(clusterPid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const environ = readFileSync(`/proc/${entry}/environ`, "latin1").split("\0");
+      if (environ.includes(`GRAVITY_PARENT_PID=${clusterPid}`)) found.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+for (const [signal, afterMs] of [
+  ["SIGTERM", 150],
+  ["SIGKILL", 300],
+] as const) {
+  test(
+    `a cluster stopped by ${signal} while it is still starting leaves no leaf running`,
+    async () => {
+      const proc = Bun.spawn(gravityCommand(["cluster", "--port", "0"]), {
+        stdout: "ignore",
+        stderr: "ignore",
+        stdin: "ignore",
+      });
+      // Wait until leaves exist (spawned, not yet all listening), then stop the cluster.
+      await pollUntil(() => (leavesOf(proc.pid).length > 0 ? true : undefined), {
+        deadlineMs: 10_000,
+        intervalMs: 5,
+        what: "the cluster to spawn its first leaf",
+      });
+      await Bun.sleep(afterMs); // a point in the leaves' start-up, not a synchronisation
+      proc.kill(signal);
+      await withDeadline(proc.exited, 10_000, "the cluster to exit");
+      await pollUntil(() => (leavesOf(proc.pid).length === 0 ? true : undefined), {
+        deadlineMs: 10_000,
+        intervalMs: 20,
+        what: `every leaf of the cluster to exit after its ${signal}`,
+      });
+    },
+    SERVER_TEST_MS,
+  );
+}

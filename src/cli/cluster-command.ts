@@ -14,6 +14,7 @@ import { Router } from "../router/router.ts";
 import { RouterCounters, startRouterServer } from "../router/server.ts";
 import { MEMCACHED_VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+import { PARENT_PID_ENV } from "./leaf-command.ts";
 
 export const CLUSTER_FLAGS: readonly FlagSpec[] = [
   { name: "listen", kind: FlagKind.String, default: "127.0.0.1", help: "address of the router" },
@@ -53,6 +54,9 @@ function selfCommand(args: readonly string[]): string[] {
   return compiled ? [process.execPath, ...args] : [process.execPath, Bun.main, ...args];
 }
 
+// Every leaf process spawned, from the spawn on: a signal during startup stops them too.
+const children = new Set<Subprocess>();
+
 async function startChildLeaf(memory: number): Promise<ChildLeaf> {
   const proc = Bun.spawn(
     selfCommand([
@@ -65,8 +69,17 @@ async function startChildLeaf(memory: number): Promise<ChildLeaf> {
       String(memory),
       "--exit-with-parent",
     ]),
-    { stdin: "ignore", stdout: "pipe", stderr: "inherit" },
+    // The leaf compares its parent with this pid, so a cluster killed before the leaf has even
+    // started (it would then see init as its parent) is still noticed.
+    {
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "inherit",
+      env: { ...process.env, [PARENT_PID_ENV]: String(process.pid) },
+    },
   );
+  children.add(proc);
+  void proc.exited.then(() => children.delete(proc));
   const decoder = new TextDecoder();
   let text = "";
   const deadline = setTimeout(() => proc.kill("SIGKILL"), LEAF_START_MS);
@@ -99,6 +112,14 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const memory = flags["leaf-memory"] as number;
+  // Until the cluster is up, a signal stops whatever leaves have been spawned and exits.
+  const early = (signal: NodeJS.Signals) => {
+    console.log(`gravity cluster: ${signal} while starting, stopping ${children.size} leaves`);
+    for (const child of children) child.kill("SIGTERM");
+    process.exit(1);
+  };
+  process.on("SIGTERM", early);
+  process.on("SIGINT", early);
   const leaves: ChildLeaf[] = [];
   const stopLeaves = async () => {
     for (const leaf of leaves) leaf.proc.kill("SIGTERM");
@@ -195,6 +216,8 @@ export async function clusterCommand(argv: readonly string[]): Promise<number> {
           () => resolve(1),
         );
     };
+    process.off("SIGTERM", early);
+    process.off("SIGINT", early);
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });

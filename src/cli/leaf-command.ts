@@ -133,6 +133,9 @@ const DEREGISTER_GRACE_MS = 1000;
 /** How often --exit-with-parent checks that the parent process is still there. */
 const PARENT_CHECK_MS = 500;
 
+/** Set by a parent (gravity cluster) to its pid, for --exit-with-parent to compare with. */
+export const PARENT_PID_ENV = "GRAVITY_PARENT_PID";
+
 /** Grace period for in-flight replies when stopping. */
 const STOP_GRACE_MS = 5000;
 
@@ -141,6 +144,22 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   if (flags.help === true) {
     console.log(LEAF_USAGE);
     return 0;
+  }
+  // --exit-with-parent watches from the start: a parent that dies while this leaf is still
+  // starting must not leave it running. Re-parented (to init or a subreaper): the parent is gone.
+  let parentGone: (() => void) | null = null;
+  let stopWatchingParent = () => {};
+  if (flags["exit-with-parent"] === true) {
+    const parent = Number(process.env[PARENT_PID_ENV]) || process.ppid;
+    const check = () => {
+      if (process.ppid === parent) return;
+      stopWatchingParent();
+      if (parentGone !== null) parentGone();
+      else process.exit(1); // still starting: nothing to flush
+    };
+    const watch = setInterval(check, PARENT_CHECK_MS);
+    stopWatchingParent = () => clearInterval(watch);
+    check();
   }
   const memoryBytes = flags.memory as number;
   const maxItemBytes = flags["max-item-size"] as number;
@@ -207,6 +226,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       stopEvictionLog();
+      stopWatchingParent();
       console.log(`gravity leaf: ${reason}, stopping`);
       // Leave the pool first and give routers a moment to see it (their watch), so they stop
       // sending here before the listeners close and nothing in flight is cut off.
@@ -222,15 +242,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     };
     process.on("SIGTERM", () => requestStop("SIGTERM"));
     process.on("SIGINT", () => requestStop("SIGINT"));
-    if (flags["exit-with-parent"] === true) {
-      // Re-parented (to init or a subreaper): whoever started this leaf is gone, even by SIGKILL.
-      const parent = process.ppid;
-      const watch = setInterval(() => {
-        if (process.ppid === parent) return;
-        clearInterval(watch);
-        requestStop("parent process exited");
-      }, PARENT_CHECK_MS);
-    }
+    parentGone = () => requestStop("parent process exited");
   });
 }
 
