@@ -344,6 +344,8 @@ describe("etcd membership", () => {
       expect(newLease).not.toBe(oldLease);
       expect(await leaseOf(registration.key)).toBe(newLease as string);
       expect(logs.count(/is not registered/)).toBe(1);
+      // Lines carry no prefix of their own: the CLI adds "gravity leaf: etcd: " once.
+      expect(logs.lines.filter((line) => /gravity: |^etcd: /.test(line))).toEqual([]);
     },
     SERVER_TEST_MS,
   );

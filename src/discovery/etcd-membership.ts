@@ -29,7 +29,7 @@ export interface EtcdMembershipOptions {
   /** The key prefix shared with the leaves, e.g. "/gravity". */
   prefix: string;
   pool: string;
-  /** Default: console.error. */
+  /** Where lines go, without a prefix (the caller adds its own); default console.error with "gravity: etcd: ". */
   log?: DiscoveryLog;
   /** Changes arriving within this window are reported as one, ms (default 20). */
   debounceMs?: number;
@@ -64,7 +64,7 @@ export class EtcdMembership implements Membership {
 
   constructor(private readonly options: EtcdMembershipOptions) {
     this.keyPrefix = poolKeyPrefix(options.prefix, options.pool);
-    this.log = options.log ?? ((line) => console.error(line));
+    this.log = options.log ?? ((line) => console.error(`gravity: etcd: ${line}`));
     this.backoff = new Backoff(options.retryInitialMs ?? 100, options.retryMaxMs ?? 2000);
     this.outage = new OutageReporter(this.log);
     this.debounceMs = options.debounceMs ?? 20;
@@ -157,7 +157,7 @@ export class EtcdMembership implements Membership {
       if (generation !== this.generation) return;
       this.backoff.reset();
       this.outage.recovered(
-        `gravity: etcd: pool ${this.options.pool} reconnected and resynced: ${this.members.length} members`,
+        `pool ${this.options.pool} reconnected and resynced: ${this.members.length} members`,
       );
     });
     // "disconnected": the stream broke; "error": etcd cancelled the watch (e.g. compacted revision).
@@ -173,7 +173,7 @@ export class EtcdMembership implements Membership {
       this.entries.delete(key);
       if (this.reported.get(key) !== kv.mod_revision) {
         this.reported.set(key, kv.mod_revision);
-        this.log(`gravity: etcd: ignoring ${key}: ${member}`);
+        this.log(`ignoring ${key}: ${member}`);
       }
     } else {
       this.entries.set(key, member);
@@ -187,7 +187,7 @@ export class EtcdMembership implements Membership {
     this.generation++;
     this.dropWatcher();
     this.outage.failed(
-      `gravity: etcd: pool ${this.options.pool} unreachable (${describeError(error)}); ` +
+      `pool ${this.options.pool} unreachable (${describeError(error)}); ` +
         `keeping its last ${this.members.length} members and reconnecting`,
     );
     this.retryTimer = setTimeout(() => void this.sync(), this.backoff.next());
@@ -217,9 +217,7 @@ export class EtcdMembership implements Membership {
       try {
         listener(next);
       } catch (error) {
-        this.log(
-          `gravity: etcd: a membership listener for pool ${this.options.pool} threw: ${describeError(error)}`,
-        );
+        this.log(`a membership listener for pool ${this.options.pool} threw: ${describeError(error)}`);
       }
     }
   }

@@ -28,7 +28,7 @@ export interface LeafRegistrationOptions {
   version: string;
   /** The lease's TTL, whole seconds >= 1: a leaf that dies unannounced leaves the pool this long after. */
   leaseTtlSeconds: number;
-  /** Default: console.error. */
+  /** Where lines go, without a prefix (the caller adds its own); default console.error with "gravity: etcd: ". */
   log?: DiscoveryLog;
   /** First and longest wait between registration attempts, ms (defaults 100 and 5000). */
   retryInitialMs?: number;
@@ -97,7 +97,7 @@ class EtcdRegistration implements LeafRegistration {
     this.key = memberKey(options.prefix, options.pool, options.leafId);
     this.value = encodeMember(options);
     this.backoff = new Backoff(options.retryInitialMs ?? 100, options.retryMaxMs ?? 5000);
-    this.log = options.log ?? ((line) => console.error(line));
+    this.log = options.log ?? ((line) => console.error(`gravity: etcd: ${line}`));
     this.outage = new OutageReporter(this.log);
     this.ready = new Promise((resolve) => {
       this.resolveReady = resolve;
@@ -125,7 +125,7 @@ class EtcdRegistration implements LeafRegistration {
       if (this.stopped || this.lease !== lease) return; // stop() or a loss took over
       this.registeredLeaseId = id;
       this.backoff.reset();
-      this.outage.recovered(`gravity: etcd: ${this.key} registered again (lease ${id})`);
+      this.outage.recovered(`${this.key} registered again (lease ${id})`);
       this.resolveReady(true);
     } catch (error) {
       this.lost(lease, error);
@@ -138,7 +138,7 @@ class EtcdRegistration implements LeafRegistration {
     this.registeredLeaseId = undefined;
     lease.release(); // no more keep-alives; a granted lease expires after its TTL
     this.outage.failed(
-      `gravity: etcd: ${this.key} is not registered (${describeError(error)}); ` +
+      `${this.key} is not registered (${describeError(error)}); ` +
         "re-registering with a new lease until etcd answers",
     );
     this.retryTimer = setTimeout(() => void this.attempt(), this.backoff.next());
@@ -163,7 +163,7 @@ class EtcdRegistration implements LeafRegistration {
       if (outcome !== undefined) {
         lease.release();
         this.log(
-          `gravity: etcd: could not remove ${this.key} (${outcome === "expired" ? `no answer in ${deadlineMs} ms` : outcome}); ` +
+          `could not remove ${this.key} (${outcome === "expired" ? `no answer in ${deadlineMs} ms` : outcome}); ` +
             `it goes when its lease expires (${this.options.leaseTtlSeconds} s)`,
         );
       }

@@ -52,7 +52,7 @@ export class PoolDiscovery {
         endpoints: [...base.etcd.endpoints],
         prefix: base.etcd.prefix,
         pool: name,
-        log: (line) => this.log(`pool ${name}: ${line}`),
+        log: this.log, // its lines name the pool
       });
       this.watchers.set(name, { key, membership });
       membership.onChange((members) => {
