@@ -61,7 +61,8 @@ uint64_t integer_field(Napi::Object object, const char* name, double fallback, d
   return static_cast<uint64_t>(number);
 }
 
-// configure({ memoryBytes, maxItemBytes, threads, version, policy, shardCount }) -> boolean
+// configure({ memoryBytes, maxItemBytes, threads, version, policy, shardCount, saslPasswords })
+// -> boolean
 // Creates the process-global server; returns false (and changes nothing) if it already exists.
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -88,6 +89,11 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   }
   Napi::Value version = options.Get("version");
   if (version.IsString()) server_options.version = version.As<Napi::String>().Utf8Value();
+  Napi::Value sasl = options.Get("saslPasswords");
+  if (sasl.IsString()) {
+    server_options.sasl = true;
+    server_options.sasl_passwords = sasl.As<Napi::String>().Utf8Value();
+  }
   Napi::Value policy = options.Get("policy");
   if (policy.IsString()) server_options.store.policy = policy.As<Napi::String>().Utf8Value();
   if (!gravity::make_policy(server_options.store.policy)) {

@@ -551,6 +551,82 @@ TEST(cas_semantics) {
   CHECK_EQ(text.replies, "VALUE n 0 1 " + std::to_string(r.cas) + "\r\n2\r\nEND\r\n");
 }
 
+// ---- SASL ----
+
+namespace {
+
+ServerOptions sasl_options() {
+  ServerOptions options = test_options();
+  options.sasl = true;
+  options.sasl_passwords = "alice:secret\nbob:hunter2:extra\r\n";
+  return options;
+}
+
+std::string plain(const std::string& user, const std::string& password) {
+  return std::string("\0", 1) + user + std::string("\0", 1) + password;
+}
+
+}  // namespace
+
+TEST(sasl_unauthenticated_requests_get_auth_error_and_close) {
+  Server server(sasl_options());
+  Client c(server, 4096);
+  CHECK_EQ(c.one(req(op::kVersion)).status, kOk);  // allowed before authentication
+  c.send(req(op::kGet, "k", "", "", 0, 4) + req(op::kNoop));
+  CHECK(c.closed);
+  bool ok = false;
+  std::vector<Reply> frames = parse_replies(c.replies, &ok);
+  CHECK_EQ(frames.size(), 2u);
+  if (frames.size() == 2) {
+    CHECK_EQ(frames[1].status, 0x20);
+    CHECK_EQ(frames[1].value, std::string("Auth failure."));
+    CHECK_EQ(frames[1].opaque, 4u);
+  }
+  // The text protocol is refused: memcached speaks binary only with SASL.
+  Client text(server, 4096);
+  text.send("get a-key-for-a-full-header\r\n");  // 24 bytes or more: a whole "header"
+  CHECK(text.closed);
+  CHECK_EQ(text.replies, std::string());
+}
+
+TEST(sasl_plain_authentication) {
+  Server server(sasl_options());
+  Client c(server, 4096);
+  Reply r = c.one(req(op::kSaslListMechs));
+  CHECK_EQ(r.status, kOk);
+  CHECK_EQ(r.value, std::string("PLAIN"));
+  r = c.one(req(op::kSaslAuth, "PLAIN", "", plain("alice", "wrong")));
+  CHECK_EQ(r.status, 0x20);
+  CHECK(!c.closed);
+  r = c.one(req(op::kSaslAuth, "CRAM-MD5", "", plain("alice", "secret")));
+  CHECK_EQ(r.status, 0x20);
+  r = c.one(req(op::kSaslAuth, "PLAIN", "", plain("alice", "secret")));
+  CHECK_EQ(r.status, kOk);
+  CHECK_EQ(r.value, std::string("Authenticated"));
+  CHECK_EQ(c.one(req(op::kSet, "k", set_extras(0, 0), "v")).status, kOk);
+  CHECK_EQ(c.one(req(op::kGet, "k")).value, std::string("v"));
+  // A later failed attempt leaves the connection unauthenticated.
+  CHECK_EQ(c.one(req(op::kSaslStep, "PLAIN", "", plain("alice", "secret"))).status, 0x20);
+  c.send(req(op::kGet, "k"));
+  CHECK(c.closed);
+  // A password ends at ':' or CR; an authzid must be the user.
+  Client bob(server, 4096);
+  CHECK_EQ(bob.one(req(op::kSaslAuth, "PLAIN", "", plain("bob", "hunter2"))).status, kOk);
+  Client carol(server, 4096);
+  CHECK_EQ(carol.one(req(op::kSaslAuth, "PLAIN", "", "bob" + plain("alice", "secret"))).status, 0x20);
+  CHECK_EQ(carol.one(req(op::kSaslAuth, "PLAIN", "", plain("nobody", ""))).status, 0x20);
+  CHECK_EQ(server.auth_cmds.load(), 7u);
+  CHECK_EQ(server.auth_errors.load(), 5u);
+  // A mechanism name longer than 32 bytes: "Invalid arguments", the data discarded.
+  std::vector<Reply> frames =
+      carol.exchange(req(op::kSaslAuth, std::string(33, 'M'), "", "data") + req(op::kSaslListMechs));
+  CHECK_EQ(frames.size(), 2u);
+  if (frames.size() == 2) {
+    CHECK_EQ(frames[0].status, kInvalid);
+    CHECK_EQ(frames[1].value, std::string("PLAIN"));
+  }
+}
+
 // ---- framing ----
 
 namespace {

@@ -1,5 +1,6 @@
 // `gravity leaf`: a memcached-compatible cache node.
 
+import { readFileSync } from "node:fs";
 import { nativeBackend } from "../cache/backend.ts";
 import { UsageError } from "../errors.ts";
 import { leafReady } from "../http/readiness.ts";
@@ -88,6 +89,12 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     help: "eviction policy: tinylfu (W-TinyLFU admission) or lru (exact LRU)",
   },
   {
+    name: "sasl-file",
+    kind: FlagKind.String,
+    default: "",
+    help: "memcached's SASL password file (user:password lines): binary protocol only, SASL PLAIN required",
+  },
+  {
     name: "exit-with-parent",
     kind: FlagKind.Boolean,
     default: false,
@@ -120,9 +127,19 @@ export function parseInjectLatency(text: string): InjectedLatency | null {
   return { share: percent / 100, delayMs };
 }
 
+/** Reads --sasl-file (memcached's SASL password file); "" is off. */
+function readSaslFile(path: string): string | undefined {
+  if (path === "") return undefined;
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`--sasl-file: cannot read ${JSON.stringify(path)}: ${(error as Error).message}`);
+  }
+}
+
 export const LEAF_USAGE = `usage: gravity leaf [flags]
 
-Runs a cache node that speaks the memcached text and meta protocols.
+Runs a cache node that speaks the memcached text, meta and binary protocols.
 
 flags:
 ${flagHelp(LEAF_FLAGS)}`;
@@ -170,6 +187,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     );
   }
   const injectLatency = parseInjectLatency(flags["inject-latency"] as string);
+  const saslPasswords = readSaslFile(flags["sasl-file"] as string);
   let fatal: Error | null = null;
   let requestStop: (reason: string) => void = () => {};
   const leaf = await startLeaf(
@@ -184,6 +202,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       policy: flags.policy as string,
       injectLatency,
       verbosity: flags.verbose as number,
+      ...(saslPasswords === undefined ? {} : { saslPasswords }),
     },
     (error) => {
       fatal = error;

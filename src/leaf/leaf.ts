@@ -22,6 +22,8 @@ export interface LeafOptions {
   injectLatency?: InjectedLatency | null;
   /** -v count: 1 logs refused connections, 2 every connection opened and closed. */
   verbosity?: number;
+  /** memcached's SASL password file contents: clients must authenticate (SASL PLAIN, binary only). */
+  saslPasswords?: string;
 }
 
 /** Eviction policies the native store implements (native/src/store/policy_*.cc). */
@@ -116,6 +118,7 @@ export async function startLeaf(
     threads: options.threads,
     version: options.version,
     policy: options.policy,
+    ...(options.saslPasswords === undefined ? {} : { saslPasswords: options.saslPasswords }),
   });
   if (!fresh)
     throw new GravityError("ESTORE", "the native store is already configured: one leaf per process");

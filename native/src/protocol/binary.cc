@@ -144,6 +144,35 @@ FrameStep store_frame(Context& ctx, BinaryRequest& req, const char* frame, size_
   return FrameStep::kDone;
 }
 
+// memcached authenticated(): what an unauthenticated connection may send when SASL is on.
+bool sasl_exempt(uint8_t opcode) {
+  using namespace binary_op;
+  return opcode == kSaslListMechs || opcode == kSaslAuth || opcode == kSaslStep || opcode == kVersion;
+}
+
+// memcached process_bin_sasl_auth: the mechanism is the key, the client's data the value.
+FrameStep sasl_auth_frame(Context& ctx, BinaryRequest& req, const char* frame, size_t available,
+                          size_t* consumed) {
+  constexpr uint32_t kMaxMechanismBytes = 32;  // memcached MAX_SASL_MECH_LEN
+  const uint32_t value_bytes = req.bodylen - req.keylen;
+  if (req.keylen > kMaxMechanismBytes) {
+    write_binary_error(ctx, req, BinaryStatus::kInvalidArguments);
+    ctx.session.swallow = value_bytes;
+    return FrameStep::kDone;
+  }
+  if (value_bytes > ctx.store.max_item_bytes()) {
+    write_binary_error(ctx, req, BinaryStatus::kOutOfMemory);
+    ctx.session.swallow = value_bytes;
+    return FrameStep::kDone;
+  }
+  const size_t frame_bytes = kBinaryHeaderBytes + size_t{req.bodylen};
+  if (available < frame_bytes) return FrameStep::kWait;
+  req.value = std::string_view(frame + kBinaryHeaderBytes + req.keylen, value_bytes);
+  *consumed = frame_bytes;
+  binary_sasl_auth(ctx, req);
+  return FrameStep::kDone;
+}
+
 // memcached dispatch_bin_command: the header checks, then the per-opcode shape checks.
 FrameStep execute_frame(Context& ctx, BinaryRequest& req, const char* frame, size_t available,
                         size_t* consumed) {
@@ -153,6 +182,10 @@ FrameStep execute_frame(Context& ctx, BinaryRequest& req, const char* frame, siz
   const uint32_t bodylen = req.bodylen;
   if (keylen > bodylen || keylen + extlen > bodylen) {
     write_binary_error(ctx, req, BinaryStatus::kUnknownCommand);
+    return FrameStep::kClose;
+  }
+  if (ctx.server.options().sasl && !ctx.session.authenticated && !sasl_exempt(req.opcode)) {
+    write_binary_error(ctx, req, BinaryStatus::kAuthError);
     return FrameStep::kClose;
   }
   fold_quiet(req);
@@ -215,15 +248,18 @@ FrameStep execute_frame(Context& ctx, BinaryRequest& req, const char* frame, siz
       return FrameStep::kClose;
     case kSaslListMechs:
       if (extlen != 0 || keylen != 0 || bodylen != 0) return protocol_error(ctx, req);
-      break;
+      if (!ctx.server.options().sasl) break;
+      binary_sasl_list_mechs(ctx, req);
+      return FrameStep::kDone;
     case kSaslAuth:
     case kSaslStep:
       if (extlen != 0 || keylen == 0) return protocol_error(ctx, req);
-      break;
+      if (!ctx.server.options().sasl) break;
+      return sasl_auth_frame(ctx, req, frame, available, consumed);
     default:
       break;
   }
-  // Unknown opcodes, and SASL without SASL configured: "Unknown command", and the rest of the body
+  // Unknown opcodes, and SASL opcodes without SASL: "Unknown command", and the rest of the body
   // is discarded. (memcached discards `bodylen` bytes after the extras and key, which eats into the
   // next frame when they are not empty; Gravity discards exactly the rest of this frame.)
   write_binary_error(ctx, req, BinaryStatus::kUnknownCommand);

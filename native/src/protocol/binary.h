@@ -119,6 +119,9 @@ void binary_delete(Context& ctx, const BinaryRequest& req);
 void binary_delta(Context& ctx, const BinaryRequest& req);  // incr/decr
 void binary_flush(Context& ctx, const BinaryRequest& req);
 void binary_stats(Context& ctx, const BinaryRequest& req);
+// SASL (sasl.cc): list mechanisms, and PLAIN authentication against ServerOptions::sasl_passwords.
+void binary_sasl_list_mechs(Context& ctx, const BinaryRequest& req);
+void binary_sasl_auth(Context& ctx, const BinaryRequest& req);  // auth and step; req.value set
 
 // Big-endian field access.
 inline uint16_t load_be16(const char* p) {

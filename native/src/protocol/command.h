@@ -55,6 +55,7 @@ enum class WireProtocol : uint8_t { kUndecided, kText, kBinary };
 // Per-connection protocol state.
 struct Session {
   WireProtocol protocol = WireProtocol::kUndecided;
+  bool authenticated = false;  // SASL: a binary SASL auth succeeded on this connection
   PendingStore store;
   size_t data_needed = 0;     // bytes (value + CRLF) the parked store waits for; 0 = none
   uint64_t swallow = 0;       // bytes still to discard (data block of a refused store)

@@ -83,7 +83,8 @@ struct Connection::State {
 size_t Connection::State::run(Context& ctx, const char* data, size_t size) {
   Session& s = session;
   if (s.protocol == protocol::WireProtocol::kUndecided && size > 0) {
-    s.protocol = static_cast<uint8_t>(data[0]) == protocol::kBinaryRequestMagic
+    // With SASL memcached speaks binary only: a text command is a frame with bad magic (close).
+    s.protocol = static_cast<uint8_t>(data[0]) == protocol::kBinaryRequestMagic || server.options().sasl
                      ? protocol::WireProtocol::kBinary
                      : protocol::WireProtocol::kText;
   }

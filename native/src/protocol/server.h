@@ -14,6 +14,10 @@ struct ServerOptions {
   StoreOptions store;
   std::string version = "0.0.0";  // reported by "version" and "stats"
   uint32_t threads = 1;           // reported by "stats"
+  // SASL (memcached -S): connections speak binary only, and every binary command but version and
+  // the SASL ones needs a successful SASL PLAIN authentication first.
+  bool sasl = false;
+  std::string sasl_passwords;  // memcached's SASL password file: "user:password[:...]" lines
 };
 
 class Server {
@@ -34,6 +38,8 @@ class Server {
   std::atomic<uint64_t> store_no_memory{0};
   std::atomic<uint64_t> bytes_read{0};
   std::atomic<uint64_t> bytes_written{0};
+  std::atomic<uint64_t> auth_cmds{0};    // SASL authentications attempted
+  std::atomic<uint64_t> auth_errors{0};  // ... and failed
 
  private:
   ServerOptions options_;

@@ -93,8 +93,8 @@ void general_stats(Context& ctx) {
   stat(out, "touch_misses", s.touch_misses);
   stat(out, "store_too_large", server.store_too_large.load(std::memory_order_relaxed));
   stat(out, "store_no_memory", server.store_no_memory.load(std::memory_order_relaxed));
-  stat(out, "auth_cmds", 0);
-  stat(out, "auth_errors", 0);
+  stat(out, "auth_cmds", server.auth_cmds.load(std::memory_order_relaxed));
+  stat(out, "auth_errors", server.auth_errors.load(std::memory_order_relaxed));
   stat(out, "bytes_read", server.bytes_read.load(std::memory_order_relaxed));
   stat(out, "bytes_written", server.bytes_written.load(std::memory_order_relaxed));
   stat(out, "limit_maxbytes", s.limit_maxbytes);
