@@ -1,8 +1,10 @@
 // A shard's key index: an intrusive chained hash table. Items chain through Item::hash_next and
-// keep their full hash in Item::hash, so a lookup compares hashes before keys and growing never
-// rehashes a key. The bucket array doubles when the item count exceeds it (load factor <= 1).
-// The bucket is the low bits of the hash; the shard is chosen by the top bits (store.cc), so the
-// two never correlate. Every call is made with the shard lock held.
+// keep a 32-bit tag of their hash in Item::hash, so a lookup compares tags before keys and growing
+// never rehashes a key. The bucket array doubles when the items outnumber twice its buckets (load
+// factor <= 2; memcached's is 1.5), so it costs at most 8 bytes per item after a doubling.
+// Hashes given here are widened tags (widen_hash_tag): the bucket is the tag's low bits; the shard
+// is chosen by the key hash's top bits (store.cc), so the two never correlate. Every call is made
+// with the shard lock held.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +19,14 @@ namespace gravity {
 class Index {
  public:
   static constexpr size_t kInitialBuckets = 256;
+  static constexpr size_t kMaxLoad = 2;
+
+  // Bytes of the bucket array once `count` items are linked (it never shrinks).
+  size_t bytes_for(size_t count) const {
+    size_t buckets = buckets_.size();
+    while (count > kMaxLoad * buckets) buckets *= 2;
+    return buckets * sizeof(Item*);
+  }
 
   Index() : buckets_(kInitialBuckets, nullptr) {}
 
@@ -24,32 +34,39 @@ class Index {
   size_t bucket_count() const { return buckets_.size(); }
 
   Item* find(uint64_t hash, std::string_view key) const {
-    for (Item* it = buckets_[hash & mask()]; it != nullptr; it = it->hash_next) {
-      if (it->hash == hash && it->key() == key) return it;
+    const uint32_t tag = static_cast<uint32_t>(hash);
+    for (Item* it = buckets_[tag & mask()]; it != nullptr; it = it->hash_next) {
+      if (it->hash.tag == tag && it->key() == key) return it;
     }
     return nullptr;
   }
 
-  // The first item with this full hash, without comparing keys: for the policy's access buffer,
-  // where a collision of two keys' 64-bit hashes only misattributes one access.
-  Item* find_hash(uint64_t hash) const {
-    for (Item* it = buckets_[hash & mask()]; it != nullptr; it = it->hash_next) {
-      if (it->hash == hash) return it;
+  // The first item with this hash tag for which match(item) holds, without comparing keys: for
+  // the policy's access buffer, where a collision of two keys' 32-bit tags only misattributes one
+  // access, and the expiry wheel, which also matches the expiry time.
+  template <class Match>
+  Item* find_hash(uint64_t hash, Match match) const {
+    const uint32_t tag = static_cast<uint32_t>(hash);
+    for (Item* it = buckets_[tag & mask()]; it != nullptr; it = it->hash_next) {
+      if (it->hash.tag == tag && match(it)) return it;
     }
     return nullptr;
+  }
+  Item* find_hash(uint64_t hash) const {
+    return find_hash(hash, [](const Item*) { return true; });
   }
 
   // The caller has checked that no item with this key is present.
   void insert(Item* item) {
-    Item*& head = buckets_[item->hash & mask()];
+    Item*& head = buckets_[item->hash.tag & mask()];
     item->hash_next = head;
     head = item;
-    if (++count_ > buckets_.size()) grow();
+    if (++count_ > kMaxLoad * buckets_.size()) grow();
   }
 
   // Unchains a present item.
   void erase(Item* item) {
-    Item** slot = &buckets_[item->hash & mask()];
+    Item** slot = &buckets_[item->hash.tag & mask()];
     while (*slot != item) slot = &(*slot)->hash_next;
     *slot = item->hash_next;
     item->hash_next = nullptr;
@@ -105,7 +122,7 @@ class Index {
     for (Item* head : buckets_) {
       while (head != nullptr) {
         Item* next = head->hash_next;
-        Item*& slot = bigger[head->hash & bigger_mask];
+        Item*& slot = bigger[head->hash.tag & bigger_mask];
         head->hash_next = slot;
         slot = head;
         head = next;

@@ -8,20 +8,26 @@
 #include "expiry_wheel.h"
 #include "index.h"
 #include "policy.h"
+#include "slab.h"
 #include "spin_lock.h"
 #include "store.h"
 
 namespace gravity {
 
 struct Shard {
+  explicit Shard(uint64_t limit) : limit_bytes(limit), slab(limit) {}
+
   SpinLock mutex;
   // Everything below is guarded by `mutex`.
   Index index;
   std::unique_ptr<EvictionPolicy> policy;
-  uint64_t limit_bytes = 0;     // memory_bytes / shard count
+  const uint64_t limit_bytes;   // memory_bytes / shard count
   uint64_t used_bytes = 0;      // sum of item_cost() of linked items
   uint64_t reserved_bytes = 0;  // item_cost() of allocated, not yet linked items
-  // Invariant: used_bytes + reserved_bytes <= limit_bytes.
+  uint64_t reserved_items = 0;  // how many
+  SlabAllocator slab;           // every item's memory
+  // Invariants: used_bytes + reserved_bytes <= limit_bytes (what is charged), and
+  // slab.held_bytes() + index.bytes_for(linked + reserved items) <= limit_bytes (what is held).
   ExpiryWheel expiry;           // when each item with an expiry is due (linked and set_expiry)
   // The delayed flush_all whose items this shard has finished sweeping (0: none), and where the
   // sweep of the current one resumes in the index / how many buckets it has walked.

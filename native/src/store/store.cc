@@ -5,9 +5,12 @@
 //                                     └──discard()──> freed (reservation released)
 //
 // A shard's used_bytes + reserved_bytes never exceeds its limit_bytes: allocate() evicts policy
-// victims before it reserves, and link() only moves the reservation into used_bytes. The policy
-// never refuses a new item (policy.h): allocate() fails only for an item bigger than the shard or
-// when the policy has nothing left to evict (every other item is reserved or protected).
+// victims before it reserves, and link() only moves the reservation into used_bytes. Nor does
+// what its slab allocator holds (pages, free chunks included, and large mappings) plus its index's
+// bucket array: when the item's class has no free chunk and no page can be added, allocate()
+// evicts until one frees (slab.h). The policy never refuses a new item (policy.h): allocate()
+// fails only for an item bigger than the shard or when the policy has nothing left to evict
+// (every other item is reserved or protected).
 #include "store.h"
 
 #include <algorithm>
@@ -32,6 +35,10 @@ constexpr size_t kSweepEntriesPerLock = 1024;
 constexpr size_t kSweepBucketsPerLock = 1024;
 // A shard's expiry wheel is compacted when its entries outnumber twice its items plus this.
 constexpr size_t kWheelStaleSlack = 1024;
+// Victims of other classes evicted one at a time while an item's class waits for a chunk, before
+// the next one is evicted with its whole page (which then serves the waiting class: memcached's
+// slab page mover, done at once on the page of the policy's victim).
+constexpr uint32_t kMaxStrayEvictions = 32;
 
 uint32_t floor_pow2(uint32_t n) {
   uint32_t p = 1;
@@ -55,11 +62,13 @@ uint32_t log2_pow2(uint32_t n) {
 }
 
 uint64_t cost_of(const Item* item) { return item_cost(item->key_size, item->value_size); }
+size_t bytes_of(const Item* item) { return sizeof(Item) + item->key_size + item->value_size; }
 
 // memcached's oldest_live check (items.c do_item_get): a flush_all with a delay invalidates, once
-// its time arrives, every item stored before it.
+// its time arrives, every item stored before it. Like memcached (it->time), this compares the last
+// access: an item stored before the flush time and read after it was flushed by that read.
 bool flushed(const Item* item, int64_t flush_at, int64_t now) {
-  return flush_at != 0 && now >= flush_at && item->stored_at < flush_at;
+  return flush_at != 0 && now >= flush_at && item->accessed_at < flush_at;
 }
 
 // Takes a linked item out of the policy and the byte count; the caller has already unchained it
@@ -67,8 +76,8 @@ bool flushed(const Item* item, int64_t flush_at, int64_t now) {
 void drop_unchained_locked(Shard& shard, Item* item) {
   shard.policy->removed_locked(item);
   shard.used_bytes -= cost_of(item);
-  item->linked = 0;
-  std::free(item);
+  item->linked = Item::kUnlinked;
+  shard.slab.free_locked(item, bytes_of(item));
 }
 
 void unlink_and_free_locked(Shard& shard, Item* item) {
@@ -89,10 +98,37 @@ void drain_reads_locked(Shard& shard) {
   });
 }
 
+// Unlinks and frees a victim, counted as an eviction, or as reclaimed if it was dead already (as
+// memcached's lru_pull_tail does).
+void evict_locked(Shard& shard, Item* victim, int64_t now, int64_t flush_at);
+
+// Evicts every item on the slab page of `victim`, which then goes to the pool. False, evicting
+// nothing, if an item there may not go: `protect`, or one allocated and not yet linked.
+bool evict_page_locked(Shard& shard, Item* victim, const Item* protect, int64_t now, int64_t flush_at) {
+  bool movable = true;
+  shard.slab.for_each_on_page_locked(victim, [&](Item* item) {
+    if (item == protect || item->linked != Item::kLinked) movable = false;
+  });
+  if (!movable) return false;
+  shard.slab.for_each_on_page_locked(victim, [&](Item* item) { evict_locked(shard, item, now, flush_at); });
+  return true;
+}
+
 // Counts an item that leaves because it expired or was flushed (memcached's "reclaimed").
 void count_reclaimed_locked(Shard& shard, const Item* item, bool expired) {
   ++shard.stats.reclaimed;
   if (expired && (item->bits & Item::kFetched) == 0) ++shard.stats.expired_unfetched;
+}
+
+void evict_locked(Shard& shard, Item* victim, int64_t now, int64_t flush_at) {
+  const bool expired = victim->expired_at(now);
+  if (expired || flushed(victim, flush_at, now)) {
+    count_reclaimed_locked(shard, victim, expired);
+  } else {
+    ++shard.stats.evictions;
+    if ((victim->bits & Item::kFetched) == 0) ++shard.stats.evicted_unfetched;
+  }
+  unlink_and_free_locked(shard, victim);
 }
 
 void add_counters(StoreStats& into, const StoreStats& from) {
@@ -199,9 +235,14 @@ Store::Store(const StoreOptions& options)
   shard_shift_ = 64 - log2_pow2(n);
   shards_.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
-    auto shard = std::make_unique<Shard>();
-    shard->limit_bytes = options.memory_bytes / n;
-    shard->policy = make_policy(options.policy, shard->limit_bytes);
+    auto shard = std::make_unique<Shard>(options.memory_bytes / n);
+    // The policy's budgets steer the victims within what the charge can reach. In a slab shard
+    // the held limit binds first (free chunks of partly used pages, the index's buckets), so the
+    // policy is sized a sixteenth smaller: its main space then fills, and W-TinyLFU's duels run,
+    // before the store must evict for memory.
+    const uint64_t policy_bytes =
+        shard->slab.uses_pages() ? shard->limit_bytes - shard->limit_bytes / 16 : shard->limit_bytes;
+    shard->policy = make_policy(options.policy, policy_bytes);
     // An unknown name falls back to LRU; callers validate the name with make_policy() first.
     if (shard->policy == nullptr) shard->policy = make_lru_policy();
     shard->lossy_reads = shard->policy->tolerates_lossy_reads();
@@ -211,7 +252,8 @@ Store::Store(const StoreOptions& options)
 
 Store::~Store() {
   for (auto& shard : shards_) {
-    shard->index.clear([](Item* item) { std::free(item); });
+    Shard& s = *shard;
+    s.index.clear([&](Item* item) { s.slab.free_locked(item, bytes_of(item)); });
   }
 }
 
@@ -264,9 +306,9 @@ size_t Store::sweep_expired(int64_t now, size_t max_items) {
       std::lock_guard<SpinLock> lock(shard.mutex);
       const size_t budget = std::min(kSweepEntriesPerLock, max_items - looked);
       const size_t visited = shard.expiry.advance(now, budget, [&](const ExpiryWheel::Entry& entry) {
-        Item* item = shard.index.find_hash(entry.hash);
         // Gone, or re-touched to another expiry since: that item has (or needs) its own entry.
-        if (item == nullptr || item->expires_at != entry.expires_at) return ExpiryWheel::Visit::Drop;
+        Item* item = shard.index.find_hash(entry.hash, [&](const Item* it) { return it->expires_at == entry.expires_at; });
+        if (item == nullptr) return ExpiryWheel::Visit::Drop;
         count_reclaimed_locked(shard, item, true);
         unlink_and_free_locked(shard, item);
         ++freed;
@@ -307,6 +349,7 @@ StoreStats Store::stats() const {
     total.curr_items += shard->index.size();
     total.bytes += shard->used_bytes;
     total.expiry_entries += shard->expiry.entries();
+    total.held_bytes += shard->slab.held_bytes() + shard->index.bytes_for(shard->index.size());
   }
   total.limit_maxbytes = options_.memory_bytes;
   return total;
@@ -317,7 +360,7 @@ StoreStats Store::stats() const {
 Store::Locked::Locked(Store& store, std::string_view key) : Locked(store, key, hash_key(key)) {}
 
 Store::Locked::Locked(Store& store, std::string_view key, uint64_t hash)
-    : store_(store), shard_(store.shard_for(hash)), hash_(hash), key_(key) {
+    : store_(store), shard_(store.shard_for(hash)), hash_(widen_hash_tag(static_cast<uint32_t>(hash))), key_(key) {
   shard_.mutex.lock();
 }
 
@@ -356,12 +399,13 @@ Item* Store::Locked::find(int64_t now, bool count_miss_reason) {
 
 Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_t expires_at,
                               const Item* protect) {
-  if (key_.size() > UINT16_MAX) return nullptr;
+  if (key_.size() > kMaxKeyBytes) return nullptr;
+  const size_t bytes = sizeof(Item) + key_.size() + value_size;
   const uint64_t cost = item_cost(key_.size(), value_size);
   if (cost > shard_.limit_bytes) return nullptr;
+  const bool small = shard_.slab.in_slab(bytes);
+  const uint32_t cls = small ? slab_class_of(bytes) : 0;
 
-  // Evict from the policy's end until the new item fits. A victim that is already dead counts
-  // as reclaimed rather than evicted, as memcached's lru_pull_tail does.
   bool have_now = false;
   int64_t now = 0, flush_at = 0;
   if (access_pending_ && !access_hit_) {
@@ -370,10 +414,26 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
     shard_.policy->record_access_locked(hash_);
     access_pending_ = false;
   }
-  if (shard_.lossy_reads && shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit_bytes) {
-    drain_reads_locked(shard_);  // choose the victims with what readers have seen so far
-  }
-  while (shard_.used_bytes + shard_.reserved_bytes + cost > shard_.limit_bytes) {
+  // Evict from the policy's end until the item is within the charged limit and the allocator has
+  // memory for it within the held limit (what it holds plus the index's buckets).
+  Item* item = nullptr;
+  bool drained = false;
+  uint32_t strays = 0;
+  for (;;) {
+    const bool charge_fits = shard_.used_bytes + shard_.reserved_bytes + cost <= shard_.limit_bytes;
+    if (charge_fits) {
+      uint64_t held_budget = UINT64_MAX;  // a malloc shard counts only the charge (slab.h)
+      if (shard_.slab.uses_pages()) {
+        const uint64_t index_bytes = shard_.index.bytes_for(shard_.index.size() + shard_.reserved_items + 1);
+        held_budget = index_bytes < shard_.limit_bytes ? shard_.limit_bytes - index_bytes : 0;
+      }
+      item = shard_.slab.allocate_locked(bytes, held_budget);
+      if (item != nullptr) break;
+    }
+    if (shard_.lossy_reads && !drained) {
+      drain_reads_locked(shard_);  // choose the victims with what readers have seen so far
+      drained = true;
+    }
     Item* victim = shard_.policy->victim_locked(protect, cost);
     if (victim == nullptr) return nullptr;
     if (!have_now) {
@@ -381,41 +441,49 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
       flush_at = store_.flush_at_.load(std::memory_order_relaxed);
       have_now = true;
     }
-    const bool expired = victim->expired_at(now);
-    if (expired || flushed(victim, flush_at, now)) {
-      count_reclaimed_locked(shard_, victim, expired);
-    } else {
-      ++shard_.stats.evictions;
-      if ((victim->bits & Item::kFetched) == 0) ++shard_.stats.evicted_unfetched;
+    // Within the charge but short of memory: a victim in another class frees a chunk this item
+    // cannot use (and one in a page, none that a large item can). After a few, evict a whole page.
+    const size_t victim_bytes = bytes_of(victim);
+    if (charge_fits && shard_.slab.in_slab(victim_bytes) &&
+        (!small || (slab_class_of(victim_bytes) != cls && ++strays > kMaxStrayEvictions)) &&
+        evict_page_locked(shard_, victim, protect, now, flush_at)) {
+      strays = 0;
+      continue;
     }
-    unlink_and_free_locked(shard_, victim);
+    evict_locked(shard_, victim, now, flush_at);
   }
 
-  void* memory = std::malloc(sizeof(Item) + key_.size() + value_size);
-  if (memory == nullptr) return nullptr;
-  Item* item = new (memory) Item();
-  item->hash = hash_;
-  item->expires_at = expires_at;
+  item->hash_next = nullptr;
+  item->prev = nullptr;
+  item->next = nullptr;
+  item->cas = 0;
+  item->hash.tag = static_cast<uint32_t>(hash_);
+  item->expires_at = item_time(expires_at);
+  item->accessed_at = 0;
   item->client_flags = client_flags;
   item->value_size = value_size;
-  item->key_size = static_cast<uint16_t>(key_.size());
+  item->key_size = static_cast<uint8_t>(key_.size());
+  item->bits = 0;
+  item->linked = Item::kUnlinked;
+  item->segment = 0;
   if (!key_.empty()) std::memcpy(item->key_data(), key_.data(), key_.size());
   shard_.reserved_bytes += cost;
+  ++shard_.reserved_items;
   return item;
 }
 
 void Store::Locked::link(Item* item, int64_t now, uint64_t cas) {
-  assert(item->linked == 0);
-  assert(item->hash == hash_ && item->key() == key_);
+  assert(item->linked == Item::kUnlinked);
+  assert(item->hash.tag == static_cast<uint32_t>(hash_) && item->key() == key_);
   Item* old = shard_.index.find(hash_, key_);
   if (old != nullptr) unlink_and_free_locked(shard_, old);
   const uint64_t cost = cost_of(item);
   shard_.reserved_bytes -= cost;
+  --shard_.reserved_items;
   shard_.used_bytes += cost;
   item->cas = cas != 0 ? cas : store_.next_cas();
-  item->stored_at = now;
-  item->accessed_at = now;
-  item->linked = 1;
+  item->accessed_at = item_time(now);
+  item->linked = Item::kLinked;
   shard_.index.insert(item);
   shard_.policy->added_locked(item);
   ++shard_.stats.total_items;
@@ -423,8 +491,8 @@ void Store::Locked::link(Item* item, int64_t now, uint64_t cas) {
 }
 
 void Store::Locked::set_expiry(Item* item, int64_t expires_at) {
-  if (item->expires_at == expires_at) return;
-  item->expires_at = expires_at;
+  if (item->expires_at == item_time(expires_at)) return;
+  item->expires_at = item_time(expires_at);
   if (expires_at != 0) schedule_expiry_locked(item);
 }
 
@@ -433,20 +501,21 @@ void Store::Locked::schedule_expiry_locked(Item* item) {
   wheel.add(item->hash, item->expires_at);
   if (wheel.entries() > 2 * shard_.index.size() + kWheelStaleSlack) {
     wheel.compact([&](const ExpiryWheel::Entry& entry) {
-      const Item* it = shard_.index.find_hash(entry.hash);
-      return it != nullptr && it->expires_at == entry.expires_at;
+      return shard_.index.find_hash(entry.hash, [&](const Item* it) { return it->expires_at == entry.expires_at; }) !=
+             nullptr;
     });
   }
 }
 
 void Store::Locked::discard(Item* item) {
-  assert(item->linked == 0);
+  assert(item->linked == Item::kUnlinked);
   shard_.reserved_bytes -= cost_of(item);
-  std::free(item);
+  --shard_.reserved_items;
+  shard_.slab.free_locked(item, bytes_of(item));
 }
 
 void Store::Locked::remove(Item* item) {
-  assert(item->linked == 1);
+  assert(item->linked == Item::kLinked);
   unlink_and_free_locked(shard_, item);
 }
 
@@ -457,7 +526,7 @@ void Store::Locked::touch(Item* item, int64_t now) {
   } else {
     shard_.policy->accessed_locked(item);
   }
-  item->accessed_at = now;
+  item->accessed_at = item_time(now);
 }
 
 uint64_t Store::Locked::bump_cas(Item* item) {

@@ -41,6 +41,9 @@ struct StoreStats {
   uint64_t admissions_rejected = 0;
   uint64_t limit_maxbytes = 0;
   uint64_t expiry_entries = 0;  // entries in the shards' expiry wheels, stale ones included
+  // Memory the shards hold: slab pages (free chunks and pooled pages included), large items'
+  // mappings and the indexes' bucket arrays. At most limit_maxbytes (slab.h).
+  uint64_t held_bytes = 0;
 };
 
 struct Shard;
@@ -76,7 +79,7 @@ class Store {
                    const Item* protect = nullptr);
 
     // Links an allocated item, replacing (unlinking and freeing) the current item for the key if
-    // any. Assigns a new CAS unless cas != 0 (meta "E"). Sets stored_at/accessed_at to now.
+    // any. Assigns a new CAS unless cas != 0 (meta "E"). Sets accessed_at to now.
     void link(Item* item, int64_t now, uint64_t cas = 0);
 
     // Frees an item that allocate() returned and that was never linked.
@@ -103,7 +106,7 @@ class Store {
 
     Store& store_;
     Shard& shard_;
-    uint64_t hash_;
+    uint64_t hash_;  // widen_hash_tag() of the key hash's low 32 bits (the shard came from its top bits)
     std::string_view key_;
     bool access_pending_ = false;  // find() ran: record the access when the lock is released
     bool access_hit_ = false;      // touch() ran: the recorded access is a hit
