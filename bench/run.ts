@@ -61,6 +61,15 @@ const SUITES: readonly Suite[] = [
     limitSeconds: 300,
   },
   {
+    name: "hitratio-network",
+    script: "hitratio-network.ts",
+    args: ["--requests", "2000000", "--memory-mb", "16"],
+    quick: ["--requests", "20000", "--memory-mb", "4", "--traces", "zipf-0.99"],
+    json: "hitratio-network.json",
+    svgs: ["hitratio-network.svg"],
+    limitSeconds: 420,
+  },
+  {
     name: "leaf",
     script: "leaf-vs-memcached.ts",
     args: ["--seconds", "5", "--repeats", "3", "--warmup", "1"],
