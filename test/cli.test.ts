@@ -1,14 +1,28 @@
 // The gravity command line: bad flags exit 2 with one line naming the flag, --help and --version
 // exit 0, and the compiled executable runs alone, with nothing beside it.
 import { afterAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { McClient } from "./helpers/mc-client.ts";
-import { COMPILED_GRAVITY, runGravity, SERVER_TEST_MS, startLeaf, stopAll } from "./helpers/servers.ts";
+import {
+  COMPILED_GRAVITY,
+  freePort,
+  HOST,
+  runGravity,
+  SERVER_TEST_MS,
+  startLeaf,
+  startRouter,
+  stopAll,
+} from "./helpers/servers.ts";
+import { pollUntil } from "./helpers/wait.ts";
 
-afterAll(stopAll);
+const dirsToRemove: string[] = [];
+afterAll(async () => {
+  await stopAll();
+  for (const dir of dirsToRemove) rmSync(dir, { recursive: true, force: true });
+});
 
 describe("bad flags exit 2 with one line naming the flag", () => {
   const cases: { args: string[]; env?: Record<string, string>; names: string[] }[] = [
@@ -120,6 +134,38 @@ test(
     client.close();
     await leaf.waitForStdout(/gravity leaf: connection from 127\.0\.0\.1 closed/);
     expect(await leaf.stop("SIGTERM")).toBe(0);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "router -v logs route errors, verbosity N changes the level at run time, and -vv logs connections",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gravity-verbose-"));
+    dirsToRemove.push(dir);
+    const config = join(dir, "router.json");
+    // A pool whose only leaf listens nowhere: every get is a route error.
+    writeFileSync(
+      config,
+      JSON.stringify({ pools: { main: { servers: [`${HOST}:${await freePort()}`] } }, route: "main" }),
+    );
+    const router = await startRouter(["--port", "0", "--config", config, "-v"]);
+    const client = await McClient.connect(router.port);
+    expect(await client.command("get verbose:a")).toStartWith("SERVER_ERROR ");
+    await pollUntil(() => (/gravity router: get verbose:a: /.test(router.stderr()) ? true : undefined), {
+      deadlineMs: 10_000,
+      what: "the route error on stderr",
+    });
+    expect(await client.command("verbosity 0")).toBe("OK");
+    expect(await client.command("get verbose:b")).toStartWith("SERVER_ERROR ");
+    expect(await client.command("verbosity 2")).toBe("OK");
+    // Level 2 logs a new connection: by then the get at level 0 has long been answered.
+    const second = await McClient.connect(router.port);
+    await router.waitForStdout(/gravity router: connection from 127\.0\.0\.1 \(2 open\)/);
+    expect(router.stderr()).not.toContain("verbose:b");
+    second.close();
+    client.close();
+    expect(await router.stop("SIGTERM")).toBe(0);
   },
   SERVER_TEST_MS,
 );

@@ -80,6 +80,15 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   },
   ...HTTP_FLAGS,
   ...GRPC_FLAGS,
+  {
+    name: "verbose",
+    kind: FlagKind.Count,
+    default: 0,
+    min: 0,
+    max: 3,
+    short: "v",
+    help: "log more: -v route errors (one line a second at most), -vv every client connection",
+  },
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
 ];
 
@@ -155,6 +164,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       ],
       maxConnections: flags["max-connections"] as number,
       maxItemBytes: flags["max-item-size"] as number,
+      verbosity: { level: flags.verbose as number },
       version: MEMCACHED_VERSION,
       state: () => router.current(),
       counters,
@@ -179,6 +189,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
             port: server.port,
             maxConnections: flags["max-connections"] as number,
             maxItemBytes: flags["max-item-size"] as number,
+            verbosity: flags.verbose as number,
             onDelete: aggregate?.bus === undefined ? null : publishDeleteOf(aggregate.bus),
             onHealthChange: logHealth,
             onFatal: (error) => {

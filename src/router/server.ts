@@ -88,6 +88,11 @@ export interface RouterServerOptions {
   counters?: RouterCounters;
   /** Per-request metrics (optional). */
   metrics?: RouterMetricsRecorder;
+  /**
+   * What the router logs, memcached's -v levels: 1 route errors (at most one line a second, with
+   * how many were left out), 2 also every client connection. `verbosity N` sets it at run time.
+   */
+  verbosity?: { level: number };
   /** Called with the key of every delete a client sends (the invalidation bus publishes it). */
   onDelete?: (key: Uint8Array) => void;
   /** Share the port with other listeners (SO_REUSEPORT): `gravity router --threads N`. */
@@ -108,6 +113,7 @@ const MAX_PENDING_SLOTS = 1024;
 const LINGER_MS = 1000;
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
 const TOO_MANY_CONNECTIONS = utf8.encode("ERROR Too many open connections\r\n");
 
 // One request's place in the reply order: bytes once known (EMPTY when nothing is sent back).
@@ -136,6 +142,24 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
   const sockets = new Set<ClientSocket>();
   const started = Date.now();
   let nextSessionId = 0;
+  const verbosity = options.verbosity ?? { level: 0 };
+  // Route errors, at most one line a second: a dead pool must not flood the log.
+  let errorWindowStart = 0;
+  let errorsLeftOut = 0;
+  const logRouteError = (request: Request, error: unknown): void => {
+    const now = Date.now();
+    if (now - errorWindowStart < 1000) {
+      errorsLeftOut++;
+      return;
+    }
+    const more = errorsLeftOut > 0 ? ` (and ${errorsLeftOut} more in the last second)` : "";
+    errorWindowStart = now;
+    errorsLeftOut = 0;
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(
+      `gravity router: ${opLabel(request.op)} ${latin1.decode(request.itemKey)}: ${message}${more}`,
+    );
+  };
   let stopping = false;
 
   const flush = (socket: ClientSocket): void => {
@@ -249,15 +273,20 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     const fail = (error: unknown) => {
       metrics?.observeRequest(opLabel(request.op), "failed", (performance.now() - start) / 1000);
       counters.routeErrors++;
+      if (verbosity.level >= 1) logRouteError(request, error);
       complete(socket, slot, request.noreply ? EMPTY : serverError(error));
     };
     switch (request.op) {
       case Op.Version:
         slot.bytes = utf8.encode(`VERSION ${options.version}\r\n`);
         break;
-      case Op.Verbosity:
+      case Op.Verbosity: {
+        // memcached: `verbosity N` sets the level; anything else leaves it (and still says OK).
+        const level = Number(request.args[0]);
+        if (Number.isInteger(level) && level >= 0) verbosity.level = level;
         slot.bytes = request.noreply ? EMPTY : utf8.encode("OK\r\n");
         break;
+      }
       case Op.MetaNoop:
         slot.bytes = utf8.encode("MN\r\n");
         break;
@@ -360,6 +389,8 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         sockets.add(socket);
         counters.totalConnections++;
         counters.currConnections++;
+        if (verbosity.level >= 2)
+          console.log(`gravity router: connection from ${socket.remoteAddress} (${sockets.size} open)`);
         if (sockets.size > options.maxConnections) {
           socket.write(TOO_MANY_CONNECTIONS);
           session.closing = true;
@@ -390,7 +421,11 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       close(socket) {
         const session = socket.data;
         if (session.linger !== null) clearTimeout(session.linger);
-        if (sockets.delete(socket)) counters.currConnections--;
+        if (sockets.delete(socket)) {
+          counters.currConnections--;
+          if (verbosity.level >= 2)
+            console.log(`gravity router: connection from ${socket.remoteAddress} closed`);
+        }
       },
       error(socket) {
         socket.terminate();

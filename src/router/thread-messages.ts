@@ -16,6 +16,7 @@ export type ToRouterWorker =
       port: number;
       maxConnections: number;
       maxItemBytes: number;
+      verbosity: number;
       /** Forward every client delete's key to the main thread (it owns the invalidation bus). */
       forwardDeletes: boolean;
     }

@@ -35,6 +35,8 @@ export interface RouterThreadsOptions {
   port: number;
   maxConnections: number;
   maxItemBytes: number;
+  /** The -v level each thread starts with (`verbosity N` changes it per thread). */
+  verbosity: number;
   /** Called with the key of every client delete a worker served (null: workers do not forward). */
   onDelete: ((key: Uint8Array) => void) | null;
   /** Called when a worker marks a destination down (TKO) or up again. */
@@ -136,6 +138,7 @@ export class RouterThreads {
           port: options.port,
           maxConnections: options.maxConnections,
           maxItemBytes: options.maxItemBytes,
+          verbosity: options.verbosity,
           forwardDeletes: options.onDelete !== null,
         });
       }

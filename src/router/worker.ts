@@ -71,6 +71,7 @@ function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
       reusePort: true,
       maxConnections: message.maxConnections,
       maxItemBytes: message.maxItemBytes,
+      verbosity: { level: message.verbosity },
       version: MEMCACHED_VERSION,
       state: () => router.current(),
       counters,
