@@ -112,9 +112,9 @@ export class TcpPool {
     return count;
   }
 
-  // An idle connection; else a new one while below the bound; else the least busy one that is not
-  // stalled; else the least busy; if none is available, any (it fails the request at once with
-  // the ConnectionError that explains why).
+  // An idle connection; else, for a send with a stall threshold, a new one while below the bound;
+  // else the least busy one that is not stalled; else the least busy; if none is available, any (it
+  // fails the request at once with the ConnectionError that explains why).
   private pick(stallMs: number): TcpConnection {
     const live = this.live;
     const now = performance.now();
