@@ -5,13 +5,17 @@
 // Starts `dist/gravity leaf` and memcached with room for every item (no eviction), reads each
 // process's RSS, stores N items (keys "key:<n>", fixed-size values) with pipelined noreply sets,
 // reads RSS and `stats` again, and prints bytes per item by RSS growth and by the server's own
-// `bytes` figure. Writes bench/results/memory.json and draws bench/charts/memory.svg.
+// `bytes` figure. Then the flood: a leaf and memcached at --memory/-m FLOOD_MB receive 10x that
+// in values of random sizes from 1 KB to 900 KB (same seeded sequence for both), and the table
+// shows each one's peak RSS (VmHWM) and RSS at the end, as multiples of the limit.
+// Writes bench/results/memory.json and draws bench/charts/memory.svg.
 
 import { join } from "node:path";
 import { FlagKind, parseFlags } from "../src/cli/args.ts";
 import { McClient } from "../test/helpers/mc-client.ts";
 import {
   MEMCACHED,
+  peakRssBytes,
   REPO_ROOT,
   rssBytes,
   type ServerProcess,
@@ -46,7 +50,21 @@ const flags = parseFlags(process.argv.slice(2), [
     max: 100_000,
     help: "bytes per value",
   },
+  {
+    name: "flood-only",
+    kind: FlagKind.Boolean,
+    default: false,
+    help: "run only the mixed-size flood (no bytes-per-item runs, no results written)",
+  },
+  {
+    name: "executable",
+    kind: FlagKind.String,
+    default: "",
+    help: "run this gravity executable instead of dist/gravity (e.g. an older build)",
+  },
 ]);
+const floodOnly = flags["flood-only"] as boolean;
+const executable = (flags.executable as string) || undefined;
 const repeats = flags.repeats as number;
 const items = flags.items as number;
 const valueBytes = flags["value-bytes"] as number;
@@ -95,11 +113,11 @@ async function load(server: ServerProcess): Promise<Record<string, number>> {
 
 // Alternating fresh servers (gravity, memcached, gravity, ...); the table shows each one's median.
 const servers: [string, () => Promise<ServerProcess>][] = [
-  ["gravity", () => startLeaf(["--port", "0", "--memory", `${memoryMb}mb`], { binary: "compiled" })],
+  ["gravity", () => startLeaf(["--port", "0", "--memory", `${memoryMb}mb`], { binary: "compiled", executable })],
   ["memcached", () => startMemcached({ memoryMb })],
 ];
 const runs: Record<string, Record<string, number>[]> = { gravity: [], memcached: [] };
-for (let repeat = 1; repeat <= repeats; repeat++) {
+for (let repeat = 1; repeat <= (floodOnly ? 0 : repeats); repeat++) {
   for (const [name, start] of servers) {
     const server = await start();
     try {
@@ -113,6 +131,65 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
     }
   }
 }
+// The flood: mixed sizes at 10x the limit, through one pipelined connection.
+const FLOOD_MB = 64;
+async function flood(server: ServerProcess): Promise<Record<string, number>> {
+  const client = await McClient.connect(server.port);
+  const limit = FLOOD_MB * 1024 * 1024;
+  let seed = 12345;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const chunk = "x".repeat(900 * 1000);
+  let written = 0;
+  let n = 0;
+  while (written < 10 * limit) {
+    let batch = "";
+    for (let i = 0; i < 16; i++, n++) {
+      const size = 1000 + Math.floor(next() * 899_000);
+      batch += `set flood:${n} 0 0 ${size} noreply\r\n${chunk.slice(0, size)}\r\n`;
+      written += size;
+    }
+    await client.send(batch);
+    await client.send("version\r\n");
+    await client.readLine();
+  }
+  const peak = await peakRssBytes(server.pid);
+  const end = await rssBytes(server.pid);
+  const s = await stats(client);
+  client.close();
+  return {
+    peakRatio: peak / limit,
+    endRatio: end / limit,
+    peakBytes: peak,
+    endBytes: end,
+    items: Number(s.get("curr_items")),
+    statsBytes: Number(s.get("bytes")),
+  };
+}
+const floods: Record<string, Record<string, number>> = {};
+for (const [name, start] of [
+  ["gravity", () => startLeaf(["--port", "0", "--memory", `${FLOOD_MB}mb`], { binary: "compiled", executable })],
+  ["memcached", () => startMemcached({ memoryMb: FLOOD_MB })],
+] as [string, () => Promise<ServerProcess>][]) {
+  const server = await start();
+  try {
+    floods[name] = await flood(server);
+  } finally {
+    await server.stop("SIGTERM");
+  }
+}
+console.log(`\nflood: 10 x ${FLOOD_MB} MB of values from 1 KB to 900 KB into --memory ${FLOOD_MB}mb / -m ${FLOOD_MB}`);
+console.log("\n| server | peak RSS / limit | RSS at end / limit | items at end |");
+console.log("|---|---|---|---|");
+for (const [name, f] of Object.entries(floods)) {
+  console.log(
+    `| ${name} | ${(f.peakRatio as number).toFixed(2)}x | ${(f.endRatio as number).toFixed(2)}x | ${f.items} |`,
+  );
+}
+
+if (floodOnly) process.exit(0);
 const results: Record<string, Record<string, number>> = {};
 for (const [name, list] of Object.entries(runs)) {
   results[name] = {
@@ -141,6 +218,7 @@ const written = writeResults("memory", {
   results,
   runs,
   ratio,
+  floods,
 });
 console.log(`wrote ${written}`);
 
