@@ -126,14 +126,25 @@ TEST(model_one_shard) {
   StoreOptions options;
   options.memory_bytes = 6ull << 20;  // 24 pages
   options.shard_count = 1;
+  options.slab_pages = true;
   options.policy = "lru";
   run_model(options, 1, 20000);
+}
+
+TEST(model_malloc_per_item) {
+  // The default (StoreOptions::slab_pages off): one malloc per item, the same invariants.
+  StoreOptions options;
+  options.memory_bytes = 20ull << 20;
+  options.shard_count = 4;
+  options.policy = "tinylfu";
+  run_model(options, 3, 20000);
 }
 
 TEST(model_tinylfu_four_shards) {
   StoreOptions options;
   options.memory_bytes = 20ull << 20;
   options.shard_count = 4;
+  options.slab_pages = true;
   options.policy = "tinylfu";
   run_model(options, 2, 20000);
 }
@@ -143,6 +154,7 @@ TEST(model_pages_move_between_classes) {
   StoreOptions options;
   options.memory_bytes = 4ull << 20;
   options.shard_count = 1;
+  options.slab_pages = true;
   Store store(options);
   const size_t sizes[] = {100, 3000, 200000, 40, 60000, 900};
   int n = 0;

@@ -15,7 +15,7 @@
 namespace gravity {
 
 struct Shard {
-  explicit Shard(uint64_t limit) : limit_bytes(limit), slab(limit) {}
+  Shard(uint64_t limit, bool slab_pages) : limit_bytes(limit), slab(slab_pages ? limit : 0) {}
 
   SpinLock mutex;
   // Everything below is guarded by `mutex`.

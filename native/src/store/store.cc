@@ -235,7 +235,7 @@ Store::Store(const StoreOptions& options)
   shard_shift_ = 64 - log2_pow2(n);
   shards_.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
-    auto shard = std::make_unique<Shard>(options.memory_bytes / n);
+    auto shard = std::make_unique<Shard>(options.memory_bytes / n, options.slab_pages);
     // The policy's budgets steer the victims within what the charge can reach. In a slab shard
     // the held limit binds first (free chunks of partly used pages, the index's buckets), so the
     // policy is sized a sixteenth smaller: its main space then fills, and W-TinyLFU's duels run,
