@@ -113,7 +113,10 @@ async function load(server: ServerProcess): Promise<Record<string, number>> {
 
 // Alternating fresh servers (gravity, memcached, gravity, ...); the table shows each one's median.
 const servers: [string, () => Promise<ServerProcess>][] = [
-  ["gravity", () => startLeaf(["--port", "0", "--memory", `${memoryMb}mb`], { binary: "compiled", executable })],
+  [
+    "gravity",
+    () => startLeaf(["--port", "0", "--memory", `${memoryMb}mb`], { binary: "compiled", executable }),
+  ],
   ["memcached", () => startMemcached({ memoryMb })],
 ];
 const runs: Record<string, Record<string, number>[]> = { gravity: [], memcached: [] };
@@ -170,7 +173,10 @@ async function flood(server: ServerProcess): Promise<Record<string, number>> {
 }
 const floods: Record<string, Record<string, number>> = {};
 for (const [name, start] of [
-  ["gravity", () => startLeaf(["--port", "0", "--memory", `${FLOOD_MB}mb`], { binary: "compiled", executable })],
+  [
+    "gravity",
+    () => startLeaf(["--port", "0", "--memory", `${FLOOD_MB}mb`], { binary: "compiled", executable }),
+  ],
   ["memcached", () => startMemcached({ memoryMb: FLOOD_MB })],
 ] as [string, () => Promise<ServerProcess>][]) {
   const server = await start();
@@ -180,7 +186,9 @@ for (const [name, start] of [
     await server.stop("SIGTERM");
   }
 }
-console.log(`\nflood: 10 x ${FLOOD_MB} MB of values from 1 KB to 900 KB into --memory ${FLOOD_MB}mb / -m ${FLOOD_MB}`);
+console.log(
+  `\nflood: 10 x ${FLOOD_MB} MB of values from 1 KB to 900 KB into --memory ${FLOOD_MB}mb / -m ${FLOOD_MB}`,
+);
 console.log("\n| server | peak RSS / limit | RSS at end / limit | items at end |");
 console.log("|---|---|---|---|");
 for (const [name, f] of Object.entries(floods)) {

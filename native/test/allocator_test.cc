@@ -49,16 +49,19 @@ void run_model(const StoreOptions& options, uint64_t seed, int steps) {
     const unsigned op = static_cast<unsigned>(rng() % 20);
     if (op < 13) {
       const std::string value = make_value(rng, random_size(rng));
-      const int64_t expires_at = rng() % 5 == 0 ? store.now() + 1 + static_cast<int64_t>(rng() % 3) : 0;
+      // One time for the whole step: the store's clock also follows the wall clock, and an item
+      // due at now + 1 is expired if a second passes between its set and the find below.
+      const int64_t now = store.now();
+      const int64_t expires_at = rng() % 5 == 0 ? now + 1 + static_cast<int64_t>(rng() % 3) : 0;
       Store::Locked locked(store, key);
-      Item* old = locked.find(store.now());
+      Item* old = locked.find(now);
       Item* item = locked.allocate(static_cast<uint32_t>(value.size()), 7, expires_at, old);
       CHECK(item != nullptr);  // every shard can hold the largest item: none is refused
       if (item == nullptr) continue;
       std::memcpy(item->value_data(), value.data(), value.size());
-      locked.link(item, store.now());
+      locked.link(item, now);
       model[key] = {value, expires_at};
-      CHECK(locked.find(store.now()) == item);
+      CHECK(locked.find(now) == item);
     } else if (op < 15) {
       Store::Locked locked(store, key);
       Item* item = locked.find(store.now());
