@@ -21,6 +21,14 @@ const PACKAGE_OF: Record<string, string> = {
   "/usr/bin/memcached": "memcached",
   "/usr/bin/memccapable": "libmemcached-tools",
   "/usr/bin/memcaslap": "libmemcached-tools",
+  "/usr/bin/memccat": "libmemcached-tools",
+  "/usr/bin/memccp": "libmemcached-tools",
+  "/usr/bin/memcexist": "libmemcached-tools",
+  "/usr/bin/memcflush": "libmemcached-tools",
+  "/usr/bin/memcping": "libmemcached-tools",
+  "/usr/bin/memcrm": "libmemcached-tools",
+  "/usr/bin/memcstat": "libmemcached-tools",
+  "/usr/bin/memctouch": "libmemcached-tools",
 };
 export const MEMCACHED = "/usr/bin/memcached";
 export const MEMCCAPABLE = "/usr/bin/memccapable";
