@@ -2,7 +2,8 @@
 // memcached, a leaf and a router over two sharded leaves: memccp copies files in (set, add,
 // replace, flags, expiry), memccat reads them back byte for byte, memcexist, memctouch, memcrm,
 // memcping and memcflush; each run's exit code and output must be what memcached gives. memcstat
-// prints the server's stats, which must count what the tools just did.
+// prints the server's stats, which must count what the tools just did. The same session over the
+// binary protocol (--binary) runs against a leaf.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -56,7 +57,8 @@ function blob(): Buffer {
 type Transcript = [string, number | null, string, string][];
 
 // The session a user has with the tools; returns a transcript to compare with memcached's.
-async function session(server: ServerProcess): Promise<Transcript> {
+// `protocol` is passed to every tool: [] for text, ["--binary"] for the binary protocol.
+async function session(server: ServerProcess, protocol: string[] = []): Promise<Transcript> {
   const dir = mkdtempSync(join(tmpdir(), "gravity-libmemcached-tools-"));
   const content = blob();
   writeFileSync(join(dir, "blob.bin"), content);
@@ -64,7 +66,7 @@ async function session(server: ServerProcess): Promise<Transcript> {
   writeFileSync(join(dir, "huge.bin"), Buffer.alloc(2 * 1024 * 1024, "z"));
   const transcript: Transcript = [];
   const run = async (tool: string, ...args: string[]) => {
-    const result = await runTool(tool, server, args, dir);
+    const result = await runTool(tool, server, [...protocol, ...args], dir);
     transcript.push([[tool, ...args].join(" "), result.exitCode, result.stdout, result.stderr]);
     return result;
   };
@@ -241,5 +243,36 @@ describe.each([
     expect(stdout).toContain("Memcached Cluster Analysis Report");
     expect(stdout).toMatch(/Number of Servers Analyzed\s+: 1\n/);
     expect(stdout).toMatch(/Average Item Size \(incl\/overhead\)\s+: \d+ bytes\n/);
+  });
+});
+
+// The router does not route the binary protocol yet (issue 11, deliverable 2): only the leaf here.
+describe("libmemcached's tools over the binary protocol (--binary)", () => {
+  let binaryReference: Transcript;
+
+  beforeAll(async () => {
+    binaryReference = await session(targets.memcached, ["--binary"]);
+  }, SERVER_TEST_MS);
+
+  test("against memcached the copies read back intact (the harness works)", () => {
+    const verdicts = binaryReference.filter(([command]) => command.endsWith("equals blob.bin"));
+    expect(verdicts.map(([, , out]) => out)).toEqual(["true", "true"]);
+  });
+
+  test("against a leaf every run exits and prints as it does against memcached", async () => {
+    expect(await session(targets.leaf, ["--binary"])).toEqual(binaryReference);
+  }, 60_000);
+
+  test.each([
+    ["memcached", () => targets.memcached],
+    ["a leaf", () => targets.leaf],
+  ] as const)("memcstat --binary prints the stats of %s", async (_, target) => {
+    const server = target();
+    const run = await runTool("memcstat", server, ["--binary"], tmpdir());
+    expect(run.exitCode, run.stderr).toBe(0);
+    const report = parseMemcstat(run.stdout);
+    expect(report.server).toBe(`Server: ${server.host} (${server.port})`);
+    for (const name of POOL_STATS) expect(report.stats[name], name).toMatch(/^\d+$/);
+    expect(report.stats.pid).toBe(String(server.pid));
   });
 });
