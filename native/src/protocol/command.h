@@ -52,8 +52,17 @@ struct PendingStore {
 // try_read_command_negotiate) and fixed for the connection's life.
 enum class WireProtocol : uint8_t { kUndecided, kText, kBinary };
 
+// Where an "lru_crawler metadump" paused on backpressure resumes (metadump.cc).
+struct MetadumpCursor {
+  bool active = false;  // a dump is under way: the same line runs again to continue it
+  WalkCursor walk;
+  uint64_t classes = 0;  // bit c: report class c+1 (item_classes.h) is dumped
+};
+
 // Per-connection protocol state.
 struct Session {
+  ConnectionInfo* info = nullptr;  // this connection in the server's list ("stats conns")
+  MetadumpCursor metadump;
   WireProtocol protocol = WireProtocol::kUndecided;
   bool authenticated = false;  // SASL: a binary SASL auth succeeded on this connection
   PendingStore store;
@@ -133,6 +142,12 @@ void process_delete(Context& ctx, const Tokens& t);
 void process_flush_all(Context& ctx, const Tokens& t);
 void process_verbosity(Context& ctx, const Tokens& t);
 void process_stats(Context& ctx, const Tokens& t);
+LineResult process_lru_crawler(Context& ctx, const Tokens& t);
+// "stats items" / "slabs" / "cachedump" and "stats conns" (item_stats.cc).
+void item_stats(Context& ctx);
+void slab_stats(Context& ctx);
+void cachedump(Context& ctx, const Tokens& t);
+void conn_stats(Context& ctx);
 void process_mg(Context& ctx, Tokens& t);
 void process_ms(Context& ctx, Tokens& t);
 void process_md(Context& ctx, Tokens& t);

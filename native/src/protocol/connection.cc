@@ -70,6 +70,7 @@ struct Connection::State {
 
   Server& server;
   Session session;
+  ConnectionInfo info;       // this connection in the server's list ("stats conns")
   std::string input;         // unexecuted input: a partial command, or a backlog while backed up
   std::string pending;       // reply bytes that did not fit in `out`; drained from pending_pos
   size_t pending_pos = 0;
@@ -144,10 +145,14 @@ size_t Connection::State::run(Context& ctx, const char* data, size_t size) {
 
 Connection::Connection(Server& server) : state_(new State(server)) {
   server.curr_connections.fetch_add(1, std::memory_order_relaxed);
-  server.total_connections.fetch_add(1, std::memory_order_relaxed);
+  state_->info.id = server.total_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+  state_->session.info = &state_->info;
+  state_->info.last_cmd_at.store(server.store().now(), std::memory_order_relaxed);
+  server.add_connection(&state_->info);
 }
 
 Connection::~Connection() {
+  state_->server.remove_connection(&state_->info);
   state_->server.curr_connections.fetch_sub(1, std::memory_order_relaxed);
   delete state_;
 }
@@ -195,6 +200,7 @@ FeedResult Connection::feed(const uint8_t* input, size_t input_size, uint8_t* ou
     // 2b. Execute: straight from the caller's bytes when nothing is buffered.
     ReplyWriter writer(out + written, out_capacity - written, s.pending);
     Context ctx{server, store, store.now(), writer, s.session};
+    if (input_size > 0) s.info.last_cmd_at.store(ctx.now, std::memory_order_relaxed);
     if (s.input.empty()) {
       const size_t consumed = input_size > 0 ? s.run(ctx, in, input_size) : 0;
       if (!s.closing && consumed < input_size) s.input.assign(in + consumed, input_size - consumed);
@@ -208,6 +214,15 @@ FeedResult Connection::feed(const uint8_t* input, size_t input_size, uint8_t* ou
     written += writer.written();
   }
 
+  ConnectionState state = ConnectionState::kRead;
+  if (!s.pending.empty()) {
+    state = ConnectionState::kMwrite;
+  } else if (s.session.data_needed > 0) {
+    state = ConnectionState::kNread;
+  } else if (s.session.swallow > 0) {
+    state = ConnectionState::kSwallow;
+  }
+  s.info.state.store(state, std::memory_order_relaxed);
   server.bytes_written.fetch_add(written, std::memory_order_relaxed);
   result.written = written;
   result.close = s.closing && s.pending.empty();

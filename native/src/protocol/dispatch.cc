@@ -159,6 +159,8 @@ LineResult execute_line(Context& ctx, std::string_view raw_line) {
     } else {
       error(ctx);
     }
+  } else if (cmd == "lru_crawler") {
+    return process_lru_crawler(ctx, t);
   } else if (cmd == "version") {
     process_version(ctx);
   } else if (cmd == "quit") {

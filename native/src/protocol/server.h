@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "store/store.h"
@@ -18,6 +19,21 @@ struct ServerOptions {
   // the SASL ones needs a successful SASL PLAIN authentication first.
   bool sasl = false;
   std::string sasl_passwords;  // memcached's SASL password file: "user:password[:...]" lines
+};
+
+// What memcached's "stats conns" reports of a connection (conn_read, conn_nread...), as of the end
+// of its latest feed().
+enum class ConnectionState : uint8_t { kRead, kParseCmd, kNread, kSwallow, kMwrite };
+
+// One open connection in the server's list ("stats conns"). The connection writes its fields, any
+// thread reads them while holding Server::connections_mutex (the connection unlists itself under
+// it before it goes).
+struct ConnectionInfo {
+  uint64_t id = 0;                           // 1, 2, ... in the order connections were opened
+  std::atomic<int64_t> last_cmd_at{0};       // store clock of its latest feed() with input
+  std::atomic<ConnectionState> state{ConnectionState::kRead};
+  ConnectionInfo* prev = nullptr;            // the list, guarded by Server::connections_mutex
+  ConnectionInfo* next = nullptr;
 };
 
 class Server {
@@ -41,10 +57,23 @@ class Server {
   std::atomic<uint64_t> auth_cmds{0};    // SASL authentications attempted
   std::atomic<uint64_t> auth_errors{0};  // ... and failed
 
+  // The open connections, oldest first ("stats conns").
+  void add_connection(ConnectionInfo* info);
+  void remove_connection(ConnectionInfo* info);
+  // Calls f(const ConnectionInfo&) for each open connection, oldest first, with the list locked.
+  template <class F>
+  void for_each_connection(F f) {
+    std::lock_guard<std::mutex> lock(connections_mutex_);
+    for (const ConnectionInfo* c = connections_head_; c != nullptr; c = c->next) f(*c);
+  }
+
  private:
   ServerOptions options_;
   Store store_;
   int64_t started_at_;
+  std::mutex connections_mutex_;
+  ConnectionInfo* connections_head_ = nullptr;  // guarded by connections_mutex_
+  ConnectionInfo* connections_tail_ = nullptr;
 };
 
 }  // namespace gravity

@@ -137,16 +137,23 @@ void general_stats(Context& ctx) {
   out.line("END");
 }
 
-// "stats settings": the settings Gravity has, under memcached's names.
+// "stats settings": the settings Gravity has, under memcached's names and in memcached's order
+// (proto_text.c process_stat_settings). Listener settings (maxconns, tcpport, inter) are the
+// TypeScript listener's and are not known here.
 void settings_stats(Context& ctx) {
   ReplyWriter& out = ctx.out;
+  const ServerOptions& options = ctx.server.options();
   stat(out, "maxbytes", ctx.store.memory_bytes());
   stat(out, "verbosity", static_cast<uint64_t>(ctx.server.verbosity.load()));
   stat(out, "evictions", "on");
-  stat(out, "num_threads", ctx.server.options().threads);
+  stat(out, "num_threads", options.threads);
   stat(out, "cas_enabled", "yes");
+  stat(out, "binding_protocol", "auto-negotiate");  // text or binary by the first byte (-B auto)
+  stat(out, "auth_enabled_sasl", options.sasl ? "yes" : "no");
+  stat(out, "auth_enabled_ascii", "no");
   stat(out, "item_size_max", ctx.store.max_item_bytes());
   stat(out, "flush_enabled", "yes");
+  stat(out, "dump_enabled", "yes");  // stats cachedump and lru_crawler metadump are served
   out.line("END");
 }
 
@@ -161,12 +168,14 @@ void process_stats(Context& ctx, const Tokens& t) {
   const std::string_view sub = t.token[1];
   if (sub == "settings") {
     settings_stats(ctx);
-  } else if (sub == "items" || sub == "conns") {
-    ctx.out.line("END");
+  } else if (sub == "cachedump") {
+    cachedump(ctx, t);
+  } else if (sub == "conns") {
+    conn_stats(ctx);
+  } else if (sub == "items") {
+    item_stats(ctx);
   } else if (sub == "slabs") {
-    stat(ctx.out, "active_slabs", 0);
-    stat(ctx.out, "total_malloced", ctx.store.stats().bytes);
-    ctx.out.line("END");
+    slab_stats(ctx);
   } else if (sub == "sizes") {
     stat(ctx.out, "sizes_status", "disabled");
     ctx.out.line("END");

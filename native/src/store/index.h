@@ -97,6 +97,12 @@ class Index {
     *cursor = (*cursor + count) & mask();
   }
 
+  // Calls f(item) for each item chained in bucket b (< bucket_count()). f must not change the index.
+  template <class F>
+  void for_each_in_bucket(size_t b, F f) const {
+    for (Item* it = buckets_[b]; it != nullptr; it = it->hash_next) f(it);
+  }
+
   // Unchains every item, passing each to drop(item) (which may free it).
   template <class Drop>
   void clear(Drop drop) {

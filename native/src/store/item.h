@@ -104,6 +104,11 @@ constexpr uint32_t slab_class_of(size_t n) {
 
 constexpr uint32_t kSlabClasses = slab_class_of(kMaxSlabChunkBytes) + 1;
 
+// The size class of an item of n bytes (header, key, value) for statistics and dumps: its slab
+// class, or kSlabClasses for an item bigger than the largest one (a mapping of its own).
+constexpr uint32_t size_class_of(size_t n) { return n <= kMaxSlabChunkBytes ? slab_class_of(n) : kSlabClasses; }
+constexpr uint32_t kSizeClasses = kSlabClasses + 1;
+
 struct SlabClassInfo {
   uint32_t chunk_bytes;     // the chunk size
   uint32_t chunks_per_page;

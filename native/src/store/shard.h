@@ -35,6 +35,7 @@ struct Shard {
   size_t flush_bucket = 0;
   size_t flush_walked = 0;
   StoreStats stats;             // counters; curr_items/bytes/limit_maxbytes are filled by Store::stats()
+  ClassCounters class_stats[kSizeClasses];  // by size_class_of() of the item's bytes
   // Not guarded by `mutex`: readers record into it after unlocking; draining it takes the lock.
   AccessBuffer reads;
   bool lossy_reads = false;     // policy->tolerates_lossy_reads(), fixed at construction

@@ -116,8 +116,13 @@ bool evict_page_locked(Shard& shard, Item* victim, const Item* protect, int64_t 
 
 // Counts an item that leaves because it expired or was flushed (memcached's "reclaimed").
 void count_reclaimed_locked(Shard& shard, const Item* item, bool expired) {
+  ClassCounters& counters = shard.class_stats[size_class_of(bytes_of(item))];
   ++shard.stats.reclaimed;
-  if (expired && (item->bits & Item::kFetched) == 0) ++shard.stats.expired_unfetched;
+  ++counters.reclaimed;
+  if (expired && (item->bits & Item::kFetched) == 0) {
+    ++shard.stats.expired_unfetched;
+    ++counters.expired_unfetched;
+  }
 }
 
 void evict_locked(Shard& shard, Item* victim, int64_t now, int64_t flush_at) {
@@ -125,8 +130,15 @@ void evict_locked(Shard& shard, Item* victim, int64_t now, int64_t flush_at) {
   if (expired || flushed(victim, flush_at, now)) {
     count_reclaimed_locked(shard, victim, expired);
   } else {
+    ClassCounters& counters = shard.class_stats[size_class_of(bytes_of(victim))];
     ++shard.stats.evictions;
-    if ((victim->bits & Item::kFetched) == 0) ++shard.stats.evicted_unfetched;
+    ++counters.evicted;
+    if (victim->expires_at != 0) ++counters.evicted_nonzero;
+    counters.evicted_time = now > int64_t{victim->accessed_at} ? static_cast<uint64_t>(now - victim->accessed_at) : 0;
+    if ((victim->bits & Item::kFetched) == 0) {
+      ++shard.stats.evicted_unfetched;
+      ++counters.evicted_unfetched;
+    }
   }
   unlink_and_free_locked(shard, victim);
 }
@@ -353,6 +365,59 @@ StoreStats Store::stats() const {
   }
   total.limit_maxbytes = options_.memory_bytes;
   return total;
+}
+
+void Store::class_counters(ClassCounters* out) const {
+  for (uint32_t c = 0; c < kSizeClasses; ++c) out[c] = ClassCounters{};
+  for (const auto& shard : shards_) {
+    std::lock_guard<SpinLock> lock(shard->mutex);
+    for (uint32_t c = 0; c < kSizeClasses; ++c) {
+      const ClassCounters& from = shard->class_stats[c];
+      ClassCounters& into = out[c];
+      into.evicted += from.evicted;
+      into.evicted_nonzero += from.evicted_nonzero;
+      into.evicted_unfetched += from.evicted_unfetched;
+      if (from.evicted != 0) into.evicted_time = from.evicted_time;  // some shard's latest
+      into.reclaimed += from.reclaimed;
+      into.expired_unfetched += from.expired_unfetched;
+    }
+  }
+}
+
+// The index doubles by splitting bucket j into j and j + old size, so walking bucket j of the size
+// the walk began with means visiting j, j + begun, j + 2 * begun ... of the current array: every
+// item that was in old bucket j, and none that was in an old bucket already walked.
+bool Store::walk_batch(WalkCursor& cursor, size_t max_buckets, int64_t now, bool (*visit)(void*, const Item&),
+                       void* f) {
+  if (max_buckets == 0) max_buckets = 1;
+  while (cursor.shard < shards_.size()) {
+    Shard& shard = *shards_[cursor.shard];
+    std::lock_guard<SpinLock> lock(shard.mutex);
+    const size_t current = shard.index.bucket_count();
+    if (cursor.buckets == 0 || cursor.buckets > current) {
+      cursor.buckets = current;
+      cursor.bucket = 0;
+    }
+    const int64_t flush_at = flush_at_.load(std::memory_order_relaxed);
+    const size_t end = std::min(cursor.buckets, cursor.bucket + max_buckets);
+    bool stopped = false;
+    for (size_t j = cursor.bucket; j < end && !stopped; ++j) {
+      for (size_t b = j; b < current && !stopped; b += cursor.buckets) {
+        shard.index.for_each_in_bucket(b, [&](Item* item) {
+          if (stopped || item->expired_at(now) || flushed(item, flush_at, now)) return;
+          if (!visit(f, *item)) stopped = true;
+        });
+      }
+    }
+    cursor.bucket = end;
+    if (cursor.bucket >= cursor.buckets) {
+      ++cursor.shard;
+      cursor.bucket = 0;
+      cursor.buckets = 0;
+    }
+    return cursor.shard < shards_.size();
+  }
+  return false;
 }
 
 // ---- Store::Locked ----

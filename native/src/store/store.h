@@ -51,6 +51,25 @@ struct StoreStats {
   uint64_t held_bytes = 0;
 };
 
+// Per size class (item.h size_class_of) counters of items that left, summed over shards (memcached's
+// "stats items" per-class fields of those names).
+struct ClassCounters {
+  uint64_t evicted = 0;            // evicted while live
+  uint64_t evicted_nonzero = 0;    // ... of which had an expiry
+  uint64_t evicted_unfetched = 0;  // ... of which were never read
+  uint64_t evicted_time = 0;       // seconds since the last access of the latest one evicted (any shard)
+  uint64_t reclaimed = 0;          // freed because they had expired or were flushed
+  uint64_t expired_unfetched = 0;  // ... expired, never read
+};
+
+// Where a walk over every item (Store::walk) resumes: a shard, and a bucket of that shard's index
+// as it was sized when the walk reached the shard (the index may double between batches).
+struct WalkCursor {
+  uint32_t shard = 0;
+  size_t bucket = 0;
+  size_t buckets = 0;  // the shard's bucket count when its walk began; 0 = not begun
+};
+
 struct Shard;
 
 class Store {
@@ -135,6 +154,21 @@ class Store {
 
   StoreStats stats() const;
 
+  // Per size class counters, indexed by size_class_of(); `out` has kSizeClasses entries.
+  void class_counters(ClassCounters* out) const;
+
+  // Walks the live items (neither expired nor flushed at `now`): calls visit(item) for each item
+  // in the next batch of about max_buckets index buckets from `cursor`, holding one shard's lock
+  // for the batch, then advances `cursor`. Returns false once the walk is complete. An item
+  // present and unchanged for the whole walk is visited exactly once; one stored or removed
+  // during it may or may not be (a snapshot per batch). visit() must not call into the store;
+  // it returns false to end the batch early (the batch's remaining buckets are skipped).
+  template <class Visit>
+  bool walk(WalkCursor& cursor, size_t max_buckets, int64_t now, Visit visit) {
+    return walk_batch(cursor, max_buckets, now, [](void* f, const Item& item) { return (*static_cast<Visit*>(f))(item); },
+                      &visit);
+  }
+
   // The store clock in unix seconds: the wall time when the store was created plus the whole
   // seconds elapsed since on a monotonic clock, plus a test-only offset (advance_clock).
   // A step of the wall clock neither expires items early nor revives them (memcached's
@@ -147,6 +181,7 @@ class Store {
  private:
   friend class Locked;
   Shard& shard_for(uint64_t hash);
+  bool walk_batch(WalkCursor& cursor, size_t max_buckets, int64_t now, bool (*visit)(void*, const Item&), void* f);
 
   StoreOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;

@@ -1,0 +1,161 @@
+// Item dumps and per-class statistics on a leaf, as tools that read them from memcached use them:
+// libmemcached's memcdump ("stats cachedump N 0" for N = 0..63), the npm `memcached` client's
+// items(), and "lru_crawler metadump all", whose lines must have memcached
+// 1.6's shape for the same keys. (The npm client's cachedump() is not checked here yet: against a
+// leaf it returned [] for a class of three keys that "stats cachedump" lists.)
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import Memcached from "memcached";
+import { McClient } from "./helpers/mc-client.ts";
+import {
+  requireBinary,
+  SERVER_TEST_MS,
+  type ServerProcess,
+  startLeaf,
+  startMemcached,
+  stopAll,
+} from "./helpers/servers.ts";
+import { withDeadline } from "./helpers/wait.ts";
+
+// Keys of several sizes (so they fall in several classes), one with an expiry, one needing
+// URI encoding in a metadump line.
+const KEYS: [string, number, number][] = [
+  ["small", 3, 0],
+  ["with%percent", 10, 0],
+  ["expiring", 20, 3600],
+  ["medium", 700, 0],
+  ["large", 5000, 0],
+  ["huge", 200_000, 0],
+];
+
+let leaf: ServerProcess;
+let memcached: ServerProcess;
+
+async function load(server: ServerProcess): Promise<void> {
+  const client = await McClient.connect(server.port);
+  try {
+    for (const [key, bytes, exptime] of KEYS) {
+      await client.send(`set ${key} 0 ${exptime} ${bytes}\r\n${"v".repeat(bytes)}\r\n`);
+      expect(await client.readLine()).toBe("STORED");
+    }
+    await client.send("get small\r\n");
+    await client.readThroughLine("END");
+  } finally {
+    client.close();
+  }
+}
+
+// Sends one command and returns its reply through the final "END\r\n" (metadump lines end in a
+// bare "\n", so the reply is not read line by line).
+async function command(server: ServerProcess, line: string): Promise<string> {
+  let reply = "";
+  let done: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const socket = await Bun.connect({
+    hostname: server.host,
+    port: server.port,
+    socket: {
+      data(_socket, data) {
+        reply += Buffer.from(data).toString("latin1");
+        if (reply.endsWith("END\r\n")) done();
+      },
+    },
+  });
+  try {
+    socket.write(`${line}\r\n`);
+    await withDeadline(ended, 10_000, `${line} against ${server.name}`);
+    return reply;
+  } finally {
+    socket.end();
+  }
+}
+
+function call<T>(what: string, method: (callback: (err: unknown, result: T) => void) => void): Promise<T> {
+  const result = new Promise<T>((resolve, reject) => {
+    method((err, value) => (err ? reject(err) : resolve(value)));
+  });
+  return withDeadline(result, 10_000, `memcached client: ${what}`);
+}
+
+beforeAll(async () => {
+  [leaf, memcached] = await Promise.all([startLeaf(["--port", "0"]), startMemcached()]);
+  await Promise.all([load(leaf), load(memcached)]);
+}, SERVER_TEST_MS);
+
+afterAll(() => stopAll());
+
+describe("item dumps on a leaf", () => {
+  test("memcdump lists exactly the stored keys, as against memcached", async () => {
+    const memcdump = requireBinary("/usr/bin/memcdump");
+    const run = async (server: ServerProcess) => {
+      const proc = Bun.spawn([memcdump, `--servers=${server.host}:${server.port}`], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const out = new Response(proc.stdout).text();
+      await withDeadline(proc.exited, 10_000, `memcdump against ${server.name}`);
+      expect(proc.exitCode).toBe(0);
+      return (await out)
+        .split("\n")
+        .filter((line) => line !== "")
+        .sort();
+    };
+    const expected = KEYS.map(([key]) => key).sort();
+    expect(await run(leaf)).toEqual(expected);
+    expect(await run(memcached)).toEqual(expected);
+  });
+
+  test("metadump lines have memcached's shape for the same keys", async () => {
+    const shape = /^key=(\S+) exp=(-1|\d+) la=\d+ cas=\d+ fetch=(yes|no) cls=\d+ size=\d+$/;
+    const parse = (dump: string) => {
+      expect(dump.endsWith("\nEND\r\n")).toBe(true);
+      const lines = dump
+        .slice(0, -"END\r\n".length)
+        .split("\n")
+        .filter((line) => line !== "");
+      const byKey = new Map<string, { exp: string; fetch: string }>();
+      for (const line of lines) {
+        const m = shape.exec(line);
+        expect(m, line).not.toBeNull();
+        if (m)
+          byKey.set(decodeURIComponent(m[1] as string), {
+            exp: m[2] === "-1" ? "never" : "set",
+            fetch: m[3] as string,
+          });
+      }
+      return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    };
+    const ours = parse(await command(leaf, "lru_crawler metadump all"));
+    const theirs = parse(await command(memcached, "lru_crawler metadump all"));
+    expect(ours).toEqual(theirs);
+    expect(ours.map(([key]) => key)).toEqual(KEYS.map(([key]) => key).sort());
+    expect(await command(leaf, "lru_crawler metadump all")).toContain("key=with%25percent ");
+  });
+
+  test("the npm memcached client's items() counts every key", async () => {
+    const client = new Memcached(`${leaf.host}:${leaf.port}`);
+    try {
+      const items = await call<Memcached.StatusData[]>("items", (cb) => client.items(cb));
+      expect(items.length).toBe(1);
+      const classes = Object.entries(items[0] as Record<string, unknown>).filter(([id]) => id !== "server");
+      expect(classes.length).toBeGreaterThan(1);
+      let total = 0;
+      for (const [, fields] of classes) total += Number((fields as Record<string, number>).number);
+      expect(total).toBe(KEYS.length);
+    } finally {
+      client.end();
+    }
+  });
+
+  test("stats sizes is memcached's reply; stats settings and conns answer", async () => {
+    expect(await command(leaf, "stats sizes")).toBe(await command(memcached, "stats sizes"));
+    expect(await command(leaf, "stats settings")).toContain(`STAT item_size_max 1048576\r\n`);
+    expect(await command(leaf, "stats conns")).toMatch(
+      /^STAT \d+:state conn_parse_cmd\r\nSTAT \d+:secs_since_last_cmd 0\r\n/,
+    );
+    expect(await command(leaf, "stats slabs")).toMatch(
+      /STAT active_slabs \d+\r\nSTAT total_malloced \d+\r\nEND\r\n$/,
+    );
+  });
+});
