@@ -149,6 +149,18 @@ describe("stats through the router", () => {
     expect(all.get("limit_maxbytes")).toBe(String(limit));
   });
 
+  test("stats items, slabs and sizes are the leaves' merged: item counts add up, sizes as memcached's", async () => {
+    const items = await stats("items");
+    let perClass = 0;
+    for (const [name, value] of items) if (/^items:\d+:number$/.test(name)) perClass += Number(value);
+    const all = await stats();
+    expect(perClass).toBe(Number(all.get("curr_items")));
+    expect(perClass).toBeGreaterThan(0);
+    const slabs = await stats("slabs");
+    expect(Number(slabs.get("total_malloced"))).toBeGreaterThan(0);
+    expect(Object.fromEntries(await stats("sizes"))).toEqual({ sizes_status: "disabled" });
+  });
+
   test("stats servers: one line per leaf of every pool with its state and counts", async () => {
     const servers = await stats("servers");
     const names = [

@@ -72,3 +72,46 @@ export function serversReply(pools: ReadonlyMap<string, Pool>): Reply {
   }
   return reply;
 }
+
+/** The stats groups the router answers by asking every leaf and merging their replies. */
+export const MERGED_GROUPS: ReadonlySet<string> = new Set(["items", "slabs", "sizes"]);
+
+// Fields that describe a class or a time, not a count: the largest of the leaves' values is kept.
+const NOT_SUMMED = /(^|:)(age|evicted_time|chunk_size|chunks_per_page|sizes_status)$/;
+
+/**
+ * `stats items|slabs|sizes` of a pool-wide view: every leaf that is up is asked, and each line is
+ * the sum of the leaves' values (counts: items per class, memory, evictions), or the largest
+ * (ages, chunk sizes) or the first (text); a line only some leaves have is kept. So the npm
+ * memcached client's items() and memcached tools read a pool through the router as one server.
+ */
+export async function mergedGroup(
+  pools: ReadonlyMap<string, Pool>,
+  group: string,
+  affinity: number,
+): Promise<Reply> {
+  const sends: Promise<Reply | undefined>[] = [];
+  for (const pool of pools.values()) {
+    for (const destination of pool.destinations) {
+      if (destination.down) continue;
+      const request: Request = parseRequest(new TextEncoder().encode(`stats ${group}\r\n`));
+      request.affinity = affinity;
+      sends.push(destination.send(request).catch(() => undefined));
+    }
+  }
+  const merged = new Map<string, string>();
+  for (const reply of await Promise.all(sends)) {
+    if (reply?.type !== ReplyType.Stats || reply.stats === null) continue;
+    for (const [name, value] of reply.stats) {
+      const before = merged.get(name);
+      if (before === undefined) merged.set(name, value);
+      else if (/^\d+$/.test(value) && /^\d+$/.test(before)) {
+        const [a, b] = [BigInt(before), BigInt(value)];
+        merged.set(name, String(NOT_SUMMED.test(name) ? (a > b ? a : b) : a + b));
+      }
+    }
+  }
+  const reply = new Reply(ReplyType.Stats);
+  reply.stats = merged;
+  return reply;
+}

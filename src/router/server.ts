@@ -32,7 +32,7 @@ import { introspect, isIntrospection } from "./introspection.ts";
 import type { Origin } from "./loader/origin.ts";
 import type { Pool } from "./pool.ts";
 import { opLabel, resultLabel } from "./request-labels.ts";
-import { leafTotals, serversReply } from "./router-stats.ts";
+import { leafTotals, MERGED_GROUPS, mergedGroup, serversReply } from "./router-stats.ts";
 
 /** What the server routes with; a reload replaces it between requests. */
 export interface RouterState {
@@ -297,8 +297,8 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         break;
       case Op.Stats:
         // The router's own counters and the leaves' totals (router-stats.ts); `stats servers` per
-        // leaf. memcached's other groups (items, slabs, settings...) describe one server's memory
-        // and are asked of the leaves. An unknown group is ERROR, as in memcached.
+        // leaf; items, slabs and sizes merged over the leaves. Other groups (settings, conns...)
+        // describe one server and are asked of the leaves. An unknown group is ERROR, as memcached.
         if (request.args.length === 0) {
           leafTotals(options.state().pools, session.id).then(
             (totals) =>
@@ -307,6 +307,10 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
               ),
             fail,
           );
+          return;
+        }
+        if (request.args.length === 1 && MERGED_GROUPS.has(request.args[0] as string)) {
+          mergedGroup(options.state().pools, request.args[0] as string, session.id).then(answer, fail);
           return;
         }
         if (request.args.length === 1 && request.args[0] === "servers")
