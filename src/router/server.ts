@@ -15,14 +15,21 @@
 // Half-close: a client that writes its requests and then shuts down its sending side (FIN) still
 // gets every reply. The listener allows half-open sockets; on the peer's FIN the session reads
 // nothing more, and the socket is ended once every slot read before the FIN has been written.
+//
+// Binary protocol: a connection whose first byte is 0x80 gets the binary parser, whose requests are
+// the meta requests a leaf understands (binary-request-parser.ts), and its replies are encoded in
+// binary (binary-reply-encoder.ts); everything between (slots, routing, ordering) is the same.
 import type { Socket, TCPSocketListener } from "bun";
 import { GravityError } from "../errors.ts";
 import type { RouterMetricsRecorder } from "../metrics/registry.ts";
+import { encodeBinaryFailure, encodeBinaryReply } from "../protocol/binary-reply-encoder.ts";
+import type { BinaryRequest } from "../protocol/binary-request.ts";
+import { BinaryRequestParser } from "../protocol/binary-request-parser.ts";
 import { encodeMetaDelete } from "../protocol/encoder.ts";
 import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { encodeReply } from "../protocol/reply-encoder.ts";
 import { Op, OpKind, Request } from "../protocol/request.ts";
-import { RequestParser } from "../protocol/request-parser.ts";
+import { RequestParser, type RequestSink } from "../protocol/request-parser.ts";
 import { quietReply } from "./forward.ts";
 import type { GutterCounters } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
@@ -124,7 +131,9 @@ class Slot {
 
 interface Session {
   id: number; // Request.affinity of its requests
-  parser: RequestParser;
+  sink: RequestSink; // where the parser sends requests and errors
+  parser: RequestParser | BinaryRequestParser | null; // chosen by the first byte the client sends
+  binary: boolean; // the client speaks the binary protocol: replies are encoded in binary
   slots: Slot[];
   head: number; // index in slots of the first unwritten slot
   unsent: Uint8Array | null; // reply bytes the socket did not take
@@ -268,30 +277,30 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         resultLabel(request.op, reply),
         (performance.now() - start) / 1000,
       );
-      complete(socket, slot, quietReply(request, reply) ? EMPTY : (reply.raw ?? encodeReply(reply)));
+      complete(socket, slot, encodeFor(session, request, reply));
     };
     const fail = (error: unknown) => {
       metrics?.observeRequest(opLabel(request.op), "failed", (performance.now() - start) / 1000);
       counters.routeErrors++;
       if (verbosity.level >= 1) logRouteError(request, error);
-      complete(socket, slot, request.noreply ? EMPTY : serverError(error));
+      complete(socket, slot, failureFor(session, request, error));
     };
     switch (request.op) {
       case Op.Version:
-        slot.bytes = utf8.encode(`VERSION ${options.version}\r\n`);
+        slot.bytes = encodeFor(session, request, versionReply(options.version));
         break;
       case Op.Verbosity: {
         // memcached: `verbosity N` sets the level; anything else leaves it (and still says OK).
         const level = Number(request.args[0]);
         if (Number.isInteger(level) && level >= 0) verbosity.level = level;
-        slot.bytes = request.noreply ? EMPTY : utf8.encode("OK\r\n");
+        slot.bytes = encodeFor(session, request, new Reply(ReplyType.Ok));
         break;
       }
       case Op.MetaNoop:
-        slot.bytes = utf8.encode("MN\r\n");
+        slot.bytes = encodeFor(session, request, new Reply(ReplyType.MetaNoop));
         break;
       case Op.Quit:
-        slot.bytes = EMPTY;
+        slot.bytes = session.binary ? encodeFor(session, request, new Reply(ReplyType.Ok)) : EMPTY;
         slot.close = true;
         session.closing = true;
         break;
@@ -314,11 +323,13 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           return;
         }
         if (request.args.length === 1 && request.args[0] === "servers")
-          slot.bytes = encodeReply(serversReply(options.state().pools));
+          slot.bytes = encodeFor(session, request, serversReply(options.state().pools));
         else if (request.args.length === 1 && request.args[0] === "reset") {
           counters.reset();
-          slot.bytes = utf8.encode("RESET\r\n");
-        } else slot.bytes = utf8.encode("ERROR\r\n");
+          slot.bytes = session.binary
+            ? encodeFor(session, request, new Reply(ReplyType.Stats))
+            : utf8.encode("RESET\r\n");
+        } else slot.bytes = encodeFor(session, request, new Reply(ReplyType.Error));
         break;
       case Op.FlushAll:
         flushAll(options.state(), request).then(answer, fail);
@@ -357,30 +368,29 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         socket.setNoDelay(true);
         const session: Session = {
           id: nextSessionId++,
-          parser: new RequestParser(
-            {
-              onRequest: (request: Request) => handle(socket, request),
-              // memcached drops the stored value of a key whose new value (set, ms) is refused as
-              // too large; so does the router, with a delete routed ahead of the error reply on the
-              // connection's affinity. The client sees none of its replies (md q would show NF).
-              onTooLarge: (request: Request) => {
-                const remove = quietDeleteOf(request);
-                remove.affinity = socket.data.id;
-                options.onDelete?.(remove.itemKey);
-                const { root } = options.state();
-                root.route(remove).catch(() => {}); // as memcached's unlink: best effort
-              },
-              onError: (bytes: Uint8Array, close: boolean) => {
-                const slot = new Slot();
-                slot.bytes = bytes;
-                slot.close = close;
-                if (close) socket.data.closing = true;
-                socket.data.slots.push(slot);
-                flush(socket);
-              },
+          sink: {
+            onRequest: (request: Request) => handle(socket, request),
+            // memcached drops the stored value of a key whose new value (set, ms) is refused as
+            // too large; so does the router, with a delete routed ahead of the error reply on the
+            // connection's affinity. The client sees none of its replies (md q would show NF).
+            onTooLarge: (request: Request) => {
+              const remove = quietDeleteOf(request);
+              remove.affinity = socket.data.id;
+              options.onDelete?.(remove.itemKey);
+              const { root } = options.state();
+              root.route(remove).catch(() => {}); // as memcached's unlink: best effort
             },
-            { maxItemBytes: options.maxItemBytes },
-          ),
+            onError: (bytes: Uint8Array, close: boolean) => {
+              const slot = new Slot();
+              slot.bytes = bytes;
+              slot.close = close;
+              if (close) socket.data.closing = true;
+              socket.data.slots.push(slot);
+              flush(socket);
+            },
+          },
+          parser: null,
+          binary: false,
           slots: [],
           head: 0,
           unsent: null,
@@ -402,8 +412,17 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         }
       },
       data(socket, data) {
-        if (socket.data.closing) return;
-        socket.data.parser.feed(data);
+        const session = socket.data;
+        if (session.closing) return;
+        if (session.parser === null) {
+          // memcached try_read_command_negotiate: 0x80 first is binary, anything else text.
+          const parserOptions = { maxItemBytes: options.maxItemBytes };
+          session.binary = data[0] === 0x80;
+          session.parser = session.binary
+            ? new BinaryRequestParser(session.sink, parserOptions)
+            : new RequestParser(session.sink, parserOptions);
+        }
+        session.parser.feed(data);
       },
       end(socket) {
         // The peer sent FIN: answer what was read, then close.
@@ -469,6 +488,24 @@ function quietDeleteOf(refused: Request): Request {
   return remove;
 }
 
+// A reply's bytes for the session's protocol: text (what noreply and q leave of it) or binary.
+function encodeFor(session: Session, request: Request, reply: Reply): Uint8Array {
+  if (session.binary) return encodeBinaryReply(request as BinaryRequest, reply);
+  return quietReply(request, reply) ? EMPTY : (reply.raw ?? encodeReply(reply));
+}
+
+// What the client reads when a request could not be routed.
+function failureFor(session: Session, request: Request, error: unknown): Uint8Array {
+  if (session.binary) return encodeBinaryFailure(request as BinaryRequest, errorMessage(error));
+  return request.noreply ? EMPTY : serverError(error);
+}
+
+function versionReply(version: string): Reply {
+  const reply = new Reply(ReplyType.Version);
+  reply.rest = utf8.encode(version);
+  return reply;
+}
+
 function pendingSlots(session: Session): number {
   return session.slots.length - session.head;
 }
@@ -485,8 +522,12 @@ function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
 
 // What the client reads when no destination could answer: memcached's SERVER_ERROR with the reason.
 function serverError(error: unknown): Uint8Array {
+  return utf8.encode(`SERVER_ERROR ${errorMessage(error)}\r\n`);
+}
+
+function errorMessage(error: unknown): string {
   const message = error instanceof GravityError || error instanceof Error ? error.message : String(error);
-  return utf8.encode(`SERVER_ERROR ${message.replace(/[\r\n]+/g, " ")}\r\n`);
+  return message.replace(/[\r\n]+/g, " ");
 }
 
 // A get of N keys: N single-key gets routed independently, merged in the client's key order.

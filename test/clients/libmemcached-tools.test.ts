@@ -246,7 +246,6 @@ describe.each([
   });
 });
 
-// The router does not route the binary protocol yet (issue 11, deliverable 2): only the leaf here.
 describe("libmemcached's tools over the binary protocol (--binary)", () => {
   let binaryReference: Transcript;
 
@@ -261,6 +260,10 @@ describe("libmemcached's tools over the binary protocol (--binary)", () => {
 
   test("against a leaf every run exits and prints as it does against memcached", async () => {
     expect(await session(targets.leaf, ["--binary"])).toEqual(binaryReference);
+  }, 60_000);
+
+  test("through a router over two sharded leaves every run exits and prints as it does against memcached", async () => {
+    expect(await session(targets.router, ["--binary"])).toEqual(binaryReference);
   }, 60_000);
 
   test.each([
