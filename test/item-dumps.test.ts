@@ -103,7 +103,11 @@ describe("item dumps on a leaf", () => {
     };
     const expected = KEYS.map(([key]) => key).sort();
     expect(await run(leaf)).toEqual(expected);
-    expect(await run(memcached)).toEqual(expected);
+    // memcached is the harness check only: its cachedump walks one LRU segment of a class, so
+    // items still in another segment are often missing from its dump (seen: 3 of 6, in some runs);
+    // what it lists is always among the stored keys, in the same output format memcdump parses.
+    const theirs = await run(memcached);
+    expect(theirs.every((key) => expected.includes(key))).toBe(true);
   });
 
   test("metadump lines have memcached's shape for the same keys", async () => {
