@@ -212,7 +212,8 @@ function isMeta(op: Op): boolean {
   return op >= Op.MetaGet && op <= Op.MetaDebug;
 }
 
-const TEXT_COMMANDS: Partial<Record<Op, string>> = {
+/** Each op's command name as a client sends it (also the router's metric label). */
+export const OP_COMMANDS: Readonly<Record<Op, string>> = {
   [Op.Get]: "get",
   [Op.Gets]: "gets",
   [Op.Gat]: "gat",
@@ -231,8 +232,19 @@ const TEXT_COMMANDS: Partial<Record<Op, string>> = {
   [Op.MetaSet]: "ms",
   [Op.MetaDelete]: "md",
   [Op.MetaArithmetic]: "ma",
+  [Op.MetaNoop]: "mn",
   [Op.MetaDebug]: "me",
+  [Op.Version]: "version",
+  [Op.Stats]: "stats",
+  [Op.FlushAll]: "flush_all",
+  [Op.Verbosity]: "verbosity",
+  [Op.Quit]: "quit",
 };
+
+// Ops that carry a key: encodeRequest writes them from their fields, the others go as received.
+function hasKey(op: Op): boolean {
+  return op <= Op.MetaArithmetic || op === Op.MetaDebug;
+}
 
 const ascii = new TextEncoder();
 const SPACE = ascii.encode(" ");
@@ -243,9 +255,8 @@ const NOREPLY = ascii.encode(" noreply");
 // again: memcached's key rules are the parser's). `loud`: without noreply, and without the meta q
 // flag. Ops without keys (version, stats, flush_all...) go out as received.
 function encodeRequest(request: Request, loud: boolean): Uint8Array {
-  const command = TEXT_COMMANDS[request.op];
-  if (command === undefined) return loud ? stripNoreply(request.raw) : request.raw;
-  const parts: Uint8Array[] = [ascii.encode(command)];
+  if (!hasKey(request.op)) return loud ? stripNoreply(request.raw) : request.raw;
+  const parts: Uint8Array[] = [ascii.encode(OP_COMMANDS[request.op])];
   const token = (text: string) => parts.push(SPACE, ascii.encode(text));
   const key = (bytes: Uint8Array) => parts.push(SPACE, bytes);
   switch (request.op) {

@@ -4,39 +4,11 @@
 
 import type { RequestOp, RequestResult } from "../metrics/names.ts";
 import { type Reply, ReplyType } from "../protocol/reply.ts";
-import { Op } from "../protocol/request.ts";
-
-const OP_LABELS: Readonly<Record<Op, RequestOp>> = {
-  [Op.Get]: "get",
-  [Op.Gets]: "gets",
-  [Op.Gat]: "gat",
-  [Op.Gats]: "gats",
-  [Op.Set]: "set",
-  [Op.Add]: "add",
-  [Op.Replace]: "replace",
-  [Op.Append]: "append",
-  [Op.Prepend]: "prepend",
-  [Op.Cas]: "cas",
-  [Op.Delete]: "delete",
-  [Op.Touch]: "touch",
-  [Op.Incr]: "incr",
-  [Op.Decr]: "decr",
-  [Op.MetaGet]: "mg",
-  [Op.MetaSet]: "ms",
-  [Op.MetaDelete]: "md",
-  [Op.MetaArithmetic]: "ma",
-  [Op.MetaNoop]: "mn",
-  [Op.MetaDebug]: "me",
-  [Op.Version]: "version",
-  [Op.Stats]: "stats",
-  [Op.FlushAll]: "flush_all",
-  [Op.Verbosity]: "verbosity",
-  [Op.Quit]: "quit",
-};
+import { OP_COMMANDS, Op } from "../protocol/request.ts";
 
 /** The memcached command name of `op`. */
 export function opLabel(op: Op): RequestOp {
-  return OP_LABELS[op];
+  return OP_COMMANDS[op] as RequestOp;
 }
 
 /**
