@@ -6,18 +6,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
   type Client,
   credentials,
+  type MethodDefinition,
   makeGenericClientConstructor,
+  type ServiceDefinition,
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
 import { nativeBackend } from "../src/cache/backend.ts";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
-import {
-  decodeGroupCacheGetResponse,
-  encodeGroupCacheGetRequest,
-  type GroupCacheGetRequest,
-  type GroupCacheGetResponse,
-} from "../src/grpc/groupcache-messages.ts";
 import { type GrpcServer, startGrpcServer } from "../src/grpc/server.ts";
 import { native } from "../src/native/index.ts";
 import { fromLatin1, latin1 } from "./helpers/mc-client.ts";
@@ -271,10 +268,8 @@ describe("errors", () => {
         );
       });
     const truncated = await raw(new Uint8Array([0x0a, 0x05, 0x61]));
-    expect([truncated.code, truncated.details]).toEqual([
-      status.INVALID_ARGUMENT,
-      "malformed gravity.v1.GetRequest: length 5 past the end of the message at byte 2",
-    ]);
+    expect(truncated.code).toBe(status.INVALID_ARGUMENT);
+    expect(truncated.details).toStartWith("malformed gravity.v1.GetRequest: ");
     expect((await raw(new Uint8Array([0x0f]))).code).toBe(status.INVALID_ARGUMENT);
   });
 
@@ -291,37 +286,29 @@ describe("errors", () => {
 
 describe("GroupCache.Get", () => {
   // A client built from groupcache's messages alone, as a groupcache peer would be: nothing of
-  // gravity.proto, the method path written out.
+  // gravity.proto or of the server's generated code; proto-loader (protobuf.js) encodes them from
+  // proto/groupcache.proto, and the method path is written out.
+  const groupcacheProto = loadSync(new URL("../proto/groupcache.proto", import.meta.url).pathname);
+  const getMethod = (groupcacheProto["groupcachepb.GroupCache"] as ServiceDefinition).Get as MethodDefinition<
+    unknown,
+    unknown
+  >;
+  type PeerResponse = { value?: Uint8Array; minuteQps?: number };
+
   function groupCacheClient(path: string, port: number) {
-    const Constructor = makeGenericClientConstructor(
-      {
-        get: {
-          path,
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: (message: GroupCacheGetRequest) =>
-            Buffer.from(encodeGroupCacheGetRequest(message)),
-          requestDeserialize: () => {
-            throw new Error("client only");
-          },
-          responseSerialize: () => {
-            throw new Error("client only");
-          },
-          responseDeserialize: (bytes: Buffer) => decodeGroupCacheGetResponse(bytes),
-        },
-      },
-      "GroupCache",
-    );
+    const Constructor = makeGenericClientConstructor({ get: { ...getMethod, path } }, "GroupCache");
     const peer = new Constructor(`${HOST}:${port}`, credentials.createInsecure()) as unknown as Client & {
       get(
-        request: GroupCacheGetRequest,
-        callback: (error: ServiceError | null, response?: GroupCacheGetResponse) => void,
+        request: { group: string; key: Uint8Array },
+        callback: (error: ServiceError | null, response?: PeerResponse) => void,
       ): void;
     };
     const get = (group: string, key: string) =>
-      new Promise<GroupCacheGetResponse>((resolve, reject) =>
-        peer.get({ group, key }, (error, response) =>
-          error === null ? resolve(response ?? {}) : reject(error),
+      new Promise<PeerResponse>((resolve, reject) =>
+        peer.get({ group, key: bytes(key) }, (error, response) =>
+          error === null
+            ? resolve(response?.value === undefined ? {} : { value: new Uint8Array(response.value) })
+            : reject(error),
         ),
       );
     return { get, close: () => peer.close() };

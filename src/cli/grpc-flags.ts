@@ -3,6 +3,7 @@
 import type { CacheBackend } from "../cache/backend.ts";
 import { GravityError, InvalidRequestError, UsageError } from "../errors.ts";
 import { GRPC_DEFAULTS, type GrpcServer, startGrpcServer } from "../grpc/server.ts";
+import type { Readiness } from "../http/readiness.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
 
 export const GRPC_FLAGS: readonly FlagSpec[] = [
@@ -24,6 +25,13 @@ export const GRPC_FLAGS: readonly FlagSpec[] = [
     help: "gRPC calls in flight at once (more get RESOURCE_EXHAUSTED)",
   },
   {
+    name: "grpc-reflection",
+    kind: FlagKind.String,
+    default: "auto",
+    choices: ["auto", "true", "false"],
+    help: "serve gRPC server reflection (grpcurl list/describe); auto = on for a loopback address",
+  },
+  {
     name: "grpc-groups",
     kind: FlagKind.String,
     default: "",
@@ -31,23 +39,37 @@ export const GRPC_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** True for an address only this machine reaches (127.0.0.0/8, ::1, localhost). */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export interface GrpcParts {
+  backend: CacheBackend;
+  /** What grpc.health.v1.Health reports (the function /readyz asks). */
+  ready: () => Readiness;
+}
+
 /** Starts the gRPC server when --grpc-port is not -1; prints where it listens. */
 export async function startGrpcFromFlags(
   role: string,
   flags: FlagValues,
   listen: string,
-  backend: () => CacheBackend,
+  parts: () => GrpcParts,
 ): Promise<GrpcServer | null> {
   const port = flags["grpc-port"] as number;
   if (port < 0) return null;
   const host = (flags["grpc-listen"] as string) || listen;
   const groupsText = flags["grpc-groups"] as string;
+  const reflectionFlag = flags["grpc-reflection"] as string;
+  const reflection = reflectionFlag === "auto" ? isLoopback(host) : reflectionFlag === "true";
   let server: GrpcServer;
   try {
     server = await startGrpcServer({
       host,
       port,
-      backend: backend(),
+      ...parts(),
+      reflection,
       maxConcurrentCalls: flags["grpc-max-calls"] as number,
       ...(groupsText === "" ? {} : { groups: groupsText.split(",") }),
     });
@@ -62,6 +84,9 @@ export async function startGrpcFromFlags(
       },
     );
   }
-  console.log(`gravity ${role} grpc on ${host}:${server.port} (gravity.v1.Cache, groupcachepb.GroupCache)`);
+  const extras = reflection ? ", grpc.health.v1.Health, reflection" : ", grpc.health.v1.Health";
+  console.log(
+    `gravity ${role} grpc on ${host}:${server.port} (gravity.v1.Cache, groupcachepb.GroupCache${extras})`,
+  );
   return server;
 }

@@ -228,7 +228,10 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   let nats: Awaited<ReturnType<typeof serveNatsFromFlags>> = null;
   let registration: Awaited<ReturnType<typeof registerFromFlags>>;
   try {
-    grpc = await startGrpcFromFlags("leaf", flags, flags.listen as string, nativeBackend);
+    grpc = await startGrpcFromFlags("leaf", flags, flags.listen as string, () => ({
+      backend: nativeBackend(),
+      ready: leafReady,
+    }));
     nats = await serveNatsFromFlags(flags, leaf.hostname, leaf.port);
     registration = await registerFromFlags(flags, leaf.hostname, leaf.port);
   } catch (error) {

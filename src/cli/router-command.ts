@@ -220,9 +220,10 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   }
   let grpc: Awaited<ReturnType<typeof startGrpcFromFlags>>;
   try {
-    grpc = await startGrpcFromFlags("router", flags, host, () =>
-      routeBackend(() => router.current().root, { countersPrefix: "grpc" }),
-    );
+    grpc = await startGrpcFromFlags("router", flags, host, () => ({
+      backend: routeBackend(() => router.current().root, { countersPrefix: "grpc" }),
+      ready: () => routerReady(readyView),
+    }));
   } catch (error) {
     await Promise.all([server.stop(0), threads?.stop(0), http?.stop(true)]);
     await router.close();

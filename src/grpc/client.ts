@@ -8,8 +8,26 @@ import {
   makeGenericClientConstructor,
   type ServiceError,
 } from "@grpc/grpc-js";
-import type { GetResponse, KeyText } from "./cache-messages.ts";
 import { CacheService } from "./services.ts";
+
+/** A key as bytes, or a string sent as UTF-8. */
+export type KeyText = string | Uint8Array;
+
+/** Get's answer: found false on a miss (value empty). */
+export interface GetResponse {
+  found: boolean;
+  value: Uint8Array;
+}
+
+const utf8 = new TextEncoder();
+
+function keyBytes(key: KeyText): Uint8Array {
+  return typeof key === "string" ? utf8.encode(key) : key;
+}
+
+function plain({ found, value }: GetResponse): GetResponse {
+  return { found, value };
+}
 
 /** The generic grpc-js client class of gravity.v1.Cache (methods get, set, delete, getMulti, touch, stats). */
 export const CacheClientConstructor = makeGenericClientConstructor(CacheService, "Cache");
@@ -47,33 +65,37 @@ export class GrpcCacheClient {
   }
 
   /** `found` false on a miss. */
-  get(group: string, key: KeyText): Promise<GetResponse> {
-    return this.call("get", { group, key });
+  async get(group: string, key: KeyText): Promise<GetResponse> {
+    return plain(await this.call<GetResponse>("get", { group, key: keyBytes(key) }));
   }
 
   /** `ttlSeconds` is memcached's exptime (0: never expires). */
   async set(group: string, key: KeyText, value: Uint8Array, ttlSeconds = 0): Promise<void> {
-    await this.call("set", { group, key, value, ttlSeconds });
+    await this.call("set", { group, key: keyBytes(key), value, ttlSeconds });
   }
 
   /** False if there was no item. */
   async delete(group: string, key: KeyText): Promise<boolean> {
-    return (await this.call<{ deleted: boolean }>("delete", { group, key })).deleted;
+    return (await this.call<{ deleted: boolean }>("delete", { group, key: keyBytes(key) })).deleted;
   }
 
   /** One response per key, in the order of `keys`. */
   async getMulti(group: string, keys: readonly KeyText[]): Promise<GetResponse[]> {
-    return (await this.call<{ items: GetResponse[] }>("getMulti", { group, keys })).items;
+    const request = { group, keys: keys.map(keyBytes) };
+    return (await this.call<{ items: GetResponse[] }>("getMulti", request)).items.map(plain);
   }
 
   /** False if there was no item. */
   async touch(group: string, key: KeyText, ttlSeconds: number): Promise<boolean> {
-    return (await this.call<{ touched: boolean }>("touch", { group, key, ttlSeconds })).touched;
+    return (await this.call<{ touched: boolean }>("touch", { group, key: keyBytes(key), ttlSeconds }))
+      .touched;
   }
 
   /** The server's counters, or with a group that group's call counters. */
   async stats(group = ""): Promise<Map<string, string>> {
-    return (await this.call<{ stats: Map<string, string> }>("stats", { group })).stats;
+    return new Map(
+      Object.entries((await this.call<{ stats: Record<string, string> }>("stats", { group })).stats),
+    );
   }
 
   close(): void {

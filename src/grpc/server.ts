@@ -8,28 +8,40 @@
 // Both bounds matter on Bun: its http2 overflowed the stack ("Maximum call stack size exceeded",
 // the process died) with ~20k concurrent streams on one connection. The stream limit keeps any one
 // connection below that; the call counter bounds the work across connections.
+
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from "@grpc/grpc-js";
 import type { CacheBackend } from "../cache/backend.ts";
 import { InvalidRequestError } from "../errors.ts";
+import type { Readiness } from "../http/readiness.ts";
 import type {
   DeleteRequest,
-  DeleteResponse,
+  DeleteResponseSchema,
   GetMultiRequest,
-  GetMultiResponse,
+  GetMultiResponseSchema,
   GetRequest,
-  GetResponse,
+  GetResponseSchema,
   SetRequest,
-  SetResponse,
+  SetResponseSchema,
   StatsRequest,
-  StatsResponse,
+  StatsResponseSchema,
   TouchRequest,
-  TouchResponse,
-} from "./cache-messages.ts";
-import type { GroupCacheGetRequest, GroupCacheGetResponse } from "./groupcache-messages.ts";
+  TouchResponseSchema,
+} from "./generated/gravity_pb.ts";
+import { Cache } from "./generated/gravity_pb.ts";
+import type {
+  GetRequest as GroupCacheGetRequest,
+  GetResponseSchema as GroupCacheGetResponseSchema,
+} from "./generated/groupcache_pb.ts";
+import { GroupCache } from "./generated/groupcache_pb.ts";
+import { Health } from "./generated/health/v1/health_pb.ts";
+import { healthService } from "./health.ts";
 import { GroupFilter } from "./item-key.ts";
+import { REFLECTION_SERVICES, ReflectionIndex, reflectionServices } from "./reflection.ts";
 import {
   CacheService,
   GroupCacheService,
+  grpcService,
   MalformedRequest,
   serverDefinition,
   UnpackagedGroupCacheService,
@@ -60,6 +72,10 @@ export interface GrpcServerOptions {
   groups?: readonly string[];
   /** GetMulti: keys per call; more is INVALID_ARGUMENT. */
   maxKeysPerCall?: number;
+  /** What grpc.health.v1.Health reports (the function /readyz asks). Default: always ready. */
+  ready?: () => Readiness;
+  /** Serve gRPC server reflection (v1 and v1alpha), for grpcurl and the like. Default: true. */
+  reflection?: boolean;
 }
 
 export interface GrpcServer {
@@ -150,7 +166,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   }
 
   const cache = {
-    get: unary<GetRequest, GetResponse>(async ({ group, key }) => {
+    get: unary<GetRequest, MessageInitShape<typeof GetResponseSchema>>(async ({ group, key }) => {
       const item = groups.itemKey(group, key);
       const counters = countersOf(group);
       counters.cmd_get++;
@@ -162,13 +178,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       counters.get_hits++;
       return { found: true, value };
     }),
-    set: unary<SetRequest, SetResponse>(async ({ group, key, value, ttlSeconds }) => {
-      const item = groups.itemKey(group, key);
-      countersOf(group).cmd_set++;
-      await backend.set(item, value, ttlSeconds);
-      return {};
-    }),
-    delete: unary<DeleteRequest, DeleteResponse>(async ({ group, key }) => {
+    set: unary<SetRequest, MessageInitShape<typeof SetResponseSchema>>(
+      async ({ group, key, value, ttlSeconds }) => {
+        const item = groups.itemKey(group, key);
+        countersOf(group).cmd_set++;
+        await backend.set(item, value, ttlSeconds);
+        return {};
+      },
+    ),
+    delete: unary<DeleteRequest, MessageInitShape<typeof DeleteResponseSchema>>(async ({ group, key }) => {
       const item = groups.itemKey(group, key);
       const counters = countersOf(group);
       counters.cmd_delete++;
@@ -176,50 +194,54 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       if (deleted) counters.delete_hits++;
       return { deleted };
     }),
-    getMulti: unary<GetMultiRequest, GetMultiResponse>(async ({ group, keys }) => {
-      groups.check(group);
-      if (keys.length > maxKeys) {
-        throw new InvalidRequestError(`${keys.length} keys in one GetMulti; the limit is ${maxKeys}`);
-      }
-      const items = keys.map((key, index) => {
-        try {
-          return groups.itemKey(group, key);
-        } catch (error) {
-          if (error instanceof InvalidRequestError)
-            throw new InvalidRequestError(`keys[${index}]: ${error.message}`);
-          throw error;
+    getMulti: unary<GetMultiRequest, MessageInitShape<typeof GetMultiResponseSchema>>(
+      async ({ group, keys }) => {
+        groups.check(group);
+        if (keys.length > maxKeys) {
+          throw new InvalidRequestError(`${keys.length} keys in one GetMulti; the limit is ${maxKeys}`);
         }
-      });
-      const counters = countersOf(group);
-      counters.cmd_get += items.length;
-      const values = await Promise.all(items.map((item) => backend.get(item)));
-      return {
-        items: values.map((value) => {
-          if (value === null) {
-            counters.get_misses++;
-            return { found: false, value: new Uint8Array(0) };
+        const items = keys.map((key, index) => {
+          try {
+            return groups.itemKey(group, key);
+          } catch (error) {
+            if (error instanceof InvalidRequestError)
+              throw new InvalidRequestError(`keys[${index}]: ${error.message}`);
+            throw error;
           }
-          counters.get_hits++;
-          return { found: true, value };
-        }),
-      };
-    }),
-    touch: unary<TouchRequest, TouchResponse>(async ({ group, key, ttlSeconds }) => {
-      const item = groups.itemKey(group, key);
-      const counters = countersOf(group);
-      counters.cmd_touch++;
-      const touched = await backend.touch(item, ttlSeconds);
-      if (touched) counters.touch_hits++;
-      return { touched };
-    }),
-    stats: unary<StatsRequest, StatsResponse>(async ({ group }) => {
-      const stats = new Map<string, string>();
+        });
+        const counters = countersOf(group);
+        counters.cmd_get += items.length;
+        const values = await Promise.all(items.map((item) => backend.get(item)));
+        return {
+          items: values.map((value) => {
+            if (value === null) {
+              counters.get_misses++;
+              return { found: false, value: new Uint8Array(0) };
+            }
+            counters.get_hits++;
+            return { found: true, value };
+          }),
+        };
+      },
+    ),
+    touch: unary<TouchRequest, MessageInitShape<typeof TouchResponseSchema>>(
+      async ({ group, key, ttlSeconds }) => {
+        const item = groups.itemKey(group, key);
+        const counters = countersOf(group);
+        counters.cmd_touch++;
+        const touched = await backend.touch(item, ttlSeconds);
+        if (touched) counters.touch_hits++;
+        return { touched };
+      },
+    ),
+    stats: unary<StatsRequest, MessageInitShape<typeof StatsResponseSchema>>(async ({ group }) => {
+      const stats: Record<string, string> = {};
       if (group === "") {
-        for (const [name, value] of Object.entries(await backend.stats())) stats.set(name, String(value));
+        for (const [name, value] of Object.entries(await backend.stats())) stats[name] = String(value);
       } else {
         groups.check(group);
         for (const [name, value] of Object.entries(counted.get(group) ?? new GroupCounters())) {
-          stats.set(name, String(value));
+          stats[name] = String(value);
         }
       }
       return { stats };
@@ -228,27 +250,41 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   // groupcache's peer Get: a miss is NOT_FOUND, where groupcache would run the group's getter.
   const groupCache = {
-    get: unary<GroupCacheGetRequest, GroupCacheGetResponse>(async ({ group, key }) => {
-      const item = groups.itemKey(group, key);
-      const counters = countersOf(group);
-      counters.cmd_get++;
-      const value = await backend.get(item);
-      if (value === null) {
-        counters.get_misses++;
-        throw new StatusError(
-          status.NOT_FOUND,
-          `no value for this key in group ${JSON.stringify(group)} (no loader is configured)`,
-        );
-      }
-      counters.get_hits++;
-      return { value };
-    }),
+    get: unary<GroupCacheGetRequest, MessageInitShape<typeof GroupCacheGetResponseSchema>>(
+      async ({ group, key }) => {
+        const item = groups.itemKey(group, key);
+        const counters = countersOf(group);
+        counters.cmd_get++;
+        const value = await backend.get(item);
+        if (value === null) {
+          counters.get_misses++;
+          throw new StatusError(
+            status.NOT_FOUND,
+            `no value for this key in group ${JSON.stringify(group)} (no loader is configured)`,
+          );
+        }
+        counters.get_hits++;
+        return { value };
+      },
+    ),
   };
 
   const server = new Server({ "grpc.max_concurrent_streams": maxStreams });
   server.addService(serverDefinition(CacheService), cache);
   server.addService(serverDefinition(GroupCacheService), groupCache);
   server.addService(serverDefinition(UnpackagedGroupCacheService), groupCache);
+  const reflection = options.reflection ?? true;
+  const served = [Cache, GroupCache, Health, ...(reflection ? REFLECTION_SERVICES : [])];
+  const health = healthService({
+    ready: options.ready ?? (() => true),
+    services: served.map((service) => service.typeName),
+  });
+  server.addService(grpcService(Health), health.handlers);
+  if (reflection) {
+    for (const { definition, handler } of reflectionServices(new ReflectionIndex(served))) {
+      server.addService(definition, handler);
+    }
+  }
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) =>
       error === null ? resolve(bound) : reject(error),
@@ -265,6 +301,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       return rejectedCalls;
     },
     close(graceMs = GRPC_DEFAULTS.closeGraceMs) {
+      health.close();
       return new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           server.forceShutdown();

@@ -1,123 +1,113 @@
-// grpc-js service definitions for proto/gravity.proto and proto/groupcache.proto, built by hand
-// around the codecs in cache-messages.ts and groupcache-messages.ts (no protobuf library, no
-// generated code). Clients use CacheService / GroupCacheService with makeGenericClientConstructor;
-// the server uses serverDefinition(), whose request decoders return a MalformedRequest instead of
-// throwing, so a bad message is answered INVALID_ARGUMENT (grpc-js would answer INTERNAL).
-import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
-import * as messages from "./cache-messages.ts";
+// grpc-js service definitions built from the generated descriptors of proto/*.proto
+// (src/grpc/generated/, by protoc-gen-es): every method's path, streaming kind and codec come from
+// the .proto file, so the wire format cannot drift from it. Clients use CacheService with
+// makeGenericClientConstructor; the server uses serverDefinition(), whose request decoders return a
+// MalformedRequest instead of throwing, so a bad message is answered INVALID_ARGUMENT (grpc-js would
+// answer INTERNAL).
 import {
-  decodeGroupCacheGetRequest,
-  decodeGroupCacheGetResponse,
-  encodeGroupCacheGetRequest,
-  encodeGroupCacheGetResponse,
-  type GroupCacheGetRequest,
-  type GroupCacheGetResponse,
-} from "./groupcache-messages.ts";
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type { MethodDefinition, ServerMethodDefinition } from "@grpc/grpc-js";
+import { Cache } from "./generated/gravity_pb.ts";
+import { GroupCache } from "./generated/groupcache_pb.ts";
+
+/**
+ * A method's grpc-js definition: requests and responses are sent from their init shape (a plain
+ * object; fields left out take their defaults) and arrive as generated messages.
+ */
+export interface GrpcMethod<I extends DescMessage, O extends DescMessage>
+  extends ServerMethodDefinition<MessageShape<I>, MessageInitShape<O>> {
+  requestSerialize: (message: MessageInitShape<I>) => Buffer;
+  responseDeserialize: (bytes: Buffer) => MessageShape<O>;
+}
+
+/** A service's grpc-js definition, one entry per method under its generated local name (get, getMulti...). */
+export type GrpcService<T extends GenServiceMethods> = {
+  [Name in keyof T]: GrpcMethod<T[Name]["input"], T[Name]["output"]>;
+};
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function unary<Req, Res>(
-  path: string,
-  encodeRequest: (message: Req) => Uint8Array,
-  decodeRequest: (bytes: Uint8Array) => Req,
-  encodeResponse: (message: Res) => Uint8Array,
-  decodeResponse: (bytes: Uint8Array) => Res,
-): MethodDefinition<Req, Res> {
-  return {
-    path,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (message) => toBuffer(encodeRequest(message)),
-    requestDeserialize: decodeRequest,
-    responseSerialize: (message) => toBuffer(encodeResponse(message)),
-    responseDeserialize: decodeResponse,
-    originalName: path.slice(path.lastIndexOf("/") + 1),
+function serializer<M extends DescMessage>(schema: M): (message: MessageInitShape<M>) => Buffer {
+  return (message) => toBuffer(toBinary(schema, create(schema, message)));
+}
+
+/** Decodes `schema`; a message that does not decode throws an Error naming the message type. */
+function deserializer<M extends DescMessage>(schema: M): (bytes: Buffer) => MessageShape<M> {
+  return (bytes) => {
+    try {
+      return fromBinary(schema, bytes);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`malformed ${schema.typeName}: ${reason}`, { cause: error });
+    }
   };
 }
 
-/** gravity.v1.Cache; method names as grpc-js clients call them (get, set, delete, getMulti, touch, stats). */
-export const CacheService = {
-  get: unary(
-    "/gravity.v1.Cache/Get",
-    messages.encodeGetRequest,
-    messages.decodeGetRequest,
-    messages.encodeGetResponse,
-    messages.decodeGetResponse,
-  ),
-  set: unary(
-    "/gravity.v1.Cache/Set",
-    messages.encodeSetRequest,
-    messages.decodeSetRequest,
-    messages.encodeSetResponse,
-    messages.decodeSetResponse,
-  ),
-  delete: unary(
-    "/gravity.v1.Cache/Delete",
-    messages.encodeDeleteRequest,
-    messages.decodeDeleteRequest,
-    messages.encodeDeleteResponse,
-    messages.decodeDeleteResponse,
-  ),
-  getMulti: unary(
-    "/gravity.v1.Cache/GetMulti",
-    messages.encodeGetMultiRequest,
-    messages.decodeGetMultiRequest,
-    messages.encodeGetMultiResponse,
-    messages.decodeGetMultiResponse,
-  ),
-  touch: unary(
-    "/gravity.v1.Cache/Touch",
-    messages.encodeTouchRequest,
-    messages.decodeTouchRequest,
-    messages.encodeTouchResponse,
-    messages.decodeTouchResponse,
-  ),
-  stats: unary(
-    "/gravity.v1.Cache/Stats",
-    messages.encodeStatsRequest,
-    messages.decodeStatsRequest,
-    messages.encodeStatsResponse,
-    messages.decodeStatsResponse,
-  ),
-} satisfies ServiceDefinition;
-
-function groupCacheGet(path: string): MethodDefinition<GroupCacheGetRequest, GroupCacheGetResponse> {
-  return unary<GroupCacheGetRequest, GroupCacheGetResponse>(
+function methodDefinition(method: DescMethod, path: string): GrpcMethod<DescMessage, DescMessage> {
+  return {
     path,
-    encodeGroupCacheGetRequest,
-    decodeGroupCacheGetRequest,
-    encodeGroupCacheGetResponse,
-    decodeGroupCacheGetResponse,
-  );
+    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+    requestSerialize: serializer(method.input),
+    requestDeserialize: deserializer(method.input),
+    responseSerialize: serializer(method.output),
+    responseDeserialize: deserializer(method.output),
+    originalName: method.name,
+  };
 }
 
+/**
+ * The grpc-js definition of a generated service. `serviceName` replaces the service's full name in
+ * the method paths (groupcache's proto3 file declares no package: "/GroupCache/Get").
+ */
+export function grpcService<T extends GenServiceMethods>(
+  service: GenService<T>,
+  serviceName: string = service.typeName,
+): GrpcService<T> {
+  const out: Record<string, GrpcMethod<DescMessage, DescMessage>> = {};
+  for (const method of (service as DescService).methods) {
+    out[method.localName] = methodDefinition(method, `/${serviceName}/${method.name}`);
+  }
+  return out as GrpcService<T>;
+}
+
+/** gravity.v1.Cache; method names as grpc-js clients call them (get, set, delete, getMulti, touch, stats). */
+export const CacheService = grpcService(Cache);
+
 /** groupcachepb.GroupCache (groupcache's original proto2 file declared `package groupcachepb`). */
-export const GroupCacheService = {
-  get: groupCacheGet("/groupcachepb.GroupCache/Get"),
-} satisfies ServiceDefinition;
+export const GroupCacheService = grpcService(GroupCache);
 
 /** GroupCache as groupcache's current proto3 file declares it: no package. */
-export const UnpackagedGroupCacheService = {
-  get: groupCacheGet("/GroupCache/Get"),
-} satisfies ServiceDefinition;
+export const UnpackagedGroupCacheService = grpcService(GroupCache, "GroupCache");
 
 /** A request whose bytes did not decode; `message` says why. */
 export class MalformedRequest {
   constructor(readonly message: string) {}
 }
 
-type ServerDefinition<S extends ServiceDefinition> = {
-  [Name in keyof S]: S[Name] extends MethodDefinition<infer Req, infer Res>
-    ? MethodDefinition<Req | MalformedRequest, Res>
+type ServerDefinition<S extends GrpcService<GenServiceMethods>> = {
+  [Name in keyof S]: S[Name] extends GrpcMethod<infer I, infer O>
+    ? Omit<GrpcMethod<I, O>, "requestDeserialize"> & {
+        requestDeserialize: (bytes: Buffer) => MessageShape<I> | MalformedRequest;
+      }
     : never;
 };
 
 /** `service` with request decoders that return a MalformedRequest rather than throw. */
-export function serverDefinition<S extends ServiceDefinition>(service: S): ServerDefinition<S> {
+export function serverDefinition<S extends GrpcService<GenServiceMethods>>(service: S): ServerDefinition<S> {
   const out: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const [name, method] of Object.entries(service)) {
+  for (const [name, method] of Object.entries(service) as [string, MethodDefinition<unknown, unknown>][]) {
     out[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer) => {
