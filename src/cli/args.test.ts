@@ -137,3 +137,28 @@ describe("memcached's short flags", () => {
     );
   });
 });
+
+describe("byte flags given as a share (--memory 70%)", () => {
+  const share: FlagSpec[] = [
+    { name: "memory", kind: FlagKind.Bytes, default: "64mb", min: 1024, help: "", percentOf: () => 1000_000 },
+  ];
+  test("a share of what percentOf reports, from a flag or the environment", () => {
+    expect(parseFlags(["--memory", "70%"], share, {}).memory).toBe(700_000);
+    expect(parseFlags([], share, { GRAVITY_MEMORY: "12.5%" }).memory).toBe(125_000);
+    expect(parseFlags(["--memory=100%"], share, {}).memory).toBe(1000_000);
+  });
+  test("out of range, or on a flag without percentOf, is a usage error naming the flag", () => {
+    expect(usageMessage(() => parseFlags(["--memory", "0%"], share, {}))).toBe(
+      '--memory: expected a share between 0% and 100%, got "0%"',
+    );
+    expect(usageMessage(() => parseFlags(["--memory", "150%"], share, {}))).toBe(
+      '--memory: expected a share between 0% and 100%, got "150%"',
+    );
+    expect(usageMessage(() => parseFlags(["--memory", "0.01%"], share, {}))).toBe(
+      '--memory: must be at least 1024 bytes, got "0.01%"',
+    );
+    expect(usageMessage(() => parseFlags(["--memory", "70%"], SPECS, {}))).toBe(
+      '--memory: expected a size such as 64mb, 1g, 512k or a number of bytes, got "70%"',
+    );
+  });
+});

@@ -27,6 +27,8 @@ export interface FlagSpec {
   short?: string;
   /** Byte flags: what a bare number given in the short form counts (memcached's -m is megabytes). */
   shortUnitBytes?: number;
+  /** Byte flags: what a share such as `70%` is a share of, in bytes (read when such a value is given). */
+  percentOf?: () => number;
 }
 
 export type FlagValues = Record<string, string | number | boolean>;
@@ -77,8 +79,22 @@ function convert(spec: FlagSpec, raw: string, source: string): string | number |
       return value;
     }
     case FlagKind.Bytes: {
+      const share = spec.percentOf === undefined ? null : /^(\d+(?:\.\d+)?)%$/.exec(raw.trim());
+      if (share !== null && spec.percentOf !== undefined) {
+        const percent = Number(share[1]);
+        if (percent <= 0 || percent > 100) throw bad("a share between 0% and 100%");
+        const value = Math.floor((spec.percentOf() * percent) / 100);
+        checkRange(spec, value, source, raw);
+        return value;
+      }
       const value = parseBytes(raw);
-      if (value === null) throw bad("a size such as 64mb, 1g, 512k or a number of bytes");
+      if (value === null) {
+        throw bad(
+          spec.percentOf === undefined
+            ? "a size such as 64mb, 1g, 512k or a number of bytes"
+            : "a size such as 64mb, 1g, 512k, a number of bytes, or a share such as 70%",
+        );
+      }
       checkRange(spec, value, source, raw);
       return value;
     }

@@ -10,6 +10,7 @@ import { createRegistry, leafMetrics } from "../metrics/registry.ts";
 import { native } from "../native/index.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+import { memoryForShares } from "./cgroup-memory.ts";
 import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
@@ -34,7 +35,8 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     max: 2 ** 50,
     short: "m",
     shortUnitBytes: 1024 * 1024,
-    help: "memory limit for items, overhead included (-m: megabytes, as memcached)",
+    percentOf: () => memoryForShares(),
+    help: "memory limit for items, overhead included (-m: megabytes, as memcached; 70% = of the container's memory limit)",
   },
   {
     name: "max-item-size",

@@ -1,5 +1,5 @@
 // The metric list follows Prometheus's naming conventions, and the Grafana dashboard
-// (deploy/grafana-dashboard.json) queries only metrics and labels the list defines.
+// (deploy/kubernetes/base/grafana-dashboard.json) queries only metrics and labels the list defines.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import {
@@ -13,7 +13,7 @@ import {
   RouterMetrics,
 } from "./names.ts";
 
-const DASHBOARD = join(import.meta.dir, "../../deploy/grafana-dashboard.json");
+const DASHBOARD = join(import.meta.dir, "../../deploy/kubernetes/base/grafana-dashboard.json");
 /** Labels Prometheus adds to every scraped series. */
 const TARGET_LABELS = new Set(["job", "instance"]);
 const HISTOGRAM_SUFFIXES = ["_bucket", "_sum", "_count"];

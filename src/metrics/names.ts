@@ -1,5 +1,5 @@
 // Every metric gravity exports: name, type, help and label names in one place, so registry.ts,
-// the Grafana dashboard (deploy/grafana-dashboard.json) and the tests agree. Prometheus naming
+// the Grafana dashboard (deploy/kubernetes/base/grafana-dashboard.json) and the tests agree. Prometheus naming
 // conventions (prometheus.io/docs/practices/naming): a `gravity_` prefix, base units (seconds,
 // bytes), `_total` on counters and on nothing else, `_seconds` on latency histograms.
 //
