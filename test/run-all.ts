@@ -1,11 +1,13 @@
 // `npm test`: every check and test, ending with one line `N passed, N failed`.
 //
-//   typecheck ─ lint ─ addon build ─ executable build ─ native tests (plain, ASan+UBSan, TSan) ─ bun test
+//   typecheck ─ lint ─ addon build ─ executable build ─ native tests (plain, ASan+UBSan, TSan)
+//     ─ native protocol fuzzer (libFuzzer + ASan/UBSan, fixed time) ─ bun test
 //
 // Each build or check step counts as one test; native tests and bun tests count per case (a skipped
 // bun test counts as failed: nothing here may pass by not running). Exits 1 if anything failed.
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadCorpus } from "./helpers/corpus.ts";
 
 const root = join(import.meta.dir, "..");
 const buildDir = join(root, "build");
@@ -95,6 +97,54 @@ for (const { mode, flags, env } of sanitizers) {
       // A crash or sanitizer report after (or instead of) the per-case lines.
       record(`native ${binary} [${mode}] exit`, false, `exit ${proc.exitCode}\n${stderr.slice(-4000)}`);
     }
+  }
+}
+
+// The native parser's libFuzzer target (native/test/fuzz/parser_fuzz.cc) for a fixed time under
+// ASan and UBSan, seeded with every corpus case's client bytes. Needs clang (.ci/run installs it).
+const FUZZ_SECONDS = Number(process.env.GRAVITY_FUZZ_SECONDS ?? 45);
+{
+  const dir = join(buildDir, "native-fuzz");
+  const seeds = join(dir, "seeds");
+  const found = join(dir, "corpus"); // what the fuzzer finds, kept between runs
+  mkdirSync(seeds, { recursive: true });
+  mkdirSync(found, { recursive: true });
+  // Each seed: two bytes the target reads as the output buffer and read sizes, then the case's bytes.
+  loadCorpus(join(root, "test/corpus")).forEach((corpusCase, index) => {
+    const sent = corpusCase.steps.flatMap((step) => (step.kind === "send" ? [step.bytes] : []));
+    writeFileSync(join(seeds, `case-${index}`), Buffer.concat([Uint8Array.of(index, index * 7), ...sent]));
+  });
+  const configured = run([
+    "cmake",
+    "-S",
+    "native",
+    "-B",
+    dir,
+    "-DCMAKE_CXX_COMPILER=clang++",
+    "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+    "-DGRAVITY_SANITIZE=fuzzer",
+  ]);
+  const built =
+    configured.code === 0 ? run(["cmake", "--build", dir, "--target", "parser_fuzz", "-j2"]) : configured;
+  if (built.code !== 0) {
+    record("native protocol fuzzer build (clang, libFuzzer)", false, built.output);
+  } else {
+    const fuzz = run([
+      join(dir, "parser_fuzz"),
+      `-max_total_time=${FUZZ_SECONDS}`,
+      "-max_len=4096",
+      "-timeout=10",
+      "-rss_limit_mb=2048",
+      "-print_final_stats=1",
+      found,
+      seeds,
+    ]);
+    const runs = /stat::number_of_executed_units:\s*(\d+)/.exec(fuzz.output)?.[1] ?? "?";
+    record(
+      `native protocol fuzzer [libFuzzer, ASan+UBSan] ${FUZZ_SECONDS} s, ${runs} inputs`,
+      fuzz.code === 0,
+      fuzz.code === 0 ? "" : fuzz.output.slice(-6000),
+    );
   }
 }
 

@@ -5,64 +5,19 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type CorpusCase, loadCorpus } from "../../test/helpers/corpus.ts";
+import {
+  DEFAULTS,
+  describeEvent,
+  type Event,
+  latin1,
+  OP_NAME,
+  parse,
+  text,
+} from "../../test/helpers/request-events.ts";
 import { Op, type Request } from "./request.ts";
 import { RequestParser, type RequestParserOptions } from "./request-parser.ts";
 
-const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
-const text = (bytes: Uint8Array) =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 const concat = (parts: readonly Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
-const OP_NAME = Object.fromEntries(Object.entries(Op).map(([name, value]) => [value, name])) as Record<
-  number,
-  string
->;
-
-type Event = { kind: "request"; request: Request } | { kind: "error"; reply: string; close: boolean };
-
-const DEFAULTS: RequestParserOptions = { maxItemBytes: 1024 * 1024 };
-
-/**
- * Feeds `chunks` to a fresh parser and returns its events. Each chunk is a copy that is overwritten
- * after feed returns, as a socket reuses its buffer: a request that aliased it would change.
- */
-function parse(chunks: readonly Uint8Array[], options: RequestParserOptions = DEFAULTS) {
-  const events: Event[] = [];
-  const parser = new RequestParser(
-    {
-      onRequest: (request) => events.push({ kind: "request", request }),
-      onError: (reply, close) => events.push({ kind: "error", reply: text(reply), close }),
-    },
-    options,
-  );
-  for (const chunk of chunks) {
-    const copy = chunk.slice();
-    parser.feed(copy);
-    copy.fill(0xee);
-  }
-  return { events, parser };
-}
-
-/** Every field of an event, as one comparable string. */
-function describeEvent(event: Event): string {
-  if (event.kind === "error") return `error ${JSON.stringify(event.reply)}${event.close ? " +close" : ""}`;
-  const r = event.request;
-  return JSON.stringify({
-    op: OP_NAME[r.op],
-    keys: r.keys.map(text),
-    value: text(r.value),
-    flags: r.flags,
-    exptime: r.exptime,
-    cas: String(r.casUnique),
-    delta: String(r.delta),
-    noreply: r.noreply,
-    metaFlags: r.metaFlags,
-    base64Key: r.base64Key,
-    decodedKey: r.decodedKey === null ? null : text(r.decodedKey),
-    args: r.args,
-    raw: text(r.raw),
-  });
-}
-
 /** Whole, one byte at a time, and in two pieces at every offset. */
 function* chunkings(bytes: Uint8Array): Generator<[string, Uint8Array[]]> {
   yield ["whole", [bytes]];
