@@ -148,17 +148,16 @@ describe("byte flags given as a share (--memory 70%)", () => {
     expect(parseFlags(["--memory=100%"], share, {}).memory).toBe(1000_000);
   });
   test("out of range, or on a flag without percentOf, is a usage error naming the flag", () => {
-    expect(usageMessage(() => parseFlags(["--memory", "0%"], share, {}))).toBe(
-      '--memory: expected a share between 0% and 100%, got "0%"',
-    );
-    expect(usageMessage(() => parseFlags(["--memory", "150%"], share, {}))).toBe(
-      '--memory: expected a share between 0% and 100%, got "150%"',
-    );
-    expect(usageMessage(() => parseFlags(["--memory", "0.01%"], share, {}))).toBe(
-      '--memory: must be at least 1024 bytes, got "0.01%"',
-    );
-    expect(usageMessage(() => parseFlags(["--memory", "70%"], SPECS, {}))).toBe(
-      '--memory: expected a size such as 64mb, 1g, 512k or a number of bytes, got "70%"',
-    );
+    const cases: [string, FlagSpec[], string][] = [
+      ["0%", share, "expected a share between 0% and 100%"],
+      ["150%", share, "expected a share between 0% and 100%"],
+      ["0.01%", share, "must be at least 1024 bytes"],
+      ["70%", SPECS, "expected a size such as 64mb, 1g, 512k or a number of bytes"],
+    ];
+    for (const [value, specs, problem] of cases) {
+      expect(usageMessage(() => parseFlags(["--memory", value], specs, {}))).toBe(
+        `--memory: ${problem}, got "${value}"`,
+      );
+    }
   });
 });

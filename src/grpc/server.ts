@@ -102,6 +102,19 @@ class GroupCounters {
   touch_hits = 0;
 }
 
+/** Get's answer for a value or a miss, counted in the group's get_hits or get_misses. */
+function getResponse(
+  counters: GroupCounters,
+  value: Uint8Array | null,
+): MessageInitShape<typeof GetResponseSchema> {
+  if (value === null) {
+    counters.get_misses++;
+    return { found: false, value: new Uint8Array(0) };
+  }
+  counters.get_hits++;
+  return { found: true, value };
+}
+
 function checkCount(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value < 1) {
     throw new InvalidRequestError(`${name} must be a positive integer, got ${value}`);
@@ -170,13 +183,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       const item = groups.itemKey(group, key);
       const counters = countersOf(group);
       counters.cmd_get++;
-      const value = await backend.get(item);
-      if (value === null) {
-        counters.get_misses++;
-        return { found: false, value: new Uint8Array(0) };
-      }
-      counters.get_hits++;
-      return { found: true, value };
+      return getResponse(counters, await backend.get(item));
     }),
     set: unary<SetRequest, MessageInitShape<typeof SetResponseSchema>>(
       async ({ group, key, value, ttlSeconds }) => {
@@ -212,16 +219,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         const counters = countersOf(group);
         counters.cmd_get += items.length;
         const values = await Promise.all(items.map((item) => backend.get(item)));
-        return {
-          items: values.map((value) => {
-            if (value === null) {
-              counters.get_misses++;
-              return { found: false, value: new Uint8Array(0) };
-            }
-            counters.get_hits++;
-            return { found: true, value };
-          }),
-        };
+        return { items: values.map((value) => getResponse(counters, value)) };
       },
     ),
     touch: unary<TouchRequest, MessageInitShape<typeof TouchResponseSchema>>(
