@@ -5,6 +5,7 @@ import { GravityError, InvalidRequestError, UsageError } from "../errors.ts";
 import { GRPC_DEFAULTS, type GrpcServer, startGrpcServer } from "../grpc/server.ts";
 import type { Readiness } from "../http/readiness.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+import type { Security } from "./security-flags.ts";
 
 export const GRPC_FLAGS: readonly FlagSpec[] = [
   {
@@ -44,7 +45,7 @@ function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-export interface GrpcParts {
+export interface GrpcParts extends Security {
   backend: CacheBackend;
   /** What grpc.health.v1.Health reports (the function /readyz asks). */
   ready: () => Readiness;

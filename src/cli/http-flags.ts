@@ -6,6 +6,7 @@ import type { Readiness } from "../http/readiness.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
 import type { Registry } from "../metrics/registry.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+import type { Security } from "./security-flags.ts";
 
 export const HTTP_FLAGS: readonly FlagSpec[] = [
   {
@@ -19,7 +20,7 @@ export const HTTP_FLAGS: readonly FlagSpec[] = [
   { name: "http-listen", kind: FlagKind.String, default: "", help: "HTTP address (default: --listen)" },
 ];
 
-export interface HttpParts {
+export interface HttpParts extends Security {
   backend: CacheBackend;
   ready: () => Readiness;
   registry: Registry;
@@ -37,8 +38,9 @@ export function startHttpFromFlags(
   if (port < 0) return null;
   const host = (flags["http-listen"] as string) || listen;
   let server: HttpServer;
+  const resolved = parts();
   try {
-    server = startHttpServer({ host, port, ...parts() });
+    server = startHttpServer({ host, port, ...resolved });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new GravityError(
@@ -49,6 +51,7 @@ export function startHttpFromFlags(
       },
     );
   }
-  console.log(`gravity ${role} http on ${host}:${server.port} (/v1/cache, /healthz, /readyz, /metrics)`);
+  const scheme = resolved.tls === null ? "http" : "https";
+  console.log(`gravity ${role} ${scheme} on ${host}:${server.port} (/v1/cache, /healthz, /readyz, /metrics)`);
   return server;
 }

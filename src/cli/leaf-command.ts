@@ -15,6 +15,7 @@ import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 import { NATS_FLAGS, serveNatsFromFlags } from "./nats-flags.ts";
+import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
   { name: "listen", kind: FlagKind.String, default: "127.0.0.1", short: "l", help: "address to listen on" },
@@ -110,6 +111,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
   },
   ...HTTP_FLAGS,
   ...GRPC_FLAGS,
+  ...SECURITY_FLAGS,
   ...ETCD_FLAGS,
   ...NATS_FLAGS,
   { name: "help", kind: FlagKind.Boolean, default: false, help: "show this help" },
@@ -164,6 +166,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     console.log(LEAF_USAGE);
     return 0;
   }
+  const security = securityFromFlags(flags);
   // --exit-with-parent watches from the start: a parent that dies while this leaf is still
   // starting must not leave it running. Re-parented (to init or a subreaper): the parent is gone.
   let parentGone: (() => void) | null = null;
@@ -220,7 +223,13 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     http = startHttpFromFlags("leaf", flags, flags.listen as string, () => {
       const registry = createRegistry({ role: "leaf", version: VERSION });
       leafMetrics(registry);
-      return { backend: nativeBackend(), ready: leafReady, registry, maxValueBytes: maxItemBytes };
+      return {
+        backend: nativeBackend(),
+        ready: leafReady,
+        registry,
+        maxValueBytes: maxItemBytes,
+        ...security,
+      };
     });
   } catch (error) {
     await leaf.stop(STOP_GRACE_MS);
@@ -233,6 +242,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     grpc = await startGrpcFromFlags("leaf", flags, flags.listen as string, () => ({
       backend: nativeBackend(),
       ready: leafReady,
+      ...security,
     }));
     nats = await serveNatsFromFlags(flags, leaf.hostname, leaf.port);
     registration = await registerFromFlags(flags, leaf.hostname, leaf.port);

@@ -26,6 +26,7 @@ import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
+import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
   {
@@ -80,6 +81,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   },
   ...HTTP_FLAGS,
   ...GRPC_FLAGS,
+  ...SECURITY_FLAGS,
   {
     name: "verbose",
     kind: FlagKind.Count,
@@ -113,6 +115,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     console.log(ROUTER_USAGE);
     return 0;
   }
+  const security = securityFromFlags(flags);
   const checked = flags["check-config"] as string;
   if (checked !== "") return checkConfig(checked, flags.threads as number);
   const file = flags.config as string;
@@ -212,6 +215,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       ready: () => routerReady(readyView),
       registry: threads === undefined ? registry : new ThreadsRegistry(registry, threads),
       maxValueBytes: flags["max-item-size"] as number,
+      ...security,
     }));
   } catch (error) {
     await Promise.all([server.stop(0), threads?.stop(0)]);
@@ -223,6 +227,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     grpc = await startGrpcFromFlags("router", flags, host, () => ({
       backend: routeBackend(() => router.current().root, { countersPrefix: "grpc" }),
       ready: () => routerReady(readyView),
+      ...security,
     }));
   } catch (error) {
     await Promise.all([server.stop(0), threads?.stop(0), http?.stop(true)]);

@@ -2,9 +2,11 @@
 // grpc-js's ServiceError: `code` is the gRPC status (status.ts lists what the server answers).
 import {
   type CallOptions,
+  type ChannelCredentials,
   type ChannelOptions,
   type Client,
   credentials,
+  Metadata,
   makeGenericClientConstructor,
   type ServiceError,
 } from "@grpc/grpc-js";
@@ -33,11 +35,20 @@ function plain({ found, value }: GetResponse): GetResponse {
 export const CacheClientConstructor = makeGenericClientConstructor(CacheService, "Cache");
 
 type Callback<Res> = (error: ServiceError | null, response?: Res) => void;
-type Method = (request: unknown, options: CallOptions, callback: Callback<unknown>) => void;
+type Method = (
+  request: unknown,
+  metadata: Metadata,
+  options: CallOptions,
+  callback: Callback<unknown>,
+) => void;
 
 export interface GrpcCacheClientOptions {
   /** grpc-js channel options, e.g. { "grpc.max_receive_message_length": n }. */
   channel?: ChannelOptions;
+  /** TLS (credentials.createSsl(ca, key, cert)); default plaintext. */
+  credentials?: ChannelCredentials;
+  /** Metadata sent with every call, e.g. `authorization: Bearer <token>` (made per call). */
+  metadata?: () => Metadata;
   /** Each call's deadline from when it is made (default: none). */
   deadlineMs?: number;
 }
@@ -46,10 +57,16 @@ export interface GrpcCacheClientOptions {
 export class GrpcCacheClient {
   readonly client: Client;
   private readonly deadlineMs: number | undefined;
+  private readonly metadata: (() => Metadata) | undefined;
 
   constructor(address: string, options: GrpcCacheClientOptions = {}) {
-    this.client = new CacheClientConstructor(address, credentials.createInsecure(), options.channel);
+    this.client = new CacheClientConstructor(
+      address,
+      options.credentials ?? credentials.createInsecure(),
+      options.channel,
+    );
     this.deadlineMs = options.deadlineMs;
+    this.metadata = options.metadata;
   }
 
   private call<Res>(name: keyof typeof CacheService, request: unknown): Promise<Res> {
@@ -57,7 +74,7 @@ export class GrpcCacheClient {
     const options: CallOptions =
       this.deadlineMs === undefined ? {} : { deadline: Date.now() + this.deadlineMs };
     return new Promise<Res>((resolve, reject) => {
-      method.call(this.client, request, options, (error, response) => {
+      method.call(this.client, request, this.metadata?.() ?? new Metadata(), options, (error, response) => {
         if (error !== null) reject(error);
         else resolve(response as Res);
       });

@@ -75,10 +75,10 @@ export function healthService(options: HealthOptions) {
       },
       watch(stream: ServerWritableStream<HealthCheckRequest, StatusReply>) {
         if (watchers.size >= maxWatchers) {
-          stream.destroy(
-            Object.assign(new Error(`too many health watches (limit ${maxWatchers})`), {
-              code: status.RESOURCE_EXHAUSTED,
-            }),
+          const details = `too many health watches (limit ${maxWatchers})`;
+          stream.emit(
+            "error",
+            Object.assign(new Error(details), { code: status.RESOURCE_EXHAUSTED, details }),
           );
           return;
         }

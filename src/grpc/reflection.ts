@@ -15,7 +15,7 @@ import { type DescFile, type DescService, type MessageInitShape, toBinary } from
 import type { GenService } from "@bufbuild/protobuf/codegenv2";
 import { nestedTypes } from "@bufbuild/protobuf/reflect";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { type ServerDuplexStream, status } from "@grpc/grpc-js";
+import { type Metadata, type ServerDuplexStream, status } from "@grpc/grpc-js";
 import * as v1 from "./generated/grpc/reflection/v1/reflection_pb.ts";
 import * as v1alpha from "./generated/grpc/reflection/v1alpha/reflection_pb.ts";
 import { grpcService } from "./services.ts";
@@ -113,9 +113,17 @@ type AnyReflectionService = GenService<{
   };
 }>;
 
-function reflectionHandler(index: ReflectionIndex) {
+/** Why a call may not proceed (a status to end it with), or null when it may. */
+export type Authorize = (metadata: Metadata) => { code: status; details: string } | null;
+
+function reflectionHandler(index: ReflectionIndex, authorize: Authorize) {
   return {
     serverReflectionInfo(stream: ServerDuplexStream<ReflectionRequest, object>) {
+      const refused = authorize(stream.metadata);
+      if (refused !== null) {
+        stream.emit("error", Object.assign(new Error(refused.details), refused));
+        return;
+      }
       stream.on("data", (request: ReflectionRequest) => {
         // Both versions' responses have the same fields: the init shape serializes as either.
         stream.write({
@@ -131,8 +139,8 @@ function reflectionHandler(index: ReflectionIndex) {
 }
 
 /** The reflection services (v1 and v1alpha) for `index`, ready for grpc-js Server.addService. */
-export function reflectionServices(index: ReflectionIndex) {
-  const handler = reflectionHandler(index);
+export function reflectionServices(index: ReflectionIndex, authorize: Authorize = () => null) {
+  const handler = reflectionHandler(index, authorize);
   return [v1.ServerReflection, v1alpha.ServerReflection].map((service) => ({
     definition: grpcService(service as AnyReflectionService),
     handler,

@@ -10,10 +10,19 @@
 // connection below that; the call counter bounds the work across connections.
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Server, ServerCredentials, type ServerUnaryCall, type sendUnaryData, status } from "@grpc/grpc-js";
+import {
+  type Metadata,
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  status,
+} from "@grpc/grpc-js";
 import type { CacheBackend } from "../cache/backend.ts";
 import { InvalidRequestError } from "../errors.ts";
 import type { Readiness } from "../http/readiness.ts";
+import type { TlsMaterial } from "../security/tls.ts";
+import type { BearerTokens } from "../security/tokens.ts";
 import type {
   DeleteRequest,
   DeleteResponseSchema,
@@ -76,6 +85,10 @@ export interface GrpcServerOptions {
   ready?: () => Readiness;
   /** Serve gRPC server reflection (v1 and v1alpha), for grpcurl and the like. Default: true. */
   reflection?: boolean;
+  /** TLS with this certificate and key (and, with a CA, client certificates required). */
+  tls?: TlsMaterial | null;
+  /** Bearer tokens (metadata `authorization: Bearer <token>`) required on every call but Health's. */
+  tokens?: BearerTokens | null;
 }
 
 export interface GrpcServer {
@@ -100,6 +113,16 @@ class GroupCounters {
   delete_hits = 0;
   cmd_touch = 0;
   touch_hits = 0;
+}
+
+/** Plaintext, or TLS with the material (client certificates required when it has a CA). */
+function credentialsOf(tls: TlsMaterial | null): ServerCredentials {
+  if (tls === null) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(
+    tls.ca === undefined ? null : Buffer.from(tls.ca),
+    [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }],
+    tls.ca !== undefined,
+  );
 }
 
 /** Get's answer for a value or a miss, counted in the group's get_hits or get_misses. */
@@ -149,8 +172,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   }
 
   // Each handler: refuse past the bound, decode, run, map a rejection to a status.
+  const tokens = options.tokens ?? null;
+  const unauthenticated = (metadata: Metadata): boolean =>
+    tokens !== null && !tokens.accepts(metadata.get("authorization")[0]?.toString());
+  const UNAUTHENTICATED = { code: status.UNAUTHENTICATED, details: "a valid bearer token is required" };
+
   function unary<Req, Res>(answer: (request: Req) => Promise<Res>) {
     return (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => {
+      if (unauthenticated(call.metadata)) {
+        callback(UNAUTHENTICATED);
+        return;
+      }
       if (inFlight >= maxCalls) {
         rejectedCalls++;
         callback({
@@ -279,12 +311,13 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
   server.addService(grpcService(Health), health.handlers);
   if (reflection) {
-    for (const { definition, handler } of reflectionServices(new ReflectionIndex(served))) {
+    const authorize = (metadata: Metadata) => (unauthenticated(metadata) ? UNAUTHENTICATED : null);
+    for (const { definition, handler } of reflectionServices(new ReflectionIndex(served), authorize)) {
       server.addService(definition, handler);
     }
   }
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync(`${options.host}:${options.port}`, credentialsOf(options.tls ?? null), (error, bound) =>
       error === null ? resolve(bound) : reject(error),
     );
   });

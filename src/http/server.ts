@@ -10,6 +10,9 @@
 //   GET    /metrics                  the registry in Prometheus's text format
 //
 // Errors are JSON: {"error": "<reason>"}. Every response is counted in gravity_http_requests_total.
+// With tokens, /v1/cache and /metrics need `Authorization: Bearer <token>` (else 401); the probes
+// stay open for the kubelet. With TLS material the server speaks HTTPS only (and with a CA,
+// requires a client certificate that chains to it).
 import type { Server } from "bun";
 import { type CacheBackend, NO_MEMORY_TEXT, TOO_LARGE_TEXT } from "../cache/backend.ts";
 import {
@@ -21,6 +24,8 @@ import {
 } from "../errors.ts";
 import type { HttpRoute } from "../metrics/names.ts";
 import { httpMetrics, type Registry } from "../metrics/registry.ts";
+import type { TlsMaterial } from "../security/tls.ts";
+import type { BearerTokens } from "../security/tokens.ts";
 import { CACHE_PREFIX, isRefusal, parseCachePath, parseTtl } from "./cache-path.ts";
 import type { Readiness } from "./readiness.ts";
 
@@ -40,6 +45,10 @@ export interface HttpServerOptions {
    * (the limit counts key and overhead too), which is a 413 as well.
    */
   maxValueBytes?: number;
+  /** HTTPS with this certificate and key (and, with a CA, client certificates required). */
+  tls?: TlsMaterial | null;
+  /** Bearer tokens required on /v1/cache and /metrics. */
+  tokens?: BearerTokens | null;
 }
 
 export interface HttpServer {
@@ -107,7 +116,13 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
     }
   };
 
+  const tokens = options.tokens ?? null;
   const route = async (request: Request, url: URL, path: HttpRoute): Promise<Response> => {
+    if (tokens !== null && (path === "cache" || path === "metrics")) {
+      if (!tokens.accepts(request.headers.get("authorization"))) {
+        return errorResponse(401, "a valid bearer token is required", { "www-authenticate": "Bearer" });
+      }
+    }
     if (path === "cache") return cache(request, url);
     if (path === "other") return errorResponse(404, "no such resource");
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -129,10 +144,20 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
     }
   };
 
+  const tls = options.tls ?? null;
   const server: Server<undefined> = Bun.serve({
     hostname: options.host,
     port: options.port,
     development: false,
+    ...(tls === null
+      ? {}
+      : {
+          tls: {
+            cert: tls.cert,
+            key: tls.key,
+            ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+          },
+        }),
     // Room for the value plus slack; Bun refuses a longer body itself (413).
     maxRequestBodySize: maxValueBytes + 64 * 1024,
     async fetch(request) {

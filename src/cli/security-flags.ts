@@ -1,0 +1,42 @@
+// The TLS and bearer-token flags shared by `gravity leaf` and `gravity router`.
+import { loadTls, type TlsMaterial } from "../security/tls.ts";
+import { BearerTokens } from "../security/tokens.ts";
+import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+
+export const SECURITY_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "tls-cert",
+    kind: FlagKind.String,
+    default: "",
+    help: "PEM certificate chain: TLS on the HTTP and gRPC ports",
+  },
+  { name: "tls-key", kind: FlagKind.String, default: "", help: "PEM private key of --tls-cert" },
+  {
+    name: "tls-ca",
+    kind: FlagKind.String,
+    default: "",
+    help: "PEM CA bundle: clients must present a certificate it signed (mutual TLS)",
+  },
+  {
+    name: "auth-token-file",
+    kind: FlagKind.String,
+    default: "",
+    help: "bearer tokens, one per line, required by the HTTP cache API, /metrics and gRPC (not the probes)",
+  },
+];
+
+export interface Security {
+  tls: TlsMaterial | null;
+  tokens: BearerTokens | null;
+}
+
+/** Reads the files the flags name; a missing or bad one is a UsageError naming its flag. */
+export function securityFromFlags(flags: FlagValues): Security {
+  const tls = loadTls({
+    cert: flags["tls-cert"] as string,
+    key: flags["tls-key"] as string,
+    ca: flags["tls-ca"] as string,
+  });
+  const tokenFile = flags["auth-token-file"] as string;
+  return { tls, tokens: tokenFile === "" ? null : BearerTokens.fromFile(tokenFile) };
+}

@@ -1,0 +1,48 @@
+// TLS material for the listeners that carry cache data (memcached port, HTTP, gRPC): a certificate
+// chain and key in PEM, and optionally the CA that client certificates must chain to (mutual TLS).
+// Read once at start, so a bad path is a startup error naming the flag, not a failed handshake later.
+import { readFileSync } from "node:fs";
+import { UsageError } from "../errors.ts";
+
+export interface TlsMaterial {
+  /** PEM certificate chain, the server's first. */
+  cert: string;
+  /** PEM private key. */
+  key: string;
+  /** PEM CA bundle: when set, clients must present a certificate that chains to it. */
+  ca?: string;
+}
+
+/** The paths of the TLS files, as the flags give them ("" = not given). */
+export interface TlsPaths {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+function readPem(path: string, flag: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read ${JSON.stringify(path)}: ${(error as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN ")) throw new UsageError(`${flag}: ${JSON.stringify(path)} is not PEM`);
+  return text;
+}
+
+/** The files named by --tls-cert, --tls-key and --tls-ca, or null when TLS is off (neither given). */
+export function loadTls(paths: TlsPaths): TlsMaterial | null {
+  if (paths.cert === "" && paths.key === "") {
+    if (paths.ca !== "") throw new UsageError("--tls-ca: needs --tls-cert and --tls-key");
+    return null;
+  }
+  if (paths.cert === "") throw new UsageError("--tls-key: needs --tls-cert");
+  if (paths.key === "") throw new UsageError("--tls-cert: needs --tls-key");
+  const material: TlsMaterial = {
+    cert: readPem(paths.cert, "--tls-cert"),
+    key: readPem(paths.key, "--tls-key"),
+  };
+  if (paths.ca !== "") material.ca = readPem(paths.ca, "--tls-ca");
+  return material;
+}
