@@ -1,7 +1,8 @@
-// TLS and bearer tokens on the HTTP and gRPC front doors of the compiled leaf, with a CA made for
-// the test: HTTPS and gRPC over TLS with a token work, without one are refused (401,
-// UNAUTHENTICATED) while the probes stay open, plaintext gets nothing, client certificates are
-// required under --tls-ca, bad flags exit 2 naming the flag, and no token reaches the logs.
+// TLS and bearer tokens on the compiled leaf, with a CA made for the test: memcached over TLS from
+// pymemcache (Debian's python3-pymemcache, with an ssl context) while plaintext gets nothing;
+// HTTPS and gRPC over TLS with a token work, without one are refused (401, UNAUTHENTICATED) while
+// the probes stay open; client certificates are required under --tls-ca; bad flags exit 2 naming
+// the flag; and no token reaches the logs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -56,6 +57,50 @@ beforeAll(async () => {
 afterAll(stopAll);
 
 const tlsFetch = (url: string, init: RequestInit = {}) => fetch(url, { ...init, tls: { ca: pki.ca } });
+
+const PYMEMCACHE_TLS = `
+import ssl, sys
+from pymemcache.client.base import Client
+context = ssl.create_default_context(cafile=sys.argv[3])
+if len(sys.argv) > 4:
+    context.load_cert_chain(sys.argv[4], sys.argv[5])
+client = Client((sys.argv[1], int(sys.argv[2])), tls_context=context, connect_timeout=5, timeout=5)
+client.set("tls-key", b"over tls")
+print(client.get("tls-key").decode())
+`;
+
+/** pymemcache over TLS: set then get; returns what it printed, or throws with its error. */
+async function pymemcacheOverTls(port: number, clientCert: string[] = []): Promise<string> {
+  const proc = Bun.spawn(
+    ["/usr/bin/python3", "-c", PYMEMCACHE_TLS, "127.0.0.1", String(port), pki.caFile, ...clientCert],
+    { stdout: "pipe", stderr: "pipe" },
+  );
+  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  if ((await proc.exited) !== 0) throw new Error(`pymemcache over TLS failed: ${err}`);
+  return out.trim();
+}
+
+describe("memcached over TLS", () => {
+  test("pymemcache with the CA stores and reads; a plaintext client gets nothing", async () => {
+    expect(await pymemcacheOverTls(leaf.port)).toBe("over tls");
+    // Plaintext bytes are not a TLS handshake: the connection closes without a memcached reply.
+    const replies: string[] = [];
+    const closed = new Promise<void>((resolve) => {
+      void Bun.connect({
+        hostname: "127.0.0.1",
+        port: leaf.port,
+        socket: {
+          open: (socket) => void socket.write("version\r\n"),
+          data: (_socket, data) => void replies.push(Buffer.from(data).toString("latin1")),
+          close: () => resolve(),
+          error: () => resolve(),
+        },
+      });
+    });
+    await closed;
+    expect(replies.join("")).not.toContain("VERSION");
+  });
+});
 
 describe("HTTPS with a bearer token", () => {
   test("the cache API and /metrics need the token; the probes do not; plaintext gets no answer", async () => {
@@ -147,6 +192,8 @@ test(
     await expect(fetch(url, { tls: { ca: pki.ca } })).rejects.toThrow();
     const withCert = await fetch(url, { tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
     expect(withCert.status).toBe(200);
+    await expect(pymemcacheOverTls(mutual.port)).rejects.toThrow();
+    expect(await pymemcacheOverTls(mutual.port, [pki.clientCertFile, pki.clientKeyFile])).toBe("over tls");
     expect(await mutual.stop("SIGTERM")).toBe(0);
   },
   SERVER_TEST_MS,

@@ -208,6 +208,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       injectLatency,
       verbosity: flags.verbose as number,
       ...(saslPasswords === undefined ? {} : { saslPasswords }),
+      tls: security.tls,
     },
     (error) => {
       fatal = error;
@@ -217,6 +218,10 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   console.log(
     `gravity leaf listening on ${leaf.hostname}:${leaf.port} (threads ${flags.threads}, memory ${memoryBytes} bytes, max item ${maxItemBytes} bytes)`,
   );
+  if (security.tls !== null) {
+    const mutual = security.tls.ca === undefined ? "" : " (client certificates required)";
+    console.log(`gravity leaf: memcached protocol over TLS only${mutual}`);
+  }
   const stopEvictionLog = (flags.verbose as number) >= 1 ? logEvictions() : () => {};
   let http: ReturnType<typeof startHttpFromFlags>;
   try {

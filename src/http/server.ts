@@ -24,7 +24,7 @@ import {
 } from "../errors.ts";
 import type { HttpRoute } from "../metrics/names.ts";
 import { httpMetrics, type Registry } from "../metrics/registry.ts";
-import type { TlsMaterial } from "../security/tls.ts";
+import { bunTlsOptions, type TlsMaterial } from "../security/tls.ts";
 import type { BearerTokens } from "../security/tokens.ts";
 import { CACHE_PREFIX, isRefusal, parseCachePath, parseTtl } from "./cache-path.ts";
 import type { Readiness } from "./readiness.ts";
@@ -149,15 +149,7 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
     hostname: options.host,
     port: options.port,
     development: false,
-    ...(tls === null
-      ? {}
-      : {
-          tls: {
-            cert: tls.cert,
-            key: tls.key,
-            ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
-          },
-        }),
+    ...(tls === null ? {} : { tls: bunTlsOptions(tls) }),
     // Room for the value plus slack; Bun refuses a longer body itself (413).
     maxRequestBodySize: maxValueBytes + 64 * 1024,
     async fetch(request) {

@@ -4,6 +4,7 @@
 //                sweeper timer (expired items)          all serve the one process-global store
 import { GravityError } from "../errors.ts";
 import { native } from "../native/index.ts";
+import type { TlsMaterial } from "../security/tls.ts";
 import { type InjectedLatency, type Listener, listen } from "./listener.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -24,6 +25,8 @@ export interface LeafOptions {
   verbosity?: number;
   /** memcached's SASL password file contents: clients must authenticate (SASL PLAIN, binary only). */
   saslPasswords?: string;
+  /** memcached over TLS on the port (every thread's listener). */
+  tls?: TlsMaterial | null;
 }
 
 /** Eviction policies the native store implements (native/src/store/policy_*.cc). */
@@ -95,6 +98,7 @@ function bindMain(options: LeafOptions, reusePort: boolean): Listener {
       maxConnections: options.maxConnections,
       injectLatency: options.injectLatency ?? null,
       verbosity: options.verbosity ?? 0,
+      tls: options.tls ?? null,
     });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
@@ -138,6 +142,7 @@ export async function startLeaf(
         maxConnections: options.maxConnections,
         injectLatency: options.injectLatency ?? null,
         verbosity: options.verbosity ?? 0,
+        tls: options.tls ?? null,
       });
       await listening;
       worker.addEventListener("close", () => {

@@ -21,6 +21,7 @@
 // drains the connection: the replies to what was read, held or delayed ones included, still go out.
 import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { fedBytes, fedClose, fedPending, type NativeConnection, native } from "../native/index.ts";
+import { bunTlsOptions, type TlsMaterial } from "../security/tls.ts";
 
 /** Bytes of reply written per feed() call; one buffer per thread, reused by every connection. */
 const OUT_BUFFER_BYTES = 256 * 1024;
@@ -61,6 +62,8 @@ export interface ListenerOptions {
   injectLatency?: InjectedLatency | null;
   /** -v count: 1 logs refused connections, 2 every connection opened and closed. */
   verbosity?: number;
+  /** memcached over TLS with this certificate and key (with a CA: client certificates required). */
+  tls?: TlsMaterial | null;
 }
 
 /** A running memcached listener on one thread. */
@@ -146,10 +149,12 @@ export function listen(options: ListenerOptions): Listener {
   };
 
   // Bun.listen honours reusePort (SO_REUSEPORT) though its listen types only declare it for connect.
+  const tls = options.tls ?? null;
   const listenOptions: TCPSocketListenOptions<ConnectionState> & { reusePort: boolean } = {
     hostname: options.hostname,
     port: options.port,
     reusePort: options.reusePort,
+    ...(tls === null ? {} : { tls: bunTlsOptions(tls) }),
     allowHalfOpen: true, // replies still pending at the peer's FIN are sent before we close
     socket: {
       // Reads arrive as plain ArrayBuffers, which Bun hands over markedly faster than Buffers

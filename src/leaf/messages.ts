@@ -1,4 +1,5 @@
 // Messages between the leaf's main thread and its listener workers.
+import type { TlsMaterial } from "../security/tls.ts";
 import type { InjectedLatency } from "./listener.ts";
 
 export type ToWorker =
@@ -9,6 +10,7 @@ export type ToWorker =
       maxConnections: number;
       injectLatency: InjectedLatency | null;
       verbosity: number;
+      tls: TlsMaterial | null;
     }
   | { type: "stop"; graceMs: number };
 

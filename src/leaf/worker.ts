@@ -22,6 +22,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         maxConnections: message.maxConnections,
         injectLatency: message.injectLatency,
         verbosity: message.verbosity,
+        tls: message.tls,
       });
       reply({ type: "listening", port: listener.port });
     } catch (error) {

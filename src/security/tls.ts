@@ -46,3 +46,18 @@ export function loadTls(paths: TlsPaths): TlsMaterial | null {
   if (paths.ca !== "") material.ca = readPem(paths.ca, "--tls-ca");
   return material;
 }
+
+/** Bun's TLS options (Bun.listen, Bun.serve) for the material: with a CA, client certificates required. */
+export function bunTlsOptions(tls: TlsMaterial): {
+  cert: string;
+  key: string;
+  ca?: string;
+  requestCert?: boolean;
+  rejectUnauthorized?: boolean;
+} {
+  return {
+    cert: tls.cert,
+    key: tls.key,
+    ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+  };
+}
