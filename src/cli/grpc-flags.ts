@@ -4,6 +4,7 @@ import type { CacheBackend } from "../cache/backend.ts";
 import { GravityError, InvalidRequestError, UsageError } from "../errors.ts";
 import { GRPC_DEFAULTS, type GrpcServer, startGrpcServer } from "../grpc/server.ts";
 import type { Readiness } from "../http/readiness.ts";
+import { exposureWarning, isLoopback } from "../security/exposure.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
 import type { Security } from "./security-flags.ts";
 
@@ -40,11 +41,6 @@ export const GRPC_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
-/** True for an address only this machine reaches (127.0.0.0/8, ::1, localhost). */
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 export interface GrpcParts extends Security {
   backend: CacheBackend;
   /** What grpc.health.v1.Health reports (the function /readyz asks). */
@@ -65,11 +61,12 @@ export async function startGrpcFromFlags(
   const reflectionFlag = flags["grpc-reflection"] as string;
   const reflection = reflectionFlag === "auto" ? isLoopback(host) : reflectionFlag === "true";
   let server: GrpcServer;
+  const resolved = parts();
   try {
     server = await startGrpcServer({
       host,
       port,
-      ...parts(),
+      ...resolved,
       reflection,
       maxConcurrentCalls: flags["grpc-max-calls"] as number,
       ...(groupsText === "" ? {} : { groups: groupsText.split(",") }),
@@ -85,6 +82,8 @@ export async function startGrpcFromFlags(
       },
     );
   }
+  const exposed = exposureWarning(role, "gRPC", host, resolved.tls !== null || resolved.tokens !== null);
+  if (exposed !== null) console.warn(exposed);
   const extras = reflection ? ", grpc.health.v1.Health, reflection" : ", grpc.health.v1.Health";
   console.log(
     `gravity ${role} grpc on ${host}:${server.port} (gravity.v1.Cache, groupcachepb.GroupCache${extras})`,

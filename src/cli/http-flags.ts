@@ -5,6 +5,7 @@ import { GravityError } from "../errors.ts";
 import type { Readiness } from "../http/readiness.ts";
 import { type HttpServer, startHttpServer } from "../http/server.ts";
 import type { Registry } from "../metrics/registry.ts";
+import { exposureWarning } from "../security/exposure.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
 import type { Security } from "./security-flags.ts";
 
@@ -51,6 +52,8 @@ export function startHttpFromFlags(
       },
     );
   }
+  const exposed = exposureWarning(role, "HTTP", host, resolved.tls !== null || resolved.tokens !== null);
+  if (exposed !== null) console.warn(exposed);
   const scheme = resolved.tls === null ? "http" : "https";
   console.log(`gravity ${role} ${scheme} on ${host}:${server.port} (/v1/cache, /healthz, /readyz, /metrics)`);
   return server;

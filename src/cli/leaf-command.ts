@@ -8,6 +8,7 @@ import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
 import type { InjectedLatency } from "../leaf/listener.ts";
 import { createRegistry, leafMetrics } from "../metrics/registry.ts";
 import { native } from "../native/index.ts";
+import { exposureWarning } from "../security/exposure.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { memoryForShares } from "./cgroup-memory.ts";
@@ -222,6 +223,13 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     const mutual = security.tls.ca === undefined ? "" : " (client certificates required)";
     console.log(`gravity leaf: memcached protocol over TLS only${mutual}`);
   }
+  const exposed = exposureWarning(
+    "leaf",
+    "the memcached port",
+    leaf.hostname,
+    security.tls !== null || saslPasswords !== undefined,
+  );
+  if (exposed !== null) console.warn(exposed);
   const stopEvictionLog = (flags.verbose as number) >= 1 ? logEvictions() : () => {};
   let http: ReturnType<typeof startHttpFromFlags>;
   try {
