@@ -27,6 +27,8 @@ export interface LeafOptions {
   saslPasswords?: string;
   /** memcached over TLS on the port (every thread's listener). */
   tls?: TlsMaterial | null;
+  /** memcached's text authentication (-Y): user -> password. */
+  authPasswords?: Readonly<Record<string, string>> | null;
 }
 
 /** Eviction policies the native store implements (native/src/store/policy_*.cc). */
@@ -99,6 +101,7 @@ function bindMain(options: LeafOptions, reusePort: boolean): Listener {
       injectLatency: options.injectLatency ?? null,
       verbosity: options.verbosity ?? 0,
       tls: options.tls ?? null,
+      authPasswords: options.authPasswords ?? null,
     });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
@@ -143,6 +146,7 @@ export async function startLeaf(
         injectLatency: options.injectLatency ?? null,
         verbosity: options.verbosity ?? 0,
         tls: options.tls ?? null,
+        authPasswords: options.authPasswords ?? null,
       });
       await listening;
       worker.addEventListener("close", () => {

@@ -21,6 +21,7 @@
 // drains the connection: the replies to what was read, held or delayed ones included, still go out.
 import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { fedBytes, fedClose, fedPending, type NativeConnection, native } from "../native/index.ts";
+import { passwordCheck, TextAuthGate } from "../protocol/text-auth.ts";
 import { bunTlsOptions, type TlsMaterial } from "../security/tls.ts";
 
 /** Bytes of reply written per feed() call; one buffer per thread, reused by every connection. */
@@ -41,6 +42,7 @@ interface ConnectionState {
   closed: boolean; // finished or failed: no more reads are fed
   linger: ReturnType<typeof setTimeout> | null; // terminates a finished socket whose peer stays open
   delay: ReturnType<typeof setTimeout> | null; // injected latency: unsent is held until it fires
+  gate: TextAuthGate | null; // -Y: sees every byte until the connection authenticates, then null
 }
 
 /** A share of replies delayed on purpose: `share` in [0, 1], `delayMs` each. */
@@ -64,6 +66,8 @@ export interface ListenerOptions {
   verbosity?: number;
   /** memcached over TLS with this certificate and key (with a CA: client certificates required). */
   tls?: TlsMaterial | null;
+  /** memcached's text authentication (-Y): user -> password; the first command must carry one pair. */
+  authPasswords?: Readonly<Record<string, string>> | null;
 }
 
 /** A running memcached listener on one thread. */
@@ -91,6 +95,7 @@ export function listen(options: ListenerOptions): Listener {
   };
 
   const injected = options.injectLatency ?? null;
+  const authenticate = options.authPasswords == null ? null : passwordCheck(options.authPasswords);
   const verbosity = options.verbosity ?? 0;
 
   // Sends the held bytes; once they are all out, reads resume and C++ continues.
@@ -175,6 +180,7 @@ export function listen(options: ListenerOptions): Listener {
           closed: false,
           linger: null,
           delay: null,
+          gate: authenticate === null ? null : new TextAuthGate(authenticate),
         };
         sockets.add(socket);
         if (native.connectionCount() > options.maxConnections) {
@@ -194,6 +200,18 @@ export function listen(options: ListenerOptions): Listener {
           // Bytes read before the pause took effect: C++ buffers them and executes nothing
           // that could overtake the unsent replies.
           native.feed(state.conn, data, NO_OUT);
+          return;
+        }
+        if (state.gate !== null) {
+          const step = state.gate.feed(new Uint8Array(data));
+          if (step.kind === "more") return;
+          socket.write(step.reply);
+          if (step.kind === "refused") {
+            finish(socket);
+            return;
+          }
+          state.gate = null;
+          if (step.rest.length > 0) pump(socket, step.rest);
           return;
         }
         pump(socket, data);

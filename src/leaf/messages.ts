@@ -11,6 +11,7 @@ export type ToWorker =
       injectLatency: InjectedLatency | null;
       verbosity: number;
       tls: TlsMaterial | null;
+      authPasswords: Readonly<Record<string, string>> | null;
     }
   | { type: "stop"; graceMs: number };
 

@@ -23,6 +23,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
         injectLatency: message.injectLatency,
         verbosity: message.verbosity,
         tls: message.tls,
+        authPasswords: message.authPasswords,
       });
       reply({ type: "listening", port: listener.port });
     } catch (error) {
