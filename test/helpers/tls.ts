@@ -57,7 +57,11 @@ export function makeTestPki(): TestPki {
       dir,
     );
   };
-  issue("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:gravity.test\nextendedKeyUsage=serverAuth");
+  issue(
+    "server",
+    "/CN=127.0.0.1",
+    "subjectAltName=IP:127.0.0.1,DNS:gravity.test\nextendedKeyUsage=serverAuth",
+  );
   issue("client", "/CN=gravity test client", "extendedKeyUsage=clientAuth");
   const file = (name: string) => join(dir, name);
   return {
