@@ -171,7 +171,9 @@ describe("watchConfig", () => {
 
   test("nothing is delivered after stop", async () => {
     const events = new Events();
-    const watching = watch(file, events, 20);
+    // A settle time far longer than the steps below take even on a loaded machine, so the watcher's
+    // read is surely still pending when stop() comes.
+    const watching = watch(file, events, 2000);
     const witnessFile = join(dir, "witness.yaml");
     writeFileSync(witnessFile, configText("before"));
     const witness = new Events();
