@@ -102,11 +102,11 @@ export class ReadRepair {
   }
 
   /**
-   * The reply to `request` after `missed` answered it with `reply`: the reply itself unless it is
-   * a miss worth looking up; else the item from the first other replica in `order` that holds it.
+   * The reply to `request` after `missed` answered it with the miss `reply`: the item from the
+   * first other replica in `order` that holds it, or `reply` when none does or no lookup is made.
    */
   async repair(request: Request, reply: Reply, missed: Sender, order: readonly Sender[]): Promise<Reply> {
-    if (!isMiss(reply) || !isCopyableRead(request)) return reply;
+    if (!isCopyableRead(request)) return reply;
     if (this.recoveringSince(missed, performance.now()) === undefined && !this.budget.tryTake()) {
       if (this.counters !== undefined) this.counters.refused++;
       return reply;

@@ -25,7 +25,7 @@ import { Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, type Request } from "../../protocol/request.ts";
 import type { Sender, SendOptions } from "../../transport/transport.ts";
 import { type HedgeSpec, OnDown, ReadPolicy, type ReadRepairSpec, WritePolicy } from "../config-types.ts";
-import { isFailure } from "../forward.ts";
+import { isFailure, isMiss } from "../forward.ts";
 import type { Pool } from "../pool.ts";
 import { SpoolingSender } from "../spooling-sender.ts";
 import type { RouteHandle, RouteVisitor } from "./handle.ts";
@@ -186,7 +186,8 @@ export class ReplicatedRoute implements RouteHandle {
         source = { onSendError: repair?.noteSendError };
         reply = await sendInOrder(order, request, source);
     }
-    if (repair === undefined || source.answeredBy === undefined) return reply;
+    // Hits and failures return here, without the repair's extra promise.
+    if (repair === undefined || source.answeredBy === undefined || !isMiss(reply)) return reply;
     return repair.repair(request, reply, source.answeredBy, order);
   }
 
