@@ -13,13 +13,17 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, createClient } from "../src/client/index.ts";
-import { encodeStore } from "../src/protocol/encoder.ts";
+import { encodeGet, encodeStore } from "../src/protocol/encoder.ts";
 import type { Reply } from "../src/protocol/reply.ts";
 import { ReplyType } from "../src/protocol/reply.ts";
+import { encodeReply } from "../src/protocol/reply-encoder.ts";
 import { Op, Request } from "../src/protocol/request.ts";
 import { POOL_DEFAULTS, REPAIR_DEFAULTS, type WritePolicy } from "../src/router/config.ts";
+import { addCopy } from "../src/router/handles/item-copy.ts";
+import type { ReadRepairCounters } from "../src/router/handles/read-repair.ts";
 import { ReplicatedRoute } from "../src/router/handles/replicated.ts";
 import { Pool } from "../src/router/pool.ts";
+import type { Sender } from "../src/transport/transport.ts";
 import { fromLatin1, McClient } from "./helpers/mc-client.ts";
 import {
   HOST,
@@ -41,6 +45,13 @@ afterAll(async () => {
   await stopAll();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
+
+function getRequest(key: string): Request {
+  const request = new Request(Op.Get);
+  request.keys = [utf8.encode(key)];
+  request.raw = encodeGet([key]);
+  return request;
+}
 
 function setRequest(key: string, value: string): Request {
   const request = new Request(Op.Set);
@@ -163,6 +174,92 @@ describe("write acknowledgement with replicas down", () => {
       expect(await direct(leaves[0]?.port as number, "k13")).toBe("VA 3");
     },
     FAULT_TEST_MS,
+  );
+});
+
+describe("read repair", () => {
+  let leaves: LeafProcess[];
+  let pool: Pool;
+  const counters: ReadRepairCounters = { lookups: 0, hits: 0, fills: 0, fillFailures: 0, refused: 0 };
+
+  beforeAll(async () => {
+    leaves = await Promise.all([0, 1].map(() => startLeaf(["--port", "0"])));
+    pool = new Pool("replicas", {
+      ...POOL_DEFAULTS,
+      servers: leaves.map((leaf) => ({ host: HOST, port: leaf.port, weight: 1 })),
+    });
+  }, SERVER_TEST_MS);
+
+  afterAll(async () => {
+    for (const destination of pool.destinations) await destination.close();
+  });
+
+  /** Replica 0 read first; every miss looked up (budget 1), or none (budget 0); no recovery window. */
+  function route(budget: number): ReplicatedRoute {
+    return new ReplicatedRoute(
+      pool,
+      {
+        writes: "all-sync",
+        reads: "one",
+        onDown: "failover",
+        repair: { budget, recoveryMs: 0 },
+        repairCounters: counters,
+      },
+      0,
+    );
+  }
+
+  async function onLeaf(index: number, text: string): Promise<string> {
+    const client = await McClient.connect(leaves[index]?.port as number);
+    try {
+      await client.send(text);
+      return await client.readLine();
+    } finally {
+      client.close();
+    }
+  }
+
+  test(
+    "a miss is served from the other replica and added back with its flags and remaining TTL",
+    async () => {
+      expect(await onLeaf(1, "set r1 42 100 5\r\nhello\r\n")).toBe("STORED");
+      const reply = await route(1).route(getRequest("r1"));
+      expect(fromLatin1(reply.raw ?? encodeReply(reply))).toBe("VALUE r1 42 5\r\nhello\r\nEND\r\n");
+      expect(counters).toMatchObject({ lookups: 1, hits: 1 });
+      // The add runs behind a plain get's reply.
+      const copy = await pollUntil(
+        async () => {
+          const line = await onLeaf(0, "mg r1 f t v\r\n");
+          return line.startsWith("VA") ? line : undefined;
+        },
+        { deadlineMs: 5000, what: "the copy on replica 0" },
+      );
+      expect(copy).toMatch(/^VA 5 f42 t(9\d|100)$/);
+      expect(counters.fills).toBe(1);
+    },
+    SERVER_TEST_MS,
+  );
+
+  test(
+    "the copy is memcached's add: a value stored meanwhile wins; with no budget a miss stays a miss",
+    async () => {
+      expect(await onLeaf(1, "set r2 0 0 3\r\nold\r\n")).toBe("STORED");
+      expect(await onLeaf(0, "set r2 0 0 3\r\nnew\r\n")).toBe("STORED");
+      const item = { value: utf8.encode("old"), flags: 0, exptime: 0 };
+      const replica0 = pool.destinations[0] as Sender;
+      expect(await addCopy((add) => replica0.send(add), getRequest("r2"), item, 0, undefined)).toBe(true);
+      expect(await onLeaf(0, "mg r2 v\r\n")).toBe("VA 3");
+      const read = await route(1).route(getRequest("r2")); // a hit on replica 0: nothing to repair
+      expect(fromLatin1(read.items?.[0]?.value ?? new Uint8Array())).toBe("new");
+
+      expect(await onLeaf(1, "set r3 0 0 1\r\nx\r\n")).toBe("STORED");
+      const refusedBefore = counters.refused;
+      const miss = await route(0).route(getRequest("r3"));
+      expect(miss.items ?? []).toEqual([]);
+      expect(counters.refused).toBe(refusedBefore + 1);
+      expect(await onLeaf(0, "mg r3 v\r\n")).toBe("EN");
+    },
+    SERVER_TEST_MS,
   );
 });
 

@@ -121,15 +121,14 @@ export class ReplicatedRoute implements RouteHandle {
         repair?.noteTrouble(destination, nowMs);
         continue;
       }
+      const since = anyRecovering ? repair?.recoveringSince(destination, nowMs) : undefined;
       if (stallMs !== undefined && destination.stalled?.(stallMs) === true) {
         order.push(destination);
         stalled++;
-      } else if (anyRecovering && repair?.recoveringSince(destination, nowMs) !== undefined) {
+      } else if (since !== undefined) {
         // The latest in trouble first: the likeliest to have lost keys.
-        const since = repair.recoveringSince(destination, nowMs) as number;
         let at = 0;
-        while (at < recovering && (repair.recoveringSince(order[at] as Sender, nowMs) as number) >= since)
-          at++;
+        while (at < recovering && (repair?.recoveringSince(order[at] as Sender, nowMs) ?? 0) >= since) at++;
         order.splice(at, 0, destination);
         recovering++;
       } else if (stalled === 0) order.push(destination);
