@@ -216,6 +216,7 @@ export interface RouterTotalsView {
   readonly gutter: object;
   readonly warmup: object;
   readonly backgroundWrites: object;
+  readonly readRepair: object;
 }
 
 export interface RouterMetricsSource {
@@ -244,20 +245,18 @@ export function routerMetrics(registry: Registry, source: RouterMetricsSource): 
   mirroredCounter(registry, RouterMetrics.hedgesSent, () => [[NO_LABELS, counters.hedges.sent]]);
   mirroredCounter(registry, RouterMetrics.hedgesWon, () => [[NO_LABELS, counters.hedges.won]]);
   // Each handle's counters, by field name in snake_case: loader loads, gutter diverted...
-  const routeEvents: [string, object][] = [
-    ["loader", counters.loader],
-    ["gutter", counters.gutter],
-    ["warmup", counters.warmup],
-    ["replicated", counters.backgroundWrites],
+  // The replicated route has two groups, told apart by a prefix: background_write_ok, repair_hits...
+  const routeEvents: [string, object, string][] = [
+    ["loader", counters.loader, ""],
+    ["gutter", counters.gutter, ""],
+    ["warmup", counters.warmup, ""],
+    ["replicated", counters.backgroundWrites, "background_write_"],
+    ["replicated", counters.readRepair, "repair_"],
   ];
   mirroredCounter(registry, RouterMetrics.routeEvents, () =>
-    routeEvents.flatMap(([route, group]) =>
+    routeEvents.flatMap(([route, group, prefix]) =>
       (Object.entries(group) as [string, number][]).map(
-        ([event, total]) =>
-          [
-            { route, event: route === "replicated" ? `background_write_${event}` : snakeCase(event) },
-            total,
-          ] as const,
+        ([event, total]) => [{ route, event: `${prefix}${snakeCase(event)}` }, total] as const,
       ),
     ),
   );

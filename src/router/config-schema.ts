@@ -17,6 +17,7 @@ import {
   POOL_DEFAULTS,
   type PoolConfig,
   type PrefixRouteConfig,
+  REPAIR_DEFAULTS,
   ReadPolicy,
   type ReplicatedRouteConfig,
   type RouteConfig,
@@ -301,20 +302,41 @@ export function configSchema(facts: PoolFacts) {
     })
     .transform((value): HedgeSpec => ({ ...HEDGE_DEFAULTS, ...value }));
 
+  const repair = strict({
+    budget: fraction().default(REPAIR_DEFAULTS.budget),
+    recoveryMs: integer(0, 86_400_000).default(REPAIR_DEFAULTS.recoveryMs),
+  });
+
   const replicated = strict({
     type: z.literal(RouteType.Replicated),
     pool: poolRef,
     writes: oneOf(["all-sync", "all-async", "all-majority", "all-initial"]).default(WritePolicy.AllSync),
+    writeQuorum: integer(1, 1000).optional(),
     reads: oneOf(["one", "all-fastest", "hedged"]).default(ReadPolicy.One),
     hedge: hedge.optional(),
     onDown: oneOf(["fail-fast", "failover"]).default(OnDown.Failover),
+    repair: repair.default({ ...REPAIR_DEFAULTS }),
   })
     .superRefine((value, ctx) => {
-      if ((facts.serverCounts.get(value.pool) ?? 0) === 0 && !facts.discovered.has(value.pool)) {
+      const servers = facts.serverCounts.get(value.pool) ?? 0;
+      if (servers === 0 && !facts.discovered.has(value.pool)) {
         ctx.addIssue({
           code: "custom",
           path: ["pool"],
           message: "a pool with servers (a replicated route needs at least one)",
+        });
+      }
+      if (value.writeQuorum !== undefined && value.writes !== WritePolicy.AllSync) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["writeQuorum"],
+          message: `writes: all-sync for writeQuorum (writes is ${value.writes})`,
+        });
+      } else if (value.writeQuorum !== undefined && servers > 0 && value.writeQuorum > servers) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["writeQuorum"],
+          message: `at most the pool's ${servers} servers (writeQuorum is ${value.writeQuorum})`,
         });
       }
       if (value.hedge !== undefined && value.reads !== ReadPolicy.Hedged) {

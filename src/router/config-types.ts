@@ -94,7 +94,10 @@ export const RouteType = {
 } as const;
 export type RouteType = (typeof RouteType)[keyof typeof RouteType];
 
-/** How a replicated route writes: wait for every replica, none, a majority, or the first only (the rest in the background). */
+/**
+ * How a replicated route writes: wait for every replica (or writeQuorum of them), none, a majority
+ * of the pool, or the first only (the rest in the background).
+ */
 export const WritePolicy = {
   AllSync: "all-sync",
   AllAsync: "all-async",
@@ -133,6 +136,26 @@ export const HEDGE_DEFAULTS = {
   maxDelayMs: 1000,
 } as const satisfies HedgeSpec;
 
+/**
+ * Read repair of a replicated pool (src/router/handles/read-repair.ts): a miss on one replica is
+ * looked up on the others and a hit is added back to it with memcached's add.
+ */
+export interface ReadRepairSpec {
+  /**
+   * The most lookups for misses on replicas that are not recovering, as a fraction 0..1 of reads,
+   * default 0.05 (0: only recovering replicas are repaired).
+   */
+  budget: number;
+  /**
+   * How long a replica seen down (TKO) or losing a connection counts as recovering, ms
+   * 0..86400000, default 60000: it is read first and every miss on it is looked up (0: never).
+   */
+  recoveryMs: number;
+}
+
+/** The defaults of read repair, on unless the file says otherwise. */
+export const REPAIR_DEFAULTS = { budget: 0.05, recoveryMs: 60_000 } as const satisfies ReadRepairSpec;
+
 /** Consistent hashing over a pool (its hash and distribution). A bare pool name in the file means this. */
 export interface ShardedRouteConfig {
   type: "sharded";
@@ -147,12 +170,19 @@ export interface ReplicatedRouteConfig {
   pool: string;
   /** Default all-sync. */
   writes: WritePolicy;
+  /**
+   * all-sync only: how many replicas must store a write before it is acknowledged, 1..the pool's
+   * servers; default (undefined) every replica of the pool, so a write with a replica down fails.
+   */
+  writeQuorum?: number;
   /** Default one. */
   reads: ReadPolicy;
   /** Set exactly when reads is hedged (defaults applied if the file has no `hedge`). */
   hedge?: HedgeSpec;
   /** Default failover. */
   onDown: OnDown;
+  /** Default REPAIR_DEFAULTS. */
+  repair: ReadRepairSpec;
 }
 
 /** Tries the children in order: the next one on an error or a timeout. */

@@ -14,6 +14,7 @@ import {
   type PoolConfig,
   type PrefixRouteConfig,
   parseConfig,
+  REPAIR_DEFAULTS,
   type RouteConfig,
   type RouterConfig,
 } from "./config.ts";
@@ -156,14 +157,43 @@ describe("routes", () => {
     expect(route("empty")).toEqual({ type: "sharded", pool: "empty" });
   });
 
-  test("replicated defaults: all-sync writes, one read, failover when down, no hedge", () => {
+  test("replicated defaults: all-sync writes, one read, failover when down, no hedge, read repair", () => {
     expect(route("{type: replicated, pool: replicas}")).toEqual({
       type: "replicated",
       pool: "replicas",
       writes: "all-sync",
       reads: "one",
       onDown: "failover",
+      repair: { budget: 0.05, recoveryMs: 60_000 },
     });
+    expect(REPAIR_DEFAULTS).toEqual({ budget: 0.05, recoveryMs: 60_000 });
+  });
+
+  test("writeQuorum: all-sync only, 1 to the pool's servers", () => {
+    expect(route("{type: replicated, pool: replicas, writeQuorum: 1}")).toMatchObject({ writeQuorum: 1 });
+    expect(routeError("{type: replicated, pool: replicas, writeQuorum: 0}")).toContain("route.writeQuorum");
+    expect(routeError("{type: replicated, pool: replicas, writeQuorum: 9}")).toContain(
+      "at most the pool's 2 servers (writeQuorum is 9)",
+    );
+    expect(routeError("{type: replicated, pool: replicas, writes: all-majority, writeQuorum: 1}")).toContain(
+      "writes: all-sync for writeQuorum (writes is all-majority)",
+    );
+  });
+
+  test("repair settings fill in the rest from the defaults and are checked", () => {
+    expect(route("{type: replicated, pool: replicas, repair: {budget: 0}}")).toMatchObject({
+      repair: { budget: 0, recoveryMs: 60_000 },
+    });
+    expect(route("{type: replicated, pool: replicas, repair: {recoveryMs: 0}}")).toMatchObject({
+      repair: { budget: 0.05, recoveryMs: 0 },
+    });
+    expect(routeError("{type: replicated, pool: replicas, repair: {budget: 2}}")).toContain(
+      "route.repair.budget",
+    );
+    expect(routeError("{type: replicated, pool: replicas, repair: {recoveryMs: -1}}")).toContain(
+      "route.repair.recoveryMs",
+    );
+    expect(routeError("{type: replicated, pool: replicas, repair: {every: 1}}")).toContain("route.repair");
   });
 
   test("replicated with every mode", () => {
@@ -174,7 +204,14 @@ describe("routes", () => {
             route(
               `{type: replicated, pool: replicas, writes: ${writes}, reads: ${reads}, onDown: ${onDown}}`,
             ),
-          ).toEqual({ type: "replicated", pool: "replicas", writes, reads, onDown } as RouteConfig);
+          ).toEqual({
+            type: "replicated",
+            pool: "replicas",
+            writes,
+            reads,
+            onDown,
+            repair: REPAIR_DEFAULTS,
+          } as RouteConfig);
         }
       }
     }
@@ -189,6 +226,7 @@ describe("routes", () => {
       reads: "hedged",
       onDown: "failover",
       hedge: { delayMs: "adaptive", budget: 0.05, percentile: 95, minDelayMs: 1, maxDelayMs: 1000 },
+      repair: REPAIR_DEFAULTS,
     });
     expect(HEDGE_DEFAULTS).toEqual({
       delayMs: "adaptive",
@@ -217,7 +255,14 @@ describe("routes", () => {
       type: "failover",
       children: [
         { type: "sharded", pool: "main" },
-        { type: "replicated", pool: "replicas", writes: "all-sync", reads: "one", onDown: "failover" },
+        {
+          type: "replicated",
+          pool: "replicas",
+          writes: "all-sync",
+          reads: "one",
+          onDown: "failover",
+          repair: REPAIR_DEFAULTS,
+        },
       ],
     });
     expect(route("{type: miss-failover, children: [main, replicas, empty]}")).toEqual({
@@ -523,7 +568,7 @@ describe("validation errors name the field and what was expected", () => {
 
   test("an unknown field is reported before the missing field it was meant to be", () => {
     expect(routeError("{type: replicated, pol: replicas}")).toBe(
-      "router.yaml: route.pol: expected one of the fields type, pool, writes, reads, hedge, onDown",
+      "router.yaml: route.pol: expected one of the fields type, pool, writes, writeQuorum, reads, hedge, onDown, repair",
     );
   });
 

@@ -34,6 +34,7 @@ import { quietReply } from "./forward.ts";
 import type { GutterCounters } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
 import type { LoaderCounters } from "./handles/loader.ts";
+import type { ReadRepairCounters } from "./handles/read-repair.ts";
 import type { WarmUpCounters } from "./handles/warmup.ts";
 import { introspect, isIntrospection } from "./introspection.ts";
 import type { Origin } from "./loader/origin.ts";
@@ -65,6 +66,7 @@ export class RouterCounters {
   warmup: WarmUpCounters = { warmHits: 0, fills: 0, fillFailures: 0, warmDeleteFailures: 0 };
   /** Replicated writes answered before every replica did (all-async, all-initial): how the rest ended. */
   backgroundWrites = { ok: 0, failed: 0 };
+  readRepair: ReadRepairCounters = { lookups: 0, hits: 0, fills: 0, fillFailures: 0, refused: 0 };
 
   /** `stats reset`: zeroes the totals (not the gauges). */
   reset(): void {
@@ -76,10 +78,13 @@ export class RouterCounters {
     this.routeErrors = 0;
     this.hedges.sent = 0;
     this.hedges.won = 0;
-    for (const group of [this.loader, this.gutter, this.warmup, this.backgroundWrites] as Record<
-      string,
-      number
-    >[])
+    for (const group of [
+      this.loader,
+      this.gutter,
+      this.warmup,
+      this.backgroundWrites,
+      this.readRepair,
+    ] as Record<string, number>[])
       for (const name of Object.keys(group)) group[name] = 0;
   }
 }

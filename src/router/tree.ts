@@ -94,10 +94,13 @@ function buildRoute(
     case "replicated":
       return new ReplicatedRoute(pool(route.pool), {
         writes: route.writes,
+        writeQuorum: route.writeQuorum,
         reads: route.reads,
         hedge: route.hedge,
         onDown: route.onDown,
+        repair: route.repair,
         counters: counters.hedges,
+        repairCounters: counters.readRepair,
         onBackgroundResult: (result) => {
           if (result instanceof Error || isFailure(result)) counters.backgroundWrites.failed++;
           else counters.backgroundWrites.ok++;

@@ -18,6 +18,8 @@ import type { Reply } from "../../protocol/reply.ts";
 import type { Request } from "../../protocol/request.ts";
 import type { Sender, SendOptions } from "../../transport/transport.ts";
 import { isFailure } from "../forward.ts";
+import type { ReadBudget } from "./read-budget.ts";
+import type { ReadSource } from "./read-repair.ts";
 
 /** Hedges sent and hedges whose reply was the one used (for metrics). */
 export interface HedgeCounters {
@@ -25,39 +27,10 @@ export interface HedgeCounters {
   won: number;
 }
 
-// Counts are halved every WINDOW reads, so the budget follows the recent share, not all history.
-// The horizon is long on purpose: hedges come in bursts (every read that lands on a stalled
-// replica wants one at once), and a short horizon refused them exactly then (measured with
-// bench:hedge, three slow replicas: a 1,000-read window gave p99.9 21 ms, 10,000 gave 6 ms, with
-// 3.2% and 3.5% extra requests).
-const WINDOW = 10_000;
-
-/** The share of reads that may be hedged, measured over roughly the last thousand reads. */
-export class HedgeBudget {
-  private reads = 0;
-  private hedges = 0;
-
-  constructor(private readonly share: number) {}
-
-  /** Counts one read. */
-  countRead(): void {
-    if (++this.reads >= WINDOW) {
-      this.reads /= 2;
-      this.hedges /= 2;
-    }
-  }
-
-  /** Takes one hedge if the budget allows it. */
-  tryHedge(): boolean {
-    if (this.hedges + 1 > this.share * this.reads) return false;
-    this.hedges++;
-    return true;
-  }
-}
-
-export interface HedgeOptions {
+/** A hedged read's settings; it records which replica answered (ReadSource) as it resolves. */
+export interface HedgeOptions extends ReadSource {
   delayMs: number;
-  budget: HedgeBudget;
+  budget: ReadBudget;
   counters?: HedgeCounters | undefined;
 }
 
@@ -103,10 +76,12 @@ export function hedgedSend(
           }
           finish();
           if (hedge && options.counters !== undefined) options.counters.won++;
+          options.answeredBy = destination;
           resolve(reply);
         },
         (caught: unknown) => {
           outstanding--;
+          options.onSendError?.(destination, caught);
           if (done) return;
           error = caught;
           failoverOrGiveUp();
@@ -127,7 +102,7 @@ export function hedgedSend(
       timer = setTimeout(() => {
         timer = undefined;
         if (done || next >= order.length) return;
-        if (options.budget.tryHedge()) send(true);
+        if (options.budget.tryTake()) send(true);
         else armTimer();
       }, options.delayMs);
     };

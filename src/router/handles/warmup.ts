@@ -10,18 +10,12 @@
 //   me     ─> cold; on a miss, warm (no add: mcrouter's metaget)
 //   writes ─> cold only            deletes ─> cold and warm
 //
-// The add to cold is memcached's add (`ms ... ME`), as mcrouter's is: a value a client stored in
-// cold meanwhile is newer than the warm copy and must not be overwritten. It carries the warm
-// item's client flags and an exptime of min(ttlSeconds, the warm item's remaining TTL), read in the
-// same `mg` (its t flag; -1, no expiry, gives ttlSeconds), so a copy never outlives its original.
-// mcrouter uses its configured exptime, or a metaget for the remaining TTL when none is set; we do
-// both in the one read. An item with 0 seconds left is served but not copied (T0 would mean never).
-//
-// Why some reads wait: a plain get's reply is the warm value whatever the add does, so the client
-// is not kept waiting for it (its result is only counted). A gets or gats returns a CAS unique the
-// client will use in a `cas` sent to cold, so it must come from cold's copy; a gat's touch must
-// apply to cold's copy; an mg's reply depends on its flags (k, O, s, c, t, T, N, q...), and
-// re-running it on cold answers every combination exactly. mcrouter does the same for gets.
+// The add to cold and the answer to the read are item-copy.ts's: memcached's add (`ms ... ME`), as
+// mcrouter's is, so a value a client stored in cold meanwhile is not overwritten by the warm copy;
+// the warm item's client flags; an exptime of min(ttlSeconds, the warm item's remaining TTL), read
+// in the same `mg` (mcrouter uses its configured exptime, or a metaget for the remaining TTL when
+// none is set; we do both in the one read). A get is answered at once, gets/gat/gats/mg wait for
+// the add and are re-run on cold (item-copy.ts says why).
 //
 // Writes go to cold only, as mcrouter's do ("client is responsible for warm consistency"). Deletes
 // go to warm as well (a departure from mcrouter): otherwise the next read of a deleted key misses
@@ -34,10 +28,10 @@
 
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
 import type { Reply } from "../../protocol/reply.ts";
-import { Item, Reply as ReplyClass, ReplyType } from "../../protocol/reply.ts";
 import { Op, OpKind, type Request } from "../../protocol/request.ts";
 import { isFailure, isMiss } from "../forward.ts";
 import { type RouteHandle, type RouteVisitor, withRole } from "./handle.ts";
+import { answerFromCopy, type CopiedItem, copiedItem, copyRead, type SendTo } from "./item-copy.ts";
 
 /** Counts for metrics; the route only increments them. */
 export interface WarmUpCounters {
@@ -57,19 +51,10 @@ export interface WarmUpOptions {
   counters?: WarmUpCounters;
 }
 
-// memcached: an exptime above 30 days is a Unix time; a TTL here is always seconds from now.
-
-/** A hit in warm: what the add to cold needs. */
-interface WarmItem {
-  value: Uint8Array;
-  flags: number;
-  /** The add's exptime in seconds, or undefined when the item is about to expire (no add). */
-  exptime: number | undefined;
-}
-
 export class WarmUpRoute implements RouteHandle {
   readonly routeName: string;
   readonly children: readonly RouteHandle[];
+  private readonly sendToCold: SendTo;
 
   constructor(
     private readonly cold: RouteHandle,
@@ -78,6 +63,7 @@ export class WarmUpRoute implements RouteHandle {
   ) {
     this.routeName = `warmup(ttlSeconds=${options.ttlSeconds})`;
     this.children = [cold, warm];
+    this.sendToCold = (request) => cold.route(request);
     if (
       !Number.isInteger(options.ttlSeconds) ||
       options.ttlSeconds <= 0 ||
@@ -114,55 +100,21 @@ export class WarmUpRoute implements RouteHandle {
     if (item === undefined) return fromCold;
     const counters = this.options.counters;
     if (counters !== undefined) counters.warmHits++;
-    if (request.op === Op.Get) {
-      if (item.exptime !== undefined) void this.fill(request, item, item.exptime);
-      return valuesReply(request.key, item);
-    }
-    if (item.exptime === undefined || !(await this.fill(request, item, item.exptime))) return fromCold;
-    return this.cold.route(request);
+    return answerFromCopy(this.sendToCold, request, fromCold, item, counters);
   }
 
-  // One read of warm that changes nothing there (no touch, no vivify): value, flags, remaining TTL.
-  // A failed read is a miss: warm only ever saves a trip to the database.
-  private async readWarm(request: Request): Promise<WarmItem | undefined> {
-    const flags = request.base64Key ? ["b", "v", "f", "t"] : ["v", "f", "t"];
-    const read = request.derive({ op: Op.MetaGet, metaFlags: flags });
+  // One read of warm that changes nothing there. A failed read is a miss: warm only ever saves a
+  // trip to the database.
+  private async readWarm(request: Request): Promise<CopiedItem | undefined> {
     let reply: Reply;
     try {
-      reply = await this.warm.route(read);
+      reply = await this.warm.route(copyRead(request));
     } catch {
       this.countFillFailure();
       return undefined;
     }
-    if (reply.type !== ReplyType.MetaValue || reply.value === null) {
-      if (isFailure(reply)) this.countFillFailure();
-      return undefined;
-    }
-    const remaining = Number(reply.metaFlag("t") ?? "-1");
-    const ttl = this.options.ttlSeconds;
-    const exptime = remaining === -1 ? ttl : remaining > 0 ? Math.min(ttl, remaining) : undefined;
-    return { value: reply.value, flags: Number(reply.metaFlag("f") ?? "0"), exptime };
-  }
-
-  // Adds the warm item to cold; true when cold answered (stored, or already had the key). Never
-  // rejects: it also runs in the background.
-  private async fill(request: Request, item: WarmItem, exptime: number): Promise<boolean> {
-    const flags = [`F${item.flags}`, `T${exptime}`, "ME"];
-    if (request.base64Key) flags.unshift("b");
-    const add = request.derive({ op: Op.MetaSet, value: item.value, metaFlags: flags });
-    add.flags = item.flags;
-    add.exptime = exptime;
-    try {
-      const reply = await this.cold.route(add);
-      if (reply.type === ReplyType.MetaHeader || reply.type === ReplyType.MetaNotStored) {
-        if (this.options.counters !== undefined) this.options.counters.fills++;
-        return true;
-      }
-    } catch {
-      // counted below
-    }
-    this.countFillFailure();
-    return false;
+    if (isFailure(reply)) this.countFillFailure();
+    return copiedItem(reply, this.options.ttlSeconds);
   }
 
   private async delete(request: Request): Promise<Reply> {
@@ -179,11 +131,4 @@ export class WarmUpRoute implements RouteHandle {
   private countFillFailure(): void {
     if (this.options.counters !== undefined) this.options.counters.fillFailures++;
   }
-}
-
-// What a leaf would have answered a `get <key>` holding the warm item.
-function valuesReply(key: Uint8Array, item: WarmItem): Reply {
-  const reply = new ReplyClass(ReplyType.Values);
-  reply.items = [new Item(key, item.flags, undefined, item.value)];
-  return reply;
 }
