@@ -66,9 +66,12 @@ export class LoadBudget {
    * those its reply is expected to bring; reserves both if so.
    */
   admit(count: number, pinnedBytes: number): boolean {
+    // With nothing in flight anything goes: a get of more keys than maxInflight, or a value larger
+    // than the byte budget, would otherwise never be served.
     if (
-      this.inFlight + count > this.limits.maxInflight ||
-      this.bufferedBytes + pinnedBytes > this.limits.maxBufferedBytes
+      this.inFlight > 0 &&
+      (this.inFlight + count > this.limits.maxInflight ||
+        this.bufferedBytes + pinnedBytes > this.limits.maxBufferedBytes)
     ) {
       this.overloaded++;
       return false;
