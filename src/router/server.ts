@@ -148,6 +148,8 @@ const DROPPED = new OverloadedError("out of memory writing get response");
 class Slot {
   bytes: Uint8Array | null = null;
   close = false; // close the connection after writing this slot
+  admitted = 0; // routed requests (keys) counted in the budget until answered
+  pinned = 0; // the bytes admit() reserved for them: the request's and its expected reply's
 }
 
 interface Session {
@@ -284,12 +286,27 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     budget.bufferedBytes += bytes.length;
   };
 
+  // Counts `count` routed requests (keys) in the budget, or answers SERVER_ERROR overloaded at once.
+  const admit = (session: Session, slot: Slot, request: Request, count: number): boolean => {
+    // A client with no reply yet is held to one request by its own cap, not by the process's.
+    const pinned = request.raw.length + (session.answered ? session.replyEstimate : 0);
+    if (!budget.admit(count, pinned)) {
+      fill(session, slot, failureFor(session, request, REFUSED));
+      return false;
+    }
+    slot.admitted = count;
+    slot.pinned = pinned;
+    session.inFlight++;
+    session.requestBytes += request.raw.length;
+    return true;
+  };
+
   // An admitted request was answered or failed: its bytes and place in flight are free.
-  const settle = (session: Session, count: number, pinnedBytes: number, requestBytes: number): void => {
-    if (count === 0) return;
-    budget.settle(count, pinnedBytes);
+  const settle = (session: Session, slot: Slot, request: Request): void => {
+    if (slot.admitted === 0) return;
+    budget.settle(slot.admitted, slot.pinned);
     session.inFlight--;
-    session.requestBytes -= requestBytes;
+    session.requestBytes -= request.raw.length;
   };
 
   // A reply's bytes, or memcached's out-of-memory error in their place when holding them would
@@ -400,10 +417,8 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     // A leaf's reply goes back as the bytes it came in; a reply the router made is encoded.
     const metrics = options.metrics;
     const start = metrics === undefined ? 0 : performance.now();
-    let admitted = 0; // routed requests (keys) counted in the budget until answered
-    let pinned = 0; // the bytes admit() reserved: the request's and its expected reply's
     const answer = (reply: Reply) => {
-      settle(session, admitted, pinned, request.raw.length);
+      settle(session, slot, request);
       metrics?.observeRequest(
         opLabel(request.op),
         resultLabel(request.op, reply),
@@ -412,25 +427,11 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       complete(socket, slot, holdable(session, request, encodeFor(session, request, reply)));
     };
     const fail = (error: unknown) => {
-      settle(session, admitted, pinned, request.raw.length);
+      settle(session, slot, request);
       metrics?.observeRequest(opLabel(request.op), "failed", (performance.now() - start) / 1000);
       counters.routeErrors++;
       if (verbosity.level >= 1) logRouteError(request, error);
       complete(socket, slot, failureFor(session, request, error));
-    };
-    // Counts `count` routed requests in the budget, or answers SERVER_ERROR overloaded at once.
-    const admit = (count: number): boolean => {
-      // A client with no reply yet is held to one request by its own cap, not by the process's.
-      const bytes = request.raw.length + (session.answered ? session.replyEstimate : 0);
-      if (!budget.admit(count, bytes)) {
-        fill(session, slot, failureFor(session, request, REFUSED));
-        return false;
-      }
-      admitted = count;
-      pinned = bytes;
-      session.inFlight++;
-      session.requestBytes += request.raw.length;
-      return true;
     };
     switch (request.op) {
       case Op.Version:
@@ -456,7 +457,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         // leaf; items, slabs and sizes merged over the leaves. Other groups (settings, conns...)
         // describe one server and are asked of the leaves. An unknown group is ERROR, as memcached.
         if (request.args.length === 0) {
-          if (!admit(1)) break;
+          if (!admit(session, slot, request, 1)) break;
           leafTotals(options.state().pools, session.id).then(
             (totals) =>
               answer(
@@ -467,7 +468,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           return;
         }
         if (request.args.length === 1 && MERGED_GROUPS.has(request.args[0] as string)) {
-          if (!admit(1)) break;
+          if (!admit(session, slot, request, 1)) break;
           mergedGroup(options.state().pools, request.args[0] as string, session.id).then(answer, fail);
           return;
         }
@@ -485,7 +486,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         } else fill(session, slot, encodeFor(session, request, new Reply(ReplyType.Error)));
         break;
       case Op.FlushAll:
-        if (!admit(1)) break;
+        if (!admit(session, slot, request, 1)) break;
         flushAll(options.state(), request).then(answer, fail);
         return;
       case Op.Get:
@@ -494,19 +495,19 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           break;
         }
         counters.cmdGet += request.keys.length;
-        if (!admit(request.keys.length)) break;
+        if (!admit(session, slot, request, request.keys.length)) break;
         routeGet(options.state().root, request, counters).then(answer, fail);
         return;
       case Op.Gets:
       case Op.Gat:
       case Op.Gats:
         counters.cmdGet += request.keys.length;
-        if (!admit(request.keys.length)) break;
+        if (!admit(session, slot, request, request.keys.length)) break;
         routeGet(options.state().root, request, counters).then(answer, fail);
         return;
       default:
         if (request.kind === OpKind.Write) counters.cmdSet++;
-        if (!admit(1)) break;
+        if (!admit(session, slot, request, 1)) break;
         if (request.kind === OpKind.Delete) options.onDelete?.(request.itemKey);
         options.state().root.route(request).then(answer, fail);
         return;
