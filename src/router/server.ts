@@ -313,15 +313,20 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
   // pass the process's budget, or the client's while its socket takes nothing (see the header).
   const holdable = (session: Session, request: Request, bytes: Uint8Array): Uint8Array => {
     const length = bytes.length;
-    const estimate = session.replyEstimate;
-    session.replyEstimate = length >= estimate ? length : estimate - ((estimate - length) >> 2);
-    session.answered = true;
+    learn(session, length);
     if (length <= SMALL_REPLY_BYTES || !session.open) return bytes;
     budget.sawReply(length);
     const overClient = session.unsent !== null && session.replyBytes + length > maxClientBufferedBytes;
     if (!overClient && budget.canHold(length)) return bytes;
     budget.overloaded++;
     return failureFor(session, request, DROPPED);
+  };
+
+  // A reply of `length` bytes came for the session (an error reply too): its estimate follows.
+  const learn = (session: Session, length: number): void => {
+    const estimate = session.replyEstimate;
+    session.replyEstimate = length >= estimate ? length : estimate - ((estimate - length) >> 2);
+    session.answered = true;
   };
 
   // Whether the client has reached a cap: it reads (and parses) nothing more until under them again.
@@ -431,7 +436,9 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       metrics?.observeRequest(opLabel(request.op), "failed", (performance.now() - start) / 1000);
       counters.routeErrors++;
       if (verbosity.level >= 1) logRouteError(request, error);
-      complete(socket, slot, failureFor(session, request, error));
+      const bytes = failureFor(session, request, error);
+      learn(session, bytes.length);
+      complete(socket, slot, bytes);
     };
     switch (request.op) {
       case Op.Version:
@@ -702,8 +709,16 @@ function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
 }
 
 // What the client reads when no destination could answer: memcached's SERVER_ERROR with the reason.
+// The last error's bytes are kept: a destination that is down, or the budget, refuses every request
+// with one shared error, and a fault is no time to encode the same line per request.
+let lastError: unknown = null;
+let lastErrorBytes = EMPTY;
 function serverError(error: unknown): Uint8Array {
-  return utf8.encode(`SERVER_ERROR ${errorMessage(error)}\r\n`);
+  if (error !== lastError) {
+    lastError = error;
+    lastErrorBytes = utf8.encode(`SERVER_ERROR ${errorMessage(error)}\r\n`);
+  }
+  return lastErrorBytes;
 }
 
 function errorMessage(error: unknown): string {
