@@ -165,8 +165,9 @@ interface Session {
   inFlight: number; // requests routed and not yet answered
   requestBytes: number; // their bytes (a set's value stays pinned until its leaf answers)
   replyBytes: number; // reply bytes in slots and unsent, not yet taken by the socket; counted in the budget
-  replyEstimate: number; // recent reply size: the largest, decaying by 1/4 per smaller reply
-  answered: boolean; // a reply came: replyEstimate is learned, not the initial guess
+  replyEstimate: number; // caps its requests in flight: starts at its cap, then follows its replies
+  expectedReply: number; // what each request reserves in the budget: its replies only, 0 before one
+
   open: boolean; // false once the socket closed: replies that arrive later are dropped uncounted
   paused: boolean;
   closing: boolean; // a slot asked to close, the peer sent FIN, or the server stops: read nothing more
@@ -289,7 +290,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
   // Counts `count` routed requests (keys) in the budget, or answers SERVER_ERROR overloaded at once.
   const admit = (session: Session, slot: Slot, request: Request, count: number): boolean => {
     // A client with no reply yet is held to one request by its own cap, not by the process's.
-    const pinned = request.raw.length + (session.answered ? session.replyEstimate : 0);
+    const pinned = request.raw.length + session.expectedReply;
     if (!budget.admit(count, pinned)) {
       fill(session, slot, failureFor(session, request, REFUSED));
       return false;
@@ -324,9 +325,8 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
 
   // A reply of `length` bytes came for the session (an error reply too): its estimate follows.
   const learn = (session: Session, length: number): void => {
-    const estimate = session.replyEstimate;
-    session.replyEstimate = length >= estimate ? length : estimate - ((estimate - length) >> 2);
-    session.answered = true;
+    session.replyEstimate = follow(session.replyEstimate, length);
+    session.expectedReply = follow(session.expectedReply, length);
   };
 
   // Whether the client has reached a cap: it reads (and parses) nothing more until under them again.
@@ -568,7 +568,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           // Until replies say otherwise, one request in flight; each smaller reply allows more (a
           // slow start, as TCP's): the first requests of a client cannot bring more than its cap.
           replyEstimate: maxClientBufferedBytes,
-          answered: false,
+          expectedReply: 0,
           open: true,
           paused: false,
           closing: false,
@@ -687,6 +687,12 @@ function versionReply(version: string): Reply {
   const reply = new Reply(ReplyType.Version);
   reply.rest = utf8.encode(version);
   return reply;
+}
+
+// A reply size estimate after a reply of `length` bytes: up at once to a larger reply, down by a
+// quarter of the difference per smaller one.
+function follow(estimate: number, length: number): number {
+  return length >= estimate ? length : estimate - ((estimate - length) >> 2);
 }
 
 function pendingSlots(session: Session): number {
