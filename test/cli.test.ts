@@ -44,6 +44,18 @@ describe("bad flags exit 2 with one line naming the flag", () => {
     { args: ["router", "--config", "/nonexistent/gravity.yaml"], names: ["/nonexistent/gravity.yaml"] },
     { args: ["router", "--config", "deploy/router.example.yaml", "--port", "-5"], names: ["--port", "-5"] },
     { args: ["cluster", "--leaf-memory", "1k"], names: ["--leaf-memory", "1k"] },
+    {
+      args: ["router", "--config", "deploy/router.example.yaml", "--max-inflight", "0"],
+      names: ["--max-inflight", "0"],
+    },
+    {
+      args: ["router", "--config", "deploy/router.example.yaml", "--max-buffered-bytes", "12xb"],
+      names: ["--max-buffered-bytes", "12xb"],
+    },
+    {
+      args: ["router", "--config", "deploy/router.example.yaml", "--max-client-buffered-bytes", "1k"],
+      names: ["--max-client-buffered-bytes", "1k"],
+    },
     // memcached's short flags name themselves as given.
     { args: ["leaf", "-U", "11211"], names: ["-U", "11211"] },
     { args: ["leaf", "-m", "0"], names: ["-m", "0"] },

@@ -1,6 +1,7 @@
 // `gravity router --config FILE`: a memcached-protocol proxy in front of pools of leaves.
 
 import { routeBackend } from "../cache/backend.ts";
+import { budgetedBackend } from "../cache/budgeted-backend.ts";
 import { UsageError } from "../errors.ts";
 import { routerReady } from "../http/readiness.ts";
 import {
@@ -13,6 +14,7 @@ import {
 import { loadConfig, type RouterConfig } from "../router/config.ts";
 import { watchConfig } from "../router/config-watch.ts";
 import { type RouteHandle, unavailableRoute } from "../router/handles/handle.ts";
+import { DEFAULT_LOAD_LIMITS, LoadBudget, type LoadLimits, threadShare } from "../router/load-budget.ts";
 import type { NatsContext } from "../router/pool.ts";
 import { PoolDiscovery } from "../router/pool-discovery.ts";
 import { Router } from "../router/router.ts";
@@ -23,7 +25,7 @@ import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
 import { InvalidationBus } from "../transport/nats-invalidation.ts";
 import { NatsLink } from "../transport/nats-link.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
-import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
+import { FlagKind, type FlagSpec, type FlagValues, flagHelp, parseFlags } from "./args.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
@@ -70,6 +72,38 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
     min: 1024,
     max: 1024 ** 3,
     help: "largest value accepted from clients, as the leaves' -I",
+  },
+  {
+    name: "max-inflight",
+    kind: FlagKind.Integer,
+    default: DEFAULT_LOAD_LIMITS.maxInflight,
+    min: 1,
+    max: 10_000_000,
+    help: "requests routed and not yet answered, all clients (memcached, HTTP, gRPC) together; more get SERVER_ERROR overloaded",
+  },
+  {
+    name: "max-buffered-bytes",
+    kind: FlagKind.Bytes,
+    default: "16m",
+    min: 1024 * 1024,
+    max: 64 * 1024 ** 3,
+    help: "request bytes in flight plus reply bytes not yet written, all clients together; more get SERVER_ERROR overloaded",
+  },
+  {
+    name: "max-client-inflight",
+    kind: FlagKind.Integer,
+    default: DEFAULT_LOAD_LIMITS.maxClientInflight,
+    min: 1,
+    max: 1_000_000,
+    help: "per client connection: requests read and not yet answered; past it the router stops reading that client",
+  },
+  {
+    name: "max-client-buffered-bytes",
+    kind: FlagKind.Bytes,
+    default: "1m",
+    min: 64 * 1024,
+    max: 1024 ** 3,
+    help: "per client connection: its request bytes in flight plus reply bytes it has not read; past it the router stops reading that client",
   },
   {
     name: "threads",
@@ -129,6 +163,9 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   if (threadCount > 1 && config.spool !== undefined)
     throw new UsageError(spoolWithThreads(file, threadCount));
 
+  const limits = loadLimits(flags);
+  // Each thread holds its share of the process's limits (the main thread is one of them).
+  const budget = new LoadBudget(threadShare(limits, threadCount));
   const counters = new RouterCounters();
   const registry = createRegistry({ role: "router", version: VERSION });
   // Reads the router through a forward reference: the recorder must exist before the router
@@ -172,6 +209,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       state: () => router.current(),
       counters,
       metrics,
+      budget,
       ...(aggregate?.bus === undefined ? {} : { onDelete: publishDeleteOf(aggregate.bus) }),
     });
   } catch (error) {
@@ -192,6 +230,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
             port: server.port,
             maxConnections: flags["max-connections"] as number,
             maxItemBytes: flags["max-item-size"] as number,
+            limits: budget.limits,
             verbosity: flags.verbose as number,
             onDelete: aggregate?.bus === undefined ? null : publishDeleteOf(aggregate.bus),
             onHealthChange: logHealth,
@@ -211,7 +250,10 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   let http: ReturnType<typeof startHttpFromFlags>;
   try {
     http = startHttpFromFlags("router", flags, host, () => ({
-      backend: routeBackend(() => router.current().root, { countersPrefix: "http" }),
+      backend: budgetedBackend(
+        routeBackend(() => router.current().root, { countersPrefix: "http" }),
+        budget,
+      ),
       ready: () => routerReady(readyView),
       registry: threads === undefined ? registry : new ThreadsRegistry(registry, threads),
       maxValueBytes: flags["max-item-size"] as number,
@@ -225,7 +267,10 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   let grpc: Awaited<ReturnType<typeof startGrpcFromFlags>>;
   try {
     grpc = await startGrpcFromFlags("router", flags, host, () => ({
-      backend: routeBackend(() => router.current().root, { countersPrefix: "grpc" }),
+      backend: budgetedBackend(
+        routeBackend(() => router.current().root, { countersPrefix: "grpc" }),
+        budget,
+      ),
       ready: () => routerReady(readyView),
       ...security,
     }));
@@ -318,6 +363,16 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")}; threads ${threadCount})`,
     );
   });
+}
+
+// The load limits of the --max-*inflight and --max-*buffered-bytes flags.
+function loadLimits(flags: FlagValues): LoadLimits {
+  return {
+    maxInflight: flags["max-inflight"] as number,
+    maxBufferedBytes: flags["max-buffered-bytes"] as number,
+    maxClientInflight: flags["max-client-inflight"] as number,
+    maxClientBufferedBytes: flags["max-client-buffered-bytes"] as number,
+  };
 }
 
 function logHealth(thread: number, destination: string, down: boolean): void {

@@ -219,6 +219,18 @@ export const RouterMetrics = {
     "Client connections ever accepted (total_connections).",
   ),
   hedgesSent: counter("gravity_router_hedges_sent_total", "Hedged reads sent to a second replica."),
+  overloaded: counter(
+    "gravity_router_overloaded_total",
+    "Requests refused and replies dropped for the load limits (--max-inflight, --max-buffered-bytes): SERVER_ERROR, 503 or RESOURCE_EXHAUSTED to the client.",
+  ),
+  inFlight: gauge(
+    "gravity_router_inflight_requests",
+    "Requests routed and not yet answered, every front door together (against --max-inflight).",
+  ),
+  bufferedBytes: gauge(
+    "gravity_router_buffered_bytes",
+    "Request bytes in flight, expected and held reply bytes (against --max-buffered-bytes).",
+  ),
   routeEvents: counter(
     "gravity_router_route_events_total",
     "What route handles did, by route (loader, gutter, warmup, replicated) and event (their counters).",

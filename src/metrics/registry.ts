@@ -217,6 +217,8 @@ export interface RouterTotalsView {
   readonly warmup: object;
   readonly backgroundWrites: object;
   readonly readRepair: object;
+  /** The load budget (src/router/load-budget.ts LoadBudget fits). */
+  readonly budget: { readonly overloaded: number; readonly inFlight: number; readonly bufferedBytes: number };
 }
 
 export interface RouterMetricsSource {
@@ -261,6 +263,9 @@ export function routerMetrics(registry: Registry, source: RouterMetricsSource): 
     ),
   );
   mirroredGauge(registry, RouterMetrics.connections, () => counters.currConnections);
+  mirroredCounter(registry, RouterMetrics.overloaded, () => [[NO_LABELS, counters.budget.overloaded]]);
+  mirroredGauge(registry, RouterMetrics.inFlight, () => counters.budget.inFlight);
+  mirroredGauge(registry, RouterMetrics.bufferedBytes, () => counters.budget.bufferedBytes);
 
   // Pools and destinations change on reload: each scrape starts from no series, so a removed
   // destination disappears instead of reporting its last state forever.

@@ -186,6 +186,32 @@ describe("BinaryRequestParser: every opcode becomes the meta request a leaf unde
     expect(raw(events)).toEqual(["mg a f c v q\\r\\n", "mn\\r\\n", "quit\\r\\n"]);
   });
 
+  test("hold(): stopped after every frame and fed the rest again, the same frames at every split", () => {
+    const bytes = Buffer.concat([
+      frame({ opcode: BinaryOp.GetKQ, key: "a" }),
+      frame({ opcode: BinaryOp.Set, key: "k", extras: be32(5, 60), value: "ab" }),
+      frame({ opcode: BinaryOp.Noop }),
+      frame({ opcode: BinaryOp.Get, key: "b" }),
+    ]);
+    const whole = run([bytes]);
+    for (let at = 1; at < bytes.length; at++) {
+      const seen: string[] = [];
+      const parser: BinaryRequestParser = new BinaryRequestParser({
+        onRequest(request: Request) {
+          seen.push(Buffer.from(request.raw).toString("latin1"));
+          parser.hold();
+        },
+        onError(reply: Uint8Array) {
+          seen.push(`err ${Buffer.from(reply).toString("hex")}`);
+        },
+      });
+      for (const chunk of [bytes.subarray(0, at), bytes.subarray(at)]) {
+        for (let rest = Uint8Array.from(chunk); rest.length > 0; ) rest = rest.subarray(parser.feed(rest));
+      }
+      expect(seen.map((line) => JSON.stringify(line).slice(1, -1))).toEqual(raw(whole));
+    }
+  });
+
   test("ops: the route tree sees meta ops", () => {
     const ops = run([
       Buffer.concat([

@@ -42,26 +42,43 @@ export class BinaryRequestParser {
   private pendingLength = 0;
   private swallow = 0; // bytes still to discard (a refused value, an unknown command's body)
   private closed = false;
+  private held = false; // the sink asked to stop: feed() returns after the current frame
 
   constructor(sink: RequestSink, options: RequestParserOptions = { maxItemBytes: 1 << 30 }) {
     this.sink = sink;
     this.maxItemBytes = options.maxItemBytes;
   }
 
-  /** Parses every complete frame of `chunk` (the caller may reuse it after this returns). */
-  feed(chunk: Uint8Array): void {
-    if (this.closed) return;
+  /** As RequestParser.hold(): the running feed() returns right after the current frame. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /**
+   * Parses every complete frame of `chunk` (the caller may reuse it after this returns); returns
+   * how many of its bytes were taken: all of them unless the sink called hold(), and then the
+   * caller feeds the rest again later.
+   */
+  feed(chunk: Uint8Array): number {
+    if (this.closed) return chunk.length;
+    this.held = false;
     if (this.pendingLength === 0) {
       const used = this.parse(chunk, chunk.length);
+      if (this.held) return used;
       if (!this.closed && used < chunk.length) this.keep(chunk.subarray(used));
-      return;
+      return chunk.length;
     }
     this.keep(chunk);
     const used = this.parse(this.pending, this.pendingLength);
-    if (this.closed) return;
-    this.pending.copyWithin(0, used, this.pendingLength);
-    this.pendingLength -= used;
+    if (this.closed) return chunk.length;
+    // Held after a frame: that frame began with the bytes kept from earlier chunks, so every byte
+    // not used is from `chunk`, which the caller keeps.
+    const left = this.held ? 0 : this.pendingLength - used;
+    const taken = chunk.length - (this.pendingLength - used - left);
+    this.pending.copyWithin(0, used, used + left);
+    this.pendingLength = left;
     if (this.pendingLength === 0 && this.pending.length > 64 * 1024) this.pending = EMPTY;
+    return taken;
   }
 
   // Appends `bytes` to the pending frame, growing the buffer to what the frame needs.
@@ -79,7 +96,7 @@ export class BinaryRequestParser {
   // Frames in buf[0, end); returns the bytes used.
   private parse(buf: Uint8Array, end: number): number {
     let pos = 0;
-    while (pos < end && !this.closed) {
+    while (pos < end && !this.closed && !this.held) {
       if (this.swallow > 0) {
         const n = Math.min(this.swallow, end - pos);
         pos += n;

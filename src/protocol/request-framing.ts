@@ -12,7 +12,10 @@ import type { Request } from "./request.ts";
 import { bytes, CR, LF, latin1, matches, SPACE, startsWith } from "./request-bytes.ts";
 import { BAD_DATA_CHUNK, NO_BYTES } from "./request-error-replies.ts";
 
-/** Where parsed requests go, in input order; usually the router's connection. Must not call feed(). */
+/**
+ * Where parsed requests go, in input order; usually the router's connection. Must not call feed();
+ * may call the parser's hold() to stop it after the request or error being handed over.
+ */
 export interface RequestSink {
   /** A complete, well-formed request. */
   onRequest(request: Request): void;
@@ -100,6 +103,8 @@ export abstract class RequestFraming {
   private swallowLeft = 0;
   private swallowReply: Uint8Array | null = null;
 
+  private held = false; // the sink asked to stop: feed() returns after the current request
+
   constructor(sink: RequestSink, options: RequestParserOptions) {
     this.sink = sink;
     this.maxItemBytes = options.maxItemBytes;
@@ -118,23 +123,36 @@ export abstract class RequestFraming {
     return this.lineLength > 0 || this.state === State.Data || this.state === State.Swallow;
   }
 
-  /** Parses `chunk`, calling the sink for each request or error it completes. Never throws on input. */
-  feed(chunk: Uint8Array): void {
+  /**
+   * Makes the running feed() return right after the request (or error) the sink is being handed:
+   * the caller keeps the bytes feed() did not take and feeds them again later (the router's
+   * backpressure on a client over its limits). Only meaningful from inside a sink callback.
+   */
+  hold(): void {
+    this.held = true;
+  }
+
+  /**
+   * Parses `chunk`, calling the sink for each request or error it completes; returns how many of its
+   * bytes were taken: all of them unless the sink called hold(). Never throws on input.
+   */
+  feed(chunk: Uint8Array): number {
     let pos = 0;
     const length = chunk.length;
+    this.held = false;
     while (pos < length) {
       switch (this.state) {
         case State.Line: {
           const lf = chunk.indexOf(LF, pos);
           if (lf === -1) {
             this.gatherPartial(chunk, pos, length);
-            return;
+            return length;
           }
           if (this.lineLength === 0) {
             this.onLine(chunk, pos, lf);
           } else if (this.lineLength + (lf - pos) > this.lineCap) {
             this.closeSilently();
-            return;
+            return length;
           } else {
             this.gather(chunk, pos, lf + 1);
             const end = this.lineLength - 1;
@@ -167,9 +185,14 @@ export abstract class RequestFraming {
           break;
         }
         default:
-          return;
+          return length;
+      }
+      if (this.held) {
+        this.held = false;
+        return pos;
       }
     }
+    return length;
   }
 
   /** The line buf[start, lf) (buf[lf] its LF), tokenized into starts/ends/count: act on it. */

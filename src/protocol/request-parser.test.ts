@@ -283,6 +283,31 @@ describe("a pipeline", () => {
     expect(raws).toEqual(requests);
   });
 
+  test("hold(): a sink that stops the parser after every request, fed the rest again, sees the same", () => {
+    const input = latin1(`${requests.join("")}bogus\r\nset k 0 0 1\r\nxyz\r\nget z\r\n`);
+    const whole = parse([input]).events.map(describeEvent);
+    for (let at = 1; at < input.length; at++) {
+      const events: Event[] = [];
+      const parser = new RequestParser(
+        {
+          onRequest: (request) => {
+            events.push({ kind: "request", request });
+            parser.hold();
+          },
+          onError: (reply, close) => events.push({ kind: "error", reply: text(reply), close }),
+        },
+        DEFAULTS,
+      );
+      let feeds = 0;
+      for (const chunk of [input.subarray(0, at), input.subarray(at)]) {
+        // The caller keeps what feed() did not take and feeds it again, as the router does.
+        for (let rest = chunk; rest.length > 0; feeds++) rest = rest.subarray(parser.feed(rest.slice()));
+      }
+      expect(events.map(describeEvent)).toEqual(whole);
+      expect(feeds).toBeGreaterThanOrEqual(requests.length);
+    }
+  });
+
   test("errors come out in order between requests", () => {
     const input = "get a\r\nbogus\r\nset k 0 0 1\r\nxyz\r\nmg k y\r\nversion\r\n";
     expect(summary(input)).toEqual([

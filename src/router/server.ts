@@ -9,8 +9,19 @@
 // into one get per key, each routed on its own (keys may live on different leaves or routes),
 // and answered as one reply in the client's key order.
 //
-// Backpressure: at most MAX_PENDING_SLOTS requests wait per connection; past that, or while the
-// socket has unsent bytes, the connection stops reading.
+// Backpressure (load-budget.ts holds the caps): a connection stops reading while its socket has
+// unsent bytes, or once it has maxClientInflight requests waiting, or once its request bytes in
+// flight, its reply bytes not yet written and its requests in flight times its recent reply size
+// reach maxClientBufferedBytes. The parser is held right after the request that reached a cap
+// (request-framing.ts hold()): the rest of that read waits, unparsed, in `input`, and is parsed
+// once the connection is under its caps again, before the socket is resumed.
+//
+//   request ─> over the process's budget? ─yes─> SERVER_ERROR overloaded (not routed)
+//   reply ───> large, and over the process's budget or (socket stalled) the client's? ─yes─>
+//              SERVER_ERROR overloaded in its place (memcached: "out of memory writing get response")
+//
+// So what a client that never reads costs the router is bounded by its caps, whatever it sends,
+// and what every client together costs by the process's.
 //
 // Half-close: a client that writes its requests and then shuts down its sending side (FIN) still
 // gets every reply. The listener allows half-open sockets; on the peer's FIN the session reads
@@ -20,7 +31,7 @@
 // the meta requests a leaf understands (binary-request-parser.ts), and its replies are encoded in
 // binary (binary-reply-encoder.ts); everything between (slots, routing, ordering) is the same.
 import type { Socket, TCPSocketListener } from "bun";
-import { GravityError } from "../errors.ts";
+import { GravityError, OverloadedError } from "../errors.ts";
 import type { RouterMetricsRecorder } from "../metrics/registry.ts";
 import { encodeBinaryFailure, encodeBinaryReply } from "../protocol/binary-reply-encoder.ts";
 import type { BinaryRequest } from "../protocol/binary-request.ts";
@@ -37,6 +48,7 @@ import type { LoaderCounters } from "./handles/loader.ts";
 import type { ReadRepairCounters } from "./handles/read-repair.ts";
 import type { WarmUpCounters } from "./handles/warmup.ts";
 import { introspect, isIntrospection } from "./introspection.ts";
+import { DEFAULT_LOAD_LIMITS, LoadBudget, SMALL_REPLY_BYTES } from "./load-budget.ts";
 import type { Origin } from "./loader/origin.ts";
 import type { Pool } from "./pool.ts";
 import { opLabel, resultLabel } from "./request-labels.ts";
@@ -67,6 +79,8 @@ export class RouterCounters {
   /** Replicated writes answered before every replica did (all-async, all-initial): how the rest ended. */
   backgroundWrites = { ok: 0, failed: 0 };
   readRepair: ReadRepairCounters = { lookups: 0, hits: 0, fills: 0, fillFailures: 0, refused: 0 };
+  /** What the server's clients hold and how often a cap refused (set by startRouterServer). */
+  budget = new LoadBudget(DEFAULT_LOAD_LIMITS);
 
   /** `stats reset`: zeroes the totals (not the gauges). */
   reset(): void {
@@ -78,6 +92,7 @@ export class RouterCounters {
     this.routeErrors = 0;
     this.hedges.sent = 0;
     this.hedges.won = 0;
+    this.budget.overloaded = 0;
     for (const group of [
       this.loader,
       this.gutter,
@@ -111,6 +126,8 @@ export interface RouterServerOptions {
   reusePort?: boolean;
   /** Lines appended to the `stats` reply (the thread that serves this connection). */
   extraStats?: readonly (readonly [string, string])[];
+  /** What this thread's clients may hold (default: DEFAULT_LOAD_LIMITS); shared with HTTP and gRPC. */
+  budget?: LoadBudget;
 }
 
 export interface RouterServer {
@@ -121,17 +138,23 @@ export interface RouterServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-const MAX_PENDING_SLOTS = 1024;
 const LINGER_MS = 1000;
+/** Replies of one turn up to this many bytes are copied into one write; beyond, written one by one. */
+const COALESCE_MAX_BYTES = 64 * 1024;
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
 const TOO_MANY_CONNECTIONS = utf8.encode("ERROR Too many open connections\r\n");
+/** A request refused for the process's budget (load-budget.ts), and a reply dropped for it (memcached's text). */
+const REFUSED = new OverloadedError("overloaded: too many requests or bytes in flight in the router");
+const DROPPED = new OverloadedError("out of memory writing get response");
 
 // One request's place in the reply order: bytes once known (EMPTY when nothing is sent back).
 class Slot {
   bytes: Uint8Array | null = null;
   close = false; // close the connection after writing this slot
+  admitted = 0; // routed requests (keys) counted in the budget until answered
+  pinned = 0; // the bytes admit() reserved for them: the request's and its expected reply's
 }
 
 interface Session {
@@ -142,6 +165,15 @@ interface Session {
   slots: Slot[];
   head: number; // index in slots of the first unwritten slot
   unsent: Uint8Array | null; // reply bytes the socket did not take
+  input: Uint8Array | null; // bytes read but not parsed: the parser was held (over a cap)
+  feeding: boolean; // inside parser.feed(): replies written meanwhile must not feed `input`
+  inFlight: number; // requests routed and not yet answered
+  requestBytes: number; // their bytes (a set's value stays pinned until its leaf answers)
+  replyBytes: number; // reply bytes in slots and unsent, not yet taken by the socket; counted in the budget
+  replyEstimate: number; // caps its requests in flight: starts at its cap, then follows its replies
+  expectedReply: number; // what each request reserves in the budget: its replies only, 0 before one
+
+  open: boolean; // false once the socket closed: replies that arrive later are dropped uncounted
   paused: boolean;
   closing: boolean; // a slot asked to close, the peer sent FIN, or the server stops: read nothing more
   linger: ReturnType<typeof setTimeout> | null;
@@ -153,6 +185,10 @@ type ClientSocket = Socket<Session>;
 /** Starts listening; resolves once the port is bound. */
 export function startRouterServer(options: RouterServerOptions): RouterServer {
   const counters = options.counters ?? new RouterCounters();
+  const budget = options.budget ?? new LoadBudget(DEFAULT_LOAD_LIMITS);
+  counters.budget = budget;
+  const maxClientInflight = budget.limits.maxClientInflight;
+  const maxClientBufferedBytes = budget.limits.maxClientBufferedBytes;
   const sockets = new Set<ClientSocket>();
   const started = Date.now();
   let nextSessionId = 0;
@@ -188,6 +224,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       if (slot.bytes.length > 0) {
         parts.push(slot.bytes);
         length += slot.bytes.length;
+        slot.bytes = EMPTY; // written slots stay in `slots` until the next compaction
       }
       session.head++;
       if (slot.close) {
@@ -199,13 +236,16 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       session.slots = session.slots.slice(session.head);
       session.head = 0;
     }
-    if (length > 0) write(socket, parts.length === 1 ? (parts[0] as Uint8Array) : concat(parts, length));
+    if (parts.length === 1) write(socket, parts[0] as Uint8Array);
+    else if (length <= COALESCE_MAX_BYTES) {
+      if (length > 0) write(socket, concat(parts, length));
+    } else writeEach(socket, parts);
     if (close) {
       session.closing = true;
       finish(socket);
       return;
     }
-    if ((stopping || session.closing) && pendingSlots(session) === 0 && session.unsent === null) {
+    if ((stopping || session.closing) && idle(session)) {
       finish(socket);
       return;
     }
@@ -214,11 +254,111 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
 
   const write = (socket: ClientSocket, bytes: Uint8Array): void => {
     const sent = socket.write(bytes);
+    release(socket.data, sent < 0 ? bytes.length : sent);
     if (sent < 0) return;
     if (sent < bytes.length) {
       socket.data.unsent = bytes.subarray(sent);
       pause(socket);
     }
+  };
+
+  // Large replies are written as they are, not copied into one buffer; what the socket does not
+  // take becomes `unsent` (one copy, only then).
+  const writeEach = (socket: ClientSocket, parts: readonly Uint8Array[]): void => {
+    for (let i = 0; i < parts.length; i++) {
+      write(socket, parts[i] as Uint8Array);
+      const unsent = socket.data.unsent;
+      if (unsent === null) continue;
+      const rest = [unsent, ...parts.slice(i + 1)];
+      let length = 0;
+      for (const part of rest) length += part.length;
+      socket.data.unsent = concat(rest, length);
+      return;
+    }
+  };
+
+  // Reply bytes the socket took (or that will never be written): no longer held.
+  const release = (session: Session, bytes: number): void => {
+    if (!session.open) return;
+    session.replyBytes -= bytes;
+    budget.bufferedBytes -= bytes;
+  };
+
+  // A slot's reply is known: it waits in the slot, counted, until flush() writes it.
+  const fill = (session: Session, slot: Slot, bytes: Uint8Array): void => {
+    slot.bytes = bytes;
+    if (!session.open) return;
+    session.replyBytes += bytes.length;
+    budget.bufferedBytes += bytes.length;
+  };
+
+  // Counts `count` routed requests (keys) in the budget, or answers SERVER_ERROR overloaded at once.
+  const admit = (session: Session, slot: Slot, request: Request, count: number): boolean => {
+    // A client with no reply yet is held to one request by its own cap, not by the process's.
+    const pinned = request.raw.length + session.expectedReply;
+    if (!budget.admit(count, pinned)) {
+      fill(session, slot, failureFor(session, request, REFUSED));
+      return false;
+    }
+    slot.admitted = count;
+    slot.pinned = pinned;
+    session.inFlight++;
+    session.requestBytes += request.raw.length;
+    return true;
+  };
+
+  // An admitted request was answered or failed: its bytes and place in flight are free.
+  const settle = (session: Session, slot: Slot, request: Request): void => {
+    if (slot.admitted === 0) return;
+    budget.settle(slot.admitted, slot.pinned);
+    session.inFlight--;
+    session.requestBytes -= request.raw.length;
+  };
+
+  // A reply's bytes, or memcached's out-of-memory error in their place when holding them would
+  // pass the process's budget, or the client's while its socket takes nothing (see the header).
+  const holdable = (session: Session, request: Request, bytes: Uint8Array): Uint8Array => {
+    const length = bytes.length;
+    learn(session, length);
+    if (length <= SMALL_REPLY_BYTES || !session.open) return bytes;
+    budget.sawReply(length);
+    const overClient = session.unsent !== null && session.replyBytes + length > maxClientBufferedBytes;
+    if (!overClient && budget.canHold(length)) return bytes;
+    budget.overloaded++;
+    return failureFor(session, request, DROPPED);
+  };
+
+  // A reply of `length` bytes came for the session (an error reply too): its estimate follows.
+  const learn = (session: Session, length: number): void => {
+    session.replyEstimate = follow(session.replyEstimate, length);
+    session.expectedReply = follow(session.expectedReply, length);
+  };
+
+  // Whether the client has reached a cap: it reads (and parses) nothing more until under them again.
+  const overCaps = (session: Session): boolean =>
+    pendingSlots(session) >= maxClientInflight ||
+    session.requestBytes + session.replyBytes + session.inFlight * session.replyEstimate >=
+      maxClientBufferedBytes;
+
+  // Parses `bytes`; what the parser did not take (it was held) waits in `input`, reading paused.
+  const feedInput = (socket: ClientSocket, bytes: Uint8Array): void => {
+    const session = socket.data;
+    const parser = session.parser as RequestParser | BinaryRequestParser;
+    session.feeding = true;
+    const taken = parser.feed(bytes);
+    session.feeding = false;
+    if (taken < bytes.length) {
+      session.input = bytes.slice(taken);
+      pause(socket);
+    }
+  };
+
+  // Past a cap: the parser stops after the request it is handing over.
+  const holdIfOver = (socket: ClientSocket): void => {
+    const session = socket.data;
+    if (!overCaps(session)) return;
+    session.parser?.hold();
+    pause(socket);
   };
 
   const pause = (socket: ClientSocket): void => {
@@ -227,10 +367,21 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     socket.pause();
   };
 
+  // Under every cap again: parse what was held (read before a FIN or a stop too), then read on.
   const maybeResume = (socket: ClientSocket): void => {
     const session = socket.data;
-    if (!session.paused || session.unsent !== null || session.closing) return;
-    if (pendingSlots(session) >= MAX_PENDING_SLOTS) return;
+    if (!session.paused || session.unsent !== null || session.feeding || overCaps(session)) return;
+    if (session.input !== null) {
+      const input = session.input;
+      session.input = null;
+      feedInput(socket, input);
+      if (session.input !== null || overCaps(session)) return;
+      if ((stopping || session.closing) && idle(session)) {
+        finish(socket);
+        return;
+      }
+    }
+    if (session.closing || session.unsent !== null) return;
     session.paused = false;
     socket.resume();
   };
@@ -257,7 +408,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     }
   };
   const complete = (socket: ClientSocket, slot: Slot, bytes: Uint8Array): void => {
-    slot.bytes = bytes;
+    fill(socket.data, slot, bytes);
     if (socket.data.queued) return;
     socket.data.queued = true;
     ready.push(socket);
@@ -272,40 +423,44 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     request.affinity = session.id;
     const slot = new Slot();
     session.slots.push(slot);
-    if (pendingSlots(session) >= MAX_PENDING_SLOTS) pause(socket);
+    holdIfOver(socket);
     // A leaf's reply goes back as the bytes it came in; a reply the router made is encoded.
     const metrics = options.metrics;
     const start = metrics === undefined ? 0 : performance.now();
     const answer = (reply: Reply) => {
+      settle(session, slot, request);
       metrics?.observeRequest(
         opLabel(request.op),
         resultLabel(request.op, reply),
         (performance.now() - start) / 1000,
       );
-      complete(socket, slot, encodeFor(session, request, reply));
+      complete(socket, slot, holdable(session, request, encodeFor(session, request, reply)));
     };
     const fail = (error: unknown) => {
+      settle(session, slot, request);
       metrics?.observeRequest(opLabel(request.op), "failed", (performance.now() - start) / 1000);
       counters.routeErrors++;
       if (verbosity.level >= 1) logRouteError(request, error);
-      complete(socket, slot, failureFor(session, request, error));
+      const bytes = failureFor(session, request, error);
+      learn(session, bytes.length);
+      complete(socket, slot, bytes);
     };
     switch (request.op) {
       case Op.Version:
-        slot.bytes = encodeFor(session, request, versionReply(options.version));
+        fill(session, slot, encodeFor(session, request, versionReply(options.version)));
         break;
       case Op.Verbosity: {
         // memcached: `verbosity N` sets the level; anything else leaves it (and still says OK).
         const level = Number(request.args[0]);
         if (Number.isInteger(level) && level >= 0) verbosity.level = level;
-        slot.bytes = encodeFor(session, request, new Reply(ReplyType.Ok));
+        fill(session, slot, encodeFor(session, request, new Reply(ReplyType.Ok)));
         break;
       }
       case Op.MetaNoop:
-        slot.bytes = encodeFor(session, request, new Reply(ReplyType.MetaNoop));
+        fill(session, slot, encodeFor(session, request, new Reply(ReplyType.MetaNoop)));
         break;
       case Op.Quit:
-        slot.bytes = session.binary ? encodeFor(session, request, new Reply(ReplyType.Ok)) : EMPTY;
+        fill(session, slot, session.binary ? encodeFor(session, request, new Reply(ReplyType.Ok)) : EMPTY);
         slot.close = true;
         session.closing = true;
         break;
@@ -314,6 +469,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         // leaf; items, slabs and sizes merged over the leaves. Other groups (settings, conns...)
         // describe one server and are asked of the leaves. An unknown group is ERROR, as memcached.
         if (request.args.length === 0) {
+          if (!admit(session, slot, request, 1)) break;
           leafTotals(options.state().pools, session.id).then(
             (totals) =>
               answer(
@@ -324,37 +480,46 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           return;
         }
         if (request.args.length === 1 && MERGED_GROUPS.has(request.args[0] as string)) {
+          if (!admit(session, slot, request, 1)) break;
           mergedGroup(options.state().pools, request.args[0] as string, session.id).then(answer, fail);
           return;
         }
         if (request.args.length === 1 && request.args[0] === "servers")
-          slot.bytes = encodeFor(session, request, serversReply(options.state().pools));
+          fill(session, slot, encodeFor(session, request, serversReply(options.state().pools)));
         else if (request.args.length === 1 && request.args[0] === "reset") {
           counters.reset();
-          slot.bytes = session.binary
-            ? encodeFor(session, request, new Reply(ReplyType.Stats))
-            : utf8.encode("RESET\r\n");
-        } else slot.bytes = encodeFor(session, request, new Reply(ReplyType.Error));
+          fill(
+            session,
+            slot,
+            session.binary
+              ? encodeFor(session, request, new Reply(ReplyType.Stats))
+              : utf8.encode("RESET\r\n"),
+          );
+        } else fill(session, slot, encodeFor(session, request, new Reply(ReplyType.Error)));
         break;
       case Op.FlushAll:
+        if (!admit(session, slot, request, 1)) break;
         flushAll(options.state(), request).then(answer, fail);
         return;
       case Op.Get:
         if (request.keys.length === 1 && isIntrospection(request.key)) {
-          slot.bytes = encodeReply(introspect(request.key, options.state().root));
+          fill(session, slot, encodeReply(introspect(request.key, options.state().root)));
           break;
         }
         counters.cmdGet += request.keys.length;
+        if (!admit(session, slot, request, request.keys.length)) break;
         routeGet(options.state().root, request, counters).then(answer, fail);
         return;
       case Op.Gets:
       case Op.Gat:
       case Op.Gats:
         counters.cmdGet += request.keys.length;
+        if (!admit(session, slot, request, request.keys.length)) break;
         routeGet(options.state().root, request, counters).then(answer, fail);
         return;
       default:
         if (request.kind === OpKind.Write) counters.cmdSet++;
+        if (!admit(session, slot, request, 1)) break;
         if (request.kind === OpKind.Delete) options.onDelete?.(request.itemKey);
         options.state().root.route(request).then(answer, fail);
         return;
@@ -387,10 +552,11 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
             },
             onError: (bytes: Uint8Array, close: boolean) => {
               const slot = new Slot();
-              slot.bytes = bytes;
+              fill(socket.data, slot, bytes);
               slot.close = close;
               if (close) socket.data.closing = true;
               socket.data.slots.push(slot);
+              holdIfOver(socket);
               flush(socket);
             },
           },
@@ -399,6 +565,16 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           slots: [],
           head: 0,
           unsent: null,
+          input: null,
+          feeding: false,
+          inFlight: 0,
+          requestBytes: 0,
+          replyBytes: 0,
+          // Until replies say otherwise, one request in flight; each smaller reply allows more (a
+          // slow start, as TCP's): the first requests of a client cannot bring more than its cap.
+          replyEstimate: maxClientBufferedBytes,
+          expectedReply: 0,
+          open: true,
           paused: false,
           closing: false,
           linger: null,
@@ -427,13 +603,16 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
             ? new BinaryRequestParser(session.sink, parserOptions)
             : new RequestParser(session.sink, parserOptions);
         }
-        session.parser.feed(data);
+        // Read before the pause took effect: it waits behind what was held.
+        if (session.input !== null)
+          session.input = concat([session.input, data], session.input.length + data.length);
+        else feedInput(socket, data);
       },
       end(socket) {
         // The peer sent FIN: answer what was read, then close.
         const session = socket.data;
         session.closing = true;
-        if (pendingSlots(session) === 0 && session.unsent === null) finish(socket);
+        if (idle(session)) finish(socket);
       },
       drain(socket) {
         const session = socket.data;
@@ -442,12 +621,16 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         session.unsent = null;
         write(socket, bytes);
         if (session.unsent === null) {
-          if (session.closing && pendingSlots(session) === 0) finish(socket);
+          if (session.closing && idle(session)) finish(socket);
           else flush(socket);
         }
       },
       close(socket) {
         const session = socket.data;
+        // Replies still held are never written: they leave the budget now, later ones uncounted.
+        release(session, session.replyBytes);
+        session.open = false;
+        session.input = null;
         if (session.linger !== null) clearTimeout(session.linger);
         if (sockets.delete(socket)) {
           counters.currConnections--;
@@ -470,7 +653,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       listener.stop(false);
       for (const socket of sockets) {
         socket.data.closing = true; // read nothing more; answer what was read
-        if (pendingSlots(socket.data) === 0 && socket.data.unsent === null) finish(socket);
+        if (idle(socket.data)) finish(socket);
       }
       const deadline = Date.now() + graceMs;
       while (sockets.size > 0 && Date.now() < deadline) await Bun.sleep(10);
@@ -511,8 +694,19 @@ function versionReply(version: string): Reply {
   return reply;
 }
 
+// A reply size estimate after a reply of `length` bytes: up at once to a larger reply, down by a
+// quarter of the difference per smaller one.
+function follow(estimate: number, length: number): number {
+  return length >= estimate ? length : estimate - ((estimate - length) >> 2);
+}
+
 function pendingSlots(session: Session): number {
   return session.slots.length - session.head;
+}
+
+// Nothing left to answer or write: every slot written, nothing unsent, no held input.
+function idle(session: Session): boolean {
+  return pendingSlots(session) === 0 && session.unsent === null && session.input === null;
 }
 
 function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
@@ -526,8 +720,16 @@ function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
 }
 
 // What the client reads when no destination could answer: memcached's SERVER_ERROR with the reason.
+// The last error's bytes are kept: a destination that is down, or the budget, refuses every request
+// with one shared error, and a fault is no time to encode the same line per request.
+let lastError: unknown = null;
+let lastErrorBytes = EMPTY;
 function serverError(error: unknown): Uint8Array {
-  return utf8.encode(`SERVER_ERROR ${errorMessage(error)}\r\n`);
+  if (error !== lastError) {
+    lastError = error;
+    lastErrorBytes = utf8.encode(`SERVER_ERROR ${errorMessage(error)}\r\n`);
+  }
+  return lastErrorBytes;
 }
 
 function errorMessage(error: unknown): string {
@@ -603,6 +805,9 @@ function statsReply(
     ["route_errors", String(counters.routeErrors)],
     ["hedges_sent", String(counters.hedges.sent)],
     ["hedges_won", String(counters.hedges.won)],
+    ["inflight_requests", String(counters.budget.inFlight)],
+    ["buffered_bytes", String(counters.budget.bufferedBytes)],
+    ["overloaded", String(counters.budget.overloaded)],
     ...extra,
   ]);
   return reply;

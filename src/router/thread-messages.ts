@@ -1,6 +1,7 @@
 // Messages between a router's main thread and its listener workers (`gravity router --threads N`).
 import type { Registry } from "prom-client";
 import type { RouterConfig } from "./config.ts";
+import type { LoadLimits } from "./load-budget.ts";
 
 /** One worker's registry as prom-client's getMetricsAsJSON() returns it (structured-cloneable). */
 export type MetricsJson = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
@@ -16,6 +17,8 @@ export type ToRouterWorker =
       port: number;
       maxConnections: number;
       maxItemBytes: number;
+      /** This thread's share of the process's load limits. */
+      limits: LoadLimits;
       verbosity: number;
       /** Forward every client delete's key to the main thread (it owns the invalidation bus). */
       forwardDeletes: boolean;

@@ -13,6 +13,7 @@ import { AggregatorRegistry, Registry } from "prom-client";
 import { GravityError } from "../errors.ts";
 import { CommonMetrics, RouterMetrics } from "../metrics/names.ts";
 import type { RouterConfig } from "./config.ts";
+import type { LoadLimits } from "./load-budget.ts";
 import type { FromRouterWorker, MetricsJson, ToRouterWorker } from "./thread-messages.ts";
 
 // Inside a `bun build --compile` executable every module lives under /$bunfs/root and a worker
@@ -35,6 +36,8 @@ export interface RouterThreadsOptions {
   port: number;
   maxConnections: number;
   maxItemBytes: number;
+  /** Each thread's share of the process's load limits (load-budget.ts threadShare). */
+  limits: LoadLimits;
   /** The -v level each thread starts with (`verbosity N` changes it per thread). */
   verbosity: number;
   /** Called with the key of every client delete a worker served (null: workers do not forward). */
@@ -138,6 +141,7 @@ export class RouterThreads {
           port: options.port,
           maxConnections: options.maxConnections,
           maxItemBytes: options.maxItemBytes,
+          limits: options.limits,
           verbosity: options.verbosity,
           forwardDeletes: options.onDelete !== null,
         });

@@ -14,6 +14,7 @@ import { createRegistry, errorKind, type Registry, routerMetrics } from "../metr
 import { NatsLink } from "../transport/nats-link.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { type RouteHandle, unavailableRoute } from "./handles/handle.ts";
+import { LoadBudget } from "./load-budget.ts";
 import { Router } from "./router.ts";
 import { RouterCounters, type RouterServer, type RouterState, startRouterServer } from "./server.ts";
 import type { FromRouterWorker, ToRouterWorker } from "./thread-messages.ts";
@@ -71,6 +72,7 @@ function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
       reusePort: true,
       maxConnections: message.maxConnections,
       maxItemBytes: message.maxItemBytes,
+      budget: new LoadBudget(message.limits),
       verbosity: { level: message.verbosity },
       version: MEMCACHED_VERSION,
       state: () => router.current(),

@@ -103,6 +103,7 @@ export class NatsDestination implements Sender {
   private readonly timeoutMs: number;
   private readonly hooks: SenderHooks;
   private readonly tko: TkoTracker;
+  private readonly downError: DestinationDownError; // one for every refusal while down (tcp-destination.ts)
   private readonly inbox = createInbox();
   private readonly sent = new Map<number, Batch>(); // batches awaiting replies, by reply-subject seq
   private open: Batch | null = null; // requests of this turn, not yet published
@@ -119,6 +120,7 @@ export class NatsDestination implements Sender {
     this.hooks = options;
     this.subject = leafSubject(options.prefix ?? "gravity", options.pool, options.leafId);
     this.name = `nats:${options.pool}/${options.leafId}`;
+    this.downError = new DestinationDownError(this.name);
     this.tko = new TkoTracker({
       tko: options.tko,
       send: (request, expect) => this.enqueue(request, expect, this.link.require()),
@@ -147,7 +149,7 @@ export class NatsDestination implements Sender {
 
   async send(request: Request): Promise<Reply> {
     if (this.closed) throw new ConnectionError(this.name, "destination closed");
-    if (this.tko.down) throw new DestinationDownError(this.name);
+    if (this.tko.down) throw this.downError;
     const start = performance.now();
     try {
       const reply = await this.enqueue(request.wire, request.expect, this.link.require());

@@ -26,10 +26,15 @@ export class TcpDestination implements Sender {
   readonly name: string;
   private readonly pool: TcpPool;
   private readonly tko: TkoTracker;
+  // One error for every request refused while down: a black-holed leaf behind a busy router is
+  // refused hundreds of thousands of times a second, and an Error per refusal (its stack trace
+  // included) was the bulk of the router's garbage then.
+  private readonly downError: DestinationDownError;
 
   constructor(private readonly options: TcpDestinationOptions) {
     this.pool = new TcpPool(options);
     this.name = this.pool.destination;
+    this.downError = new DestinationDownError(this.name);
     this.tko = new TkoTracker({
       tko: options.tko,
       send: (request, expect) => this.pool.send(request, expect),
@@ -57,7 +62,7 @@ export class TcpDestination implements Sender {
    * is down.
    */
   async send(request: Request, options?: SendOptions): Promise<Reply> {
-    if (this.tko.down) throw new DestinationDownError(this.name);
+    if (this.tko.down) throw this.downError;
     const start = performance.now();
     try {
       const reply = await this.pool.send(
