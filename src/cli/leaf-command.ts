@@ -210,6 +210,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       verbosity: flags.verbose as number,
       ...(saslPasswords === undefined ? {} : { saslPasswords }),
       tls: security.tls,
+      authPasswords: security.authPasswords,
     },
     (error) => {
       fatal = error;

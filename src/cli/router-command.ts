@@ -21,6 +21,7 @@ import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
 import { DeleteSpool } from "../router/spool.ts";
 import { RouterThreads, ThreadsRegistry } from "../router/threads.ts";
+import { exposureWarning } from "../security/exposure.ts";
 import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
 import { InvalidationBus } from "../transport/nats-invalidation.ts";
 import { NatsLink } from "../transport/nats-link.ts";
@@ -210,6 +211,8 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       counters,
       metrics,
       budget,
+      tls: security.tls,
+      authPasswords: security.authPasswords,
       ...(aggregate?.bus === undefined ? {} : { onDelete: publishDeleteOf(aggregate.bus) }),
     });
   } catch (error) {
@@ -231,6 +234,8 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
             maxConnections: flags["max-connections"] as number,
             maxItemBytes: flags["max-item-size"] as number,
             limits: budget.limits,
+            tls: security.tls,
+            authPasswords: security.authPasswords,
             verbosity: flags.verbose as number,
             onDelete: aggregate?.bus === undefined ? null : publishDeleteOf(aggregate.bus),
             onHealthChange: logHealth,
@@ -362,6 +367,17 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     console.log(
       `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")}; threads ${threadCount})`,
     );
+    if (security.tls !== null) {
+      const mutual = security.tls.ca === undefined ? "" : " (client certificates required)";
+      console.log(`gravity router: memcached protocol over TLS only${mutual}`);
+    }
+    const exposed = exposureWarning(
+      "router",
+      "the memcached port",
+      host,
+      security.tls !== null || security.authPasswords !== null,
+    );
+    if (exposed !== null) console.warn(exposed);
   });
 }
 

@@ -1,4 +1,5 @@
 // The TLS and bearer-token flags shared by `gravity leaf` and `gravity router`.
+import { readAuthFile } from "../security/auth-file.ts";
 import { loadTls, type TlsMaterial } from "../security/tls.ts";
 import { BearerTokens } from "../security/tokens.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
@@ -18,6 +19,13 @@ export const SECURITY_FLAGS: readonly FlagSpec[] = [
     help: "PEM CA bundle: clients must present a certificate it signed (mutual TLS)",
   },
   {
+    name: "auth-file",
+    kind: FlagKind.String,
+    default: "",
+    short: "Y",
+    help: "memcached's -Y: user:password lines; a client's first command must be `set` with \"user password\" as its data",
+  },
+  {
     name: "auth-token-file",
     kind: FlagKind.String,
     default: "",
@@ -28,6 +36,8 @@ export const SECURITY_FLAGS: readonly FlagSpec[] = [
 export interface Security {
   tls: TlsMaterial | null;
   tokens: BearerTokens | null;
+  /** memcached's text authentication on the memcached port: user -> password. */
+  authPasswords: Record<string, string> | null;
 }
 
 /** Reads the files the flags name; a missing or bad one is a UsageError naming its flag. */
@@ -38,5 +48,10 @@ export function securityFromFlags(flags: FlagValues): Security {
     ca: flags["tls-ca"] as string,
   });
   const tokenFile = flags["auth-token-file"] as string;
-  return { tls, tokens: tokenFile === "" ? null : BearerTokens.fromFile(tokenFile) };
+  const authFile = flags["auth-file"] as string;
+  return {
+    tls,
+    tokens: tokenFile === "" ? null : BearerTokens.fromFile(tokenFile),
+    authPasswords: authFile === "" ? null : readAuthFile(authFile, "--auth-file"),
+  };
 }

@@ -30,6 +30,7 @@
 // Binary protocol: a connection whose first byte is 0x80 gets the binary parser, whose requests are
 // the meta requests a leaf understands (binary-request-parser.ts), and its replies are encoded in
 // binary (binary-reply-encoder.ts); everything between (slots, routing, ordering) is the same.
+
 import type { Socket, TCPSocketListener } from "bun";
 import { GravityError, OverloadedError } from "../errors.ts";
 import type { RouterMetricsRecorder } from "../metrics/registry.ts";
@@ -41,6 +42,8 @@ import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { encodeReply } from "../protocol/reply-encoder.ts";
 import { Op, OpKind, Request } from "../protocol/request.ts";
 import { RequestParser, type RequestSink } from "../protocol/request-parser.ts";
+import { passwordCheck, TextAuthGate } from "../protocol/text-auth.ts";
+import { bunTlsOptions, type TlsMaterial } from "../security/tls.ts";
 import { quietReply } from "./forward.ts";
 import type { GutterCounters } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
@@ -128,6 +131,10 @@ export interface RouterServerOptions {
   extraStats?: readonly (readonly [string, string])[];
   /** What this thread's clients may hold (default: DEFAULT_LOAD_LIMITS); shared with HTTP and gRPC. */
   budget?: LoadBudget;
+  /** memcached over TLS with this certificate and key (with a CA: client certificates required). */
+  tls?: TlsMaterial | null;
+  /** memcached's text authentication (-Y): user -> password; the first command must carry one pair. */
+  authPasswords?: Readonly<Record<string, string>> | null;
 }
 
 export interface RouterServer {
@@ -178,6 +185,7 @@ interface Session {
   closing: boolean; // a slot asked to close, the peer sent FIN, or the server stops: read nothing more
   linger: ReturnType<typeof setTimeout> | null;
   queued: boolean; // in the list of sockets to flush at the end of this turn
+  gate: TextAuthGate | null; // -Y: sees every byte until the connection authenticates, then null
 }
 
 type ClientSocket = Socket<Session>;
@@ -527,9 +535,12 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
     flush(socket);
   };
 
+  const tls = options.tls ?? null;
+  const authenticate = options.authPasswords == null ? null : passwordCheck(options.authPasswords);
   const listener: TCPSocketListener<Session> = Bun.listen<Session>({
     hostname: options.host,
     port: options.port,
+    ...(tls === null ? {} : { tls: bunTlsOptions(tls) }),
     // Bun.listen honours reusePort (SO_REUSEPORT) though its listen types only declare it for connect.
     ...{ reusePort: options.reusePort ?? false },
     allowHalfOpen: true, // the replies to what was read before the peer's FIN are still sent
@@ -579,6 +590,7 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           closing: false,
           linger: null,
           queued: false,
+          gate: authenticate === null ? null : new TextAuthGate(authenticate),
         };
         socket.data = session;
         sockets.add(socket);
@@ -592,9 +604,24 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           finish(socket);
         }
       },
-      data(socket, data) {
+      data(socket, read) {
         const session = socket.data;
         if (session.closing) return;
+        let data: Uint8Array = read;
+        if (session.gate !== null) {
+          // Nothing is in flight before authentication: the gate's reply goes out at once.
+          const step = session.gate.feed(data);
+          if (step.kind === "more") return;
+          socket.write(step.reply);
+          if (step.kind === "refused") {
+            session.closing = true;
+            finish(socket);
+            return;
+          }
+          session.gate = null;
+          if (step.rest.length === 0) return;
+          data = step.rest;
+        }
         if (session.parser === null) {
           // memcached try_read_command_negotiate: 0x80 first is binary, anything else text.
           const parserOptions = { maxItemBytes: options.maxItemBytes };

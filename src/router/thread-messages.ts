@@ -1,5 +1,6 @@
 // Messages between a router's main thread and its listener workers (`gravity router --threads N`).
 import type { Registry } from "prom-client";
+import type { TlsMaterial } from "../security/tls.ts";
 import type { RouterConfig } from "./config.ts";
 import type { LoadLimits } from "./load-budget.ts";
 
@@ -19,6 +20,9 @@ export type ToRouterWorker =
       maxItemBytes: number;
       /** This thread's share of the process's load limits. */
       limits: LoadLimits;
+      /** TLS on the client port, and memcached's text authentication (user -> password). */
+      tls: TlsMaterial | null;
+      authPasswords: Readonly<Record<string, string>> | null;
       verbosity: number;
       /** Forward every client delete's key to the main thread (it owns the invalidation bus). */
       forwardDeletes: boolean;

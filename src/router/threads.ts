@@ -12,6 +12,7 @@
 import { AggregatorRegistry, Registry } from "prom-client";
 import { GravityError } from "../errors.ts";
 import { CommonMetrics, RouterMetrics } from "../metrics/names.ts";
+import type { TlsMaterial } from "../security/tls.ts";
 import type { RouterConfig } from "./config.ts";
 import type { LoadLimits } from "./load-budget.ts";
 import type { FromRouterWorker, MetricsJson, ToRouterWorker } from "./thread-messages.ts";
@@ -38,6 +39,9 @@ export interface RouterThreadsOptions {
   maxItemBytes: number;
   /** Each thread's share of the process's load limits (load-budget.ts threadShare). */
   limits: LoadLimits;
+  /** TLS on the client port, and memcached's text authentication (user -> password). */
+  tls: TlsMaterial | null;
+  authPasswords: Readonly<Record<string, string>> | null;
   /** The -v level each thread starts with (`verbosity N` changes it per thread). */
   verbosity: number;
   /** Called with the key of every client delete a worker served (null: workers do not forward). */
@@ -142,6 +146,8 @@ export class RouterThreads {
           maxConnections: options.maxConnections,
           maxItemBytes: options.maxItemBytes,
           limits: options.limits,
+          tls: options.tls,
+          authPasswords: options.authPasswords,
           verbosity: options.verbosity,
           forwardDeletes: options.onDelete !== null,
         });

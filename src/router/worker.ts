@@ -73,6 +73,8 @@ function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
       maxConnections: message.maxConnections,
       maxItemBytes: message.maxItemBytes,
       budget: new LoadBudget(message.limits),
+      tls: message.tls,
+      authPasswords: message.authPasswords,
       verbosity: { level: message.verbosity },
       version: MEMCACHED_VERSION,
       state: () => router.current(),
