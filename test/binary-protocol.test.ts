@@ -19,18 +19,12 @@ import { McClient } from "./helpers/mc-client.ts";
 import {
   HOST,
   type LeafProcess,
-  MEMCCAPABLE,
-  requireBinary,
   SERVER_TEST_MS,
   type ServerProcess,
   startLeaf,
   startMemcached,
   stopAll,
 } from "./helpers/servers.ts";
-import { withDeadline } from "./helpers/wait.ts";
-
-/** memcached 1.6 passes this many of memccapable's binary checks. */
-const BINARY_CHECKS = 27;
 
 afterAll(stopAll);
 
@@ -137,25 +131,6 @@ describe("binary protocol", () => {
       expect(got.frames).toEqual(want.frames);
     });
   }
-
-  // libmemcached's memccapable, binary checks only (-b): every verdict a [pass], as for memcached.
-  test("memccapable -b passes against memcached and the leaf", async () => {
-    for (const server of [memcached, leaf]) {
-      const args = ["-h", server.host, "-p", String(server.port), "-b", "-t", "5"];
-      const proc = Bun.spawn(["sh", "-c", 'exec "$0" "$@" 2>&1', requireBinary(MEMCCAPABLE), ...args], {
-        stdout: "pipe",
-      });
-      const output = new Response(proc.stdout).text();
-      await withDeadline(proc.exited, 60_000, "memccapable -b to finish");
-      const verdicts = [...(await output).matchAll(/\[(pass|skip|FAIL)\]/g)].map((m) => m[1]);
-      expect(verdicts.length, `${server.name}: ${await output}`).toBe(BINARY_CHECKS);
-      expect(
-        verdicts.every((v) => v === "pass"),
-        `${server.name}: ${await output}`,
-      ).toBe(true);
-      expect(proc.exitCode, await output).toBe(0);
-    }
-  }, 130_000);
 
   test("text still works on the same port", async () => {
     const client = await McClient.connect(leaf.port, HOST);
