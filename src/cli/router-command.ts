@@ -26,6 +26,7 @@ import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
+import { readSaslFile, SASL_FLAG } from "./sasl-flag.ts";
 import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
@@ -79,6 +80,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
     max: 64,
     help: "listener threads on the port, each with its own route tree from the config",
   },
+  SASL_FLAG,
   ...HTTP_FLAGS,
   ...GRPC_FLAGS,
   ...SECURITY_FLAGS,
@@ -129,6 +131,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   if (threadCount > 1 && config.spool !== undefined)
     throw new UsageError(spoolWithThreads(file, threadCount));
 
+  const sasl = readSaslFile(flags["sasl-file"] as string);
   const counters = new RouterCounters();
   const registry = createRegistry({ role: "router", version: VERSION });
   // Reads the router through a forward reference: the recorder must exist before the router
@@ -168,6 +171,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       maxConnections: flags["max-connections"] as number,
       maxItemBytes: flags["max-item-size"] as number,
       verbosity: { level: flags.verbose as number },
+      ...(sasl === undefined ? {} : { sasl }),
       version: MEMCACHED_VERSION,
       state: () => router.current(),
       counters,
@@ -193,6 +197,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
             maxConnections: flags["max-connections"] as number,
             maxItemBytes: flags["max-item-size"] as number,
             verbosity: flags.verbose as number,
+            ...(sasl === undefined ? {} : { sasl }),
             onDelete: aggregate?.bus === undefined ? null : publishDeleteOf(aggregate.bus),
             onHealthChange: logHealth,
             onFatal: (error) => {

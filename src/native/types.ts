@@ -8,8 +8,8 @@ export interface NativeConfig {
   version: string;
   policy?: string;
   shardCount?: number;
-  /** memcached's SASL password file ("user:password" lines): binary only, SASL PLAIN required. */
-  saslPasswords?: string;
+  /** [user, password] pairs of memcached's SASL password file: binary only, SASL PLAIN required. */
+  saslPasswords?: [string, string][];
 }
 
 /** An opaque handle to one client connection's protocol state in C++. */

@@ -30,6 +30,7 @@ import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { encodeReply } from "../protocol/reply-encoder.ts";
 import { Op, OpKind, Request } from "../protocol/request.ts";
 import { RequestParser, type RequestSink } from "../protocol/request-parser.ts";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import { quietReply } from "./forward.ts";
 import type { GutterCounters } from "./handles/gutter.ts";
 import type { RouteHandle } from "./handles/handle.ts";
@@ -109,6 +110,11 @@ export interface RouterServerOptions {
   onDelete?: (key: Uint8Array) => void;
   /** Share the port with other listeners (SO_REUSEPORT): `gravity router --threads N`. */
   reusePort?: boolean;
+  /**
+   * memcached -S: these users must authenticate with SASL PLAIN before anything else; every
+   * connection speaks binary (a text command closes it without a reply, as memcached's).
+   */
+  sasl?: SaslPasswords;
   /** Lines appended to the `stats` reply (the thread that serves this connection). */
   extraStats?: readonly (readonly [string, string])[];
 }
@@ -421,8 +427,8 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         if (session.closing) return;
         if (session.parser === null) {
           // memcached try_read_command_negotiate: 0x80 first is binary, anything else text.
-          const parserOptions = { maxItemBytes: options.maxItemBytes };
-          session.binary = data[0] === 0x80;
+          const parserOptions = { maxItemBytes: options.maxItemBytes, sasl: options.sasl };
+          session.binary = data[0] === 0x80 || options.sasl !== undefined;
           session.parser = session.binary
             ? new BinaryRequestParser(session.sink, parserOptions)
             : new RequestParser(session.sink, parserOptions);

@@ -1,5 +1,6 @@
 // Messages between a router's main thread and its listener workers (`gravity router --threads N`).
 import type { Registry } from "prom-client";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import type { RouterConfig } from "./config.ts";
 
 /** One worker's registry as prom-client's getMetricsAsJSON() returns it (structured-cloneable). */
@@ -17,6 +18,8 @@ export type ToRouterWorker =
       maxConnections: number;
       maxItemBytes: number;
       verbosity: number;
+      /** --sasl-file's users: clients must authenticate (SASL PLAIN, binary only). */
+      sasl?: SaslPasswords;
       /** Forward every client delete's key to the main thread (it owns the invalidation bus). */
       forwardDeletes: boolean;
     }

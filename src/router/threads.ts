@@ -12,6 +12,7 @@
 import { AggregatorRegistry, Registry } from "prom-client";
 import { GravityError } from "../errors.ts";
 import { CommonMetrics, RouterMetrics } from "../metrics/names.ts";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import type { RouterConfig } from "./config.ts";
 import type { FromRouterWorker, MetricsJson, ToRouterWorker } from "./thread-messages.ts";
 
@@ -37,6 +38,8 @@ export interface RouterThreadsOptions {
   maxItemBytes: number;
   /** The -v level each thread starts with (`verbosity N` changes it per thread). */
   verbosity: number;
+  /** --sasl-file's users: clients must authenticate (SASL PLAIN, binary only). */
+  sasl?: SaslPasswords;
   /** Called with the key of every client delete a worker served (null: workers do not forward). */
   onDelete: ((key: Uint8Array) => void) | null;
   /** Called when a worker marks a destination down (TKO) or up again. */
@@ -139,6 +142,7 @@ export class RouterThreads {
           maxConnections: options.maxConnections,
           maxItemBytes: options.maxItemBytes,
           verbosity: options.verbosity,
+          ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
           forwardDeletes: options.onDelete !== null,
         });
       }

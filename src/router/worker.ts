@@ -72,6 +72,7 @@ function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
       maxConnections: message.maxConnections,
       maxItemBytes: message.maxItemBytes,
       verbosity: { level: message.verbosity },
+      ...(message.sasl === undefined ? {} : { sasl: message.sasl }),
       version: MEMCACHED_VERSION,
       state: () => router.current(),
       counters,

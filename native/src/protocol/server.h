@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "store/store.h"
 
@@ -18,7 +19,8 @@ struct ServerOptions {
   // SASL (memcached -S): connections speak binary only, and every binary command but version and
   // the SASL ones needs a successful SASL PLAIN authentication first.
   bool sasl = false;
-  std::string sasl_passwords;  // memcached's SASL password file: "user:password[:...]" lines
+  // user -> password, from memcached's SASL password file (parsed in TypeScript: sasl-plain.ts)
+  std::unordered_map<std::string, std::string> sasl_passwords;
 };
 
 // What memcached's "stats conns" reports of a connection (conn_read, conn_nread...), as of the end
