@@ -38,6 +38,7 @@ import type { LoaderCounters } from "./handles/loader.ts";
 import type { ReadRepairCounters } from "./handles/read-repair.ts";
 import type { WarmUpCounters } from "./handles/warmup.ts";
 import { introspect, isIntrospection } from "./introspection.ts";
+import { isLeafDump, leafDump } from "./leaf-dumps.ts";
 import type { Origin } from "./loader/origin.ts";
 import type { Pool } from "./pool.ts";
 import { opLabel, resultLabel } from "./request-labels.ts";
@@ -329,6 +330,10 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           );
           return;
         }
+        if (isLeafDump(request) && !session.binary) {
+          leafDump(options.state().pools, request).then(answer, fail);
+          return;
+        }
         if (request.args.length === 1 && MERGED_GROUPS.has(request.args[0] as string)) {
           mergedGroup(options.state().pools, request.args[0] as string, session.id).then(answer, fail);
           return;
@@ -344,6 +349,9 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         break;
       case Op.FlushAll:
         flushAll(options.state(), request).then(answer, fail);
+        return;
+      case Op.LruCrawler: // item dumps merged over the leaves (leaf-dumps.ts)
+        leafDump(options.state().pools, request).then(answer, fail);
         return;
       case Op.Get:
         if (request.keys.length === 1 && isIntrospection(request.key)) {
