@@ -179,12 +179,17 @@ describe("item dumps on a leaf", () => {
     }
   });
 
-  test("stats sizes is memcached's reply; stats settings and conns answer", async () => {
+  test("stats sizes is memcached's reply; stats settings answers; stats conns in memcached's shape", async () => {
     expect(await command(leaf, "stats sizes")).toBe(await command(memcached, "stats sizes"));
     expect(await command(leaf, "stats settings")).toContain(`STAT item_size_max 1048576\r\n`);
-    expect(await command(leaf, "stats conns")).toMatch(
-      /^STAT \d+:state conn_parse_cmd\r\nSTAT \d+:secs_since_last_cmd 0\r\n/,
-    );
+    // The asking connection as memcached lists it: its peer, the listener, its state.
+    const self = (server: ServerProcess) =>
+      new RegExp(
+        `STAT (\\d+):addr tcp:127\\.0\\.0\\.1:\\d+\r\nSTAT \\1:listen_addr tcp:127\\.0\\.0\\.1:${server.port}\r\n` +
+          "STAT \\1:state conn_parse_cmd\r\nSTAT \\1:secs_since_last_cmd 0\r\n",
+      );
+    expect(await command(memcached, "stats conns")).toMatch(self(memcached));
+    expect(await command(leaf, "stats conns")).toMatch(self(leaf));
     expect(await command(leaf, "stats slabs")).toMatch(
       /STAT active_slabs \d+\r\nSTAT total_malloced \d+\r\nEND\r\n$/,
     );
@@ -216,17 +221,30 @@ describe("item dumps through a router over two sharded leaves", () => {
     expect(all.sort()).toEqual(KEYS.map(([key]) => key).sort());
   });
 
-  test("bad dump requests get the leaf's (memcached's) error", async () => {
-    for (const line of ["lru_crawler metadump 99", "stats cachedump 1 x", "lru_crawler metadump"]) {
-      const reply = async (server: ServerProcess) => {
-        const client = await McClient.connect(server.port);
-        try {
-          return await client.command(line);
-        } finally {
-          client.close();
-        }
-      };
-      expect(await reply(router), line).toBe(await reply(memcached));
+  test("bad dump requests and the crawler's commands get memcached's replies, on a leaf and a router", async () => {
+    const reply = async (server: ServerProcess, line: string) => {
+      const client = await McClient.connect(server.port);
+      try {
+        return await client.command(line);
+      } finally {
+        client.close();
+      }
+    };
+    // memcached's crawler runs (enable: "failed to start"); the leaf's expiry sweeper always runs,
+    // and crawl sweeps now. (disable differs by design: memcached stops its crawler, the leaf
+    // cannot stop its sweeper and says so.)
+    for (const line of [
+      "lru_crawler metadump 99",
+      "stats cachedump 1 x",
+      "lru_crawler metadump",
+      "lru_crawler crawl all",
+      "lru_crawler crawl 99",
+      "lru_crawler crawl",
+      "lru_crawler enable",
+    ]) {
+      const want = await reply(memcached, line);
+      expect([await reply(leaf, line), await reply(router, line)], line).toEqual([want, want]);
     }
+    expect(await reply(router, "lru_crawler disable")).toBe("ERROR failed to stop lru crawler thread");
   });
 });

@@ -129,7 +129,11 @@ Napi::Value OpenConnection(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   gravity::Server* server = server_or_throw(env);
   if (server == nullptr) return env.Undefined();
-  auto* handle = new ConnectionHandle{std::make_unique<gravity::Connection>(*server)};
+  // openConnection([addr, listenAddr]): the peer and the listener, as "stats conns" prints them.
+  std::string addr, listen_addr;
+  if (info.Length() > 0 && info[0].IsString()) addr = info[0].As<Napi::String>().Utf8Value();
+  if (info.Length() > 1 && info[1].IsString()) listen_addr = info[1].As<Napi::String>().Utf8Value();
+  auto* handle = new ConnectionHandle{std::make_unique<gravity::Connection>(*server, std::move(addr), std::move(listen_addr))};
   auto external = Napi::External<ConnectionHandle>::New(
       env, handle, [](Napi::Env, ConnectionHandle* dropped) { delete dropped; });
   napi_type_tag_object(env, external, &kConnectionTag);

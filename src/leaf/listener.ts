@@ -173,7 +173,10 @@ export function listen(options: ListenerOptions): Listener {
         }
         socket.setNoDelay(true);
         socket.data = {
-          conn: native.openConnection(),
+          conn: native.openConnection(
+            memcachedAddress(socket.remoteFamily, socket.remoteAddress, socket.remotePort),
+            memcachedAddress(socket.localFamily, socket.localAddress, socket.localPort),
+          ),
           unsent: null,
           closeWhenSent: false,
           draining: false,
@@ -272,4 +275,9 @@ export function listen(options: ListenerOptions): Listener {
       });
     },
   };
+}
+
+// memcached conn_to_str: "tcp:<IPv4>:<port>" or "tcp6:[<IPv6>]:<port>".
+function memcachedAddress(family: "IPv4" | "IPv6", address: string, port: number): string {
+  return family === "IPv6" ? `tcp6:[${address}]:${port}` : `tcp:${address}:${port}`;
 }

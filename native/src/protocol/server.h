@@ -32,6 +32,8 @@ enum class ConnectionState : uint8_t { kRead, kParseCmd, kNread, kSwallow, kMwri
 // it before it goes).
 struct ConnectionInfo {
   uint64_t id = 0;                           // 1, 2, ... in the order connections were opened
+  std::string addr;                          // the peer, as memcached prints it ("tcp:1.2.3.4:5678"), or ""
+  std::string listen_addr;                   // where it was accepted, likewise; both fixed before listing
   std::atomic<int64_t> last_cmd_at{0};       // store clock of its latest feed() with input
   std::atomic<ConnectionState> state{ConnectionState::kRead};
   ConnectionInfo* prev = nullptr;            // the list, guarded by Server::connections_mutex
