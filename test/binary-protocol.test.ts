@@ -1,16 +1,13 @@
 // The memcached binary protocol on a leaf (the compiled gravity): memjs, a binary-only client, used
 // as an application uses it; and raw frames whose replies are compared byte for byte with real
-// memcached's replies to the same frames (CAS values aside: each server counts its own).
+// memcached's replies to the same frames (CAS values aside: each server counts its own). SASL is in
+// sasl.test.ts, memccapable's binary suite in memccapable.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Client as MemjsClient, Utils as MemjsUtils } from "memjs";
 import {
   badFrames,
   conversation,
   exchange,
-  frame,
   Op,
   REPLY_DEADLINE_MS,
   SENTINEL,
@@ -19,18 +16,12 @@ import { McClient } from "./helpers/mc-client.ts";
 import {
   HOST,
   type LeafProcess,
-  MEMCCAPABLE,
-  requireBinary,
   SERVER_TEST_MS,
   type ServerProcess,
   startLeaf,
   startMemcached,
   stopAll,
 } from "./helpers/servers.ts";
-import { withDeadline } from "./helpers/wait.ts";
-
-/** memcached 1.6 passes this many of memccapable's binary checks. */
-const BINARY_CHECKS = 27;
 
 afterAll(stopAll);
 
@@ -138,25 +129,6 @@ describe("binary protocol", () => {
     });
   }
 
-  // libmemcached's memccapable, binary checks only (-b): every verdict a [pass], as for memcached.
-  test("memccapable -b passes against memcached and the leaf", async () => {
-    for (const server of [memcached, leaf]) {
-      const args = ["-h", server.host, "-p", String(server.port), "-b", "-t", "5"];
-      const proc = Bun.spawn(["sh", "-c", 'exec "$0" "$@" 2>&1', requireBinary(MEMCCAPABLE), ...args], {
-        stdout: "pipe",
-      });
-      const output = new Response(proc.stdout).text();
-      await withDeadline(proc.exited, 60_000, "memccapable -b to finish");
-      const verdicts = [...(await output).matchAll(/\[(pass|skip|FAIL)\]/g)].map((m) => m[1]);
-      expect(verdicts.length, `${server.name}: ${await output}`).toBe(BINARY_CHECKS);
-      expect(
-        verdicts.every((v) => v === "pass"),
-        `${server.name}: ${await output}`,
-      ).toBe(true);
-      expect(proc.exitCode, await output).toBe(0);
-    }
-  }, 130_000);
-
   test("text still works on the same port", async () => {
     const client = await McClient.connect(leaf.port, HOST);
     try {
@@ -165,61 +137,5 @@ describe("binary protocol", () => {
     } finally {
       client.close();
     }
-  });
-});
-
-// With --sasl-file (memcached's password file format) the leaf requires SASL PLAIN, as memcached -S
-// does: memjs with the right credentials works, without them every request gets the auth error.
-describe("binary protocol with SASL", () => {
-  let leaf: LeafProcess;
-
-  beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "gravity-sasl-"));
-    const passwords = join(dir, "memcached-sasl-pwdb");
-    writeFileSync(passwords, "alice:secret\nbob:hunter2\n");
-    leaf = await startLeaf(["--port", "0", "--sasl-file", passwords]);
-  }, SERVER_TEST_MS);
-
-  const quiet = { retries: 0, timeout: 5, logger: { log() {} } };
-
-  test("memjs with the right credentials: set, get, incr, stats", async () => {
-    const client = MemjsClient.create(`${HOST}:${leaf.port}`, {
-      ...quiet,
-      username: "alice",
-      password: "secret",
-    });
-    try {
-      expect(await client.set("sasl:a", "hello")).toBe(true);
-      expect((await client.get("sasl:a")).value?.toString()).toBe("hello");
-      expect(await client.increment("sasl:n", 1, { initial: 7 })).toEqual({ success: true, value: 7 });
-      const stats = await new Promise<Record<string, string>>((resolve, reject) => {
-        client.stats((err, _server, values) => (err || !values ? reject(err) : resolve(values)));
-      });
-      expect(Number(stats.auth_cmds)).toBeGreaterThan(0);
-    } finally {
-      client.close();
-    }
-  });
-
-  test("memjs with a wrong password or none is refused", async () => {
-    for (const credentials of [{ username: "alice", password: "wrong" }, {}]) {
-      const client = MemjsClient.create(`${HOST}:${leaf.port}`, { ...quiet, ...credentials });
-      try {
-        await expect(client.get("sasl:a")).rejects.toThrow();
-      } finally {
-        client.close();
-      }
-    }
-  });
-
-  test("an unauthenticated raw get gets memcached's auth error (0x20) and a close", async () => {
-    const got = await exchange(leaf, frame({ opcode: Op.Get, key: "sasl:a", opaque: 9 }), {
-      expectClose: true,
-    });
-    expect(got.closed).toBe(true);
-    expect(got.frames.length).toBe(1);
-    const reply = Buffer.from(got.frames[0] ?? "", "hex");
-    expect(reply.readUInt16BE(6)).toBe(0x20);
-    expect(reply.subarray(24).toString()).toBe("Auth failure.");
   });
 });

@@ -90,9 +90,22 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Value version = options.Get("version");
   if (version.IsString()) server_options.version = version.As<Napi::String>().Utf8Value();
   Napi::Value sasl = options.Get("saslPasswords");
-  if (sasl.IsString()) {
+  if (sasl.IsArray()) {
+    // [[user, password], ...]: the users of memcached's SASL password file (sasl-plain.ts).
     server_options.sasl = true;
-    server_options.sasl_passwords = sasl.As<Napi::String>().Utf8Value();
+    Napi::Array entries = sasl.As<Napi::Array>();
+    for (uint32_t i = 0; i < entries.Length(); i++) {
+      Napi::Value entry = entries.Get(i);
+      if (!entry.IsArray() || entry.As<Napi::Array>().Length() != 2 ||
+          !entry.As<Napi::Array>().Get(0u).IsString() || !entry.As<Napi::Array>().Get(1u).IsString()) {
+        Napi::TypeError::New(env, "configure: saslPasswords expects [user, password] string pairs")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      Napi::Array pair = entry.As<Napi::Array>();
+      server_options.sasl_passwords.emplace(pair.Get(0u).As<Napi::String>().Utf8Value(),
+                                            pair.Get(1u).As<Napi::String>().Utf8Value());
+    }
   }
   Napi::Value policy = options.Get("policy");
   if (policy.IsString()) server_options.store.policy = policy.As<Napi::String>().Utf8Value();
@@ -116,7 +129,11 @@ Napi::Value OpenConnection(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   gravity::Server* server = server_or_throw(env);
   if (server == nullptr) return env.Undefined();
-  auto* handle = new ConnectionHandle{std::make_unique<gravity::Connection>(*server)};
+  // openConnection([addr, listenAddr]): the peer and the listener, as "stats conns" prints them.
+  std::string addr, listen_addr;
+  if (info.Length() > 0 && info[0].IsString()) addr = info[0].As<Napi::String>().Utf8Value();
+  if (info.Length() > 1 && info[1].IsString()) listen_addr = info[1].As<Napi::String>().Utf8Value();
+  auto* handle = new ConnectionHandle{std::make_unique<gravity::Connection>(*server, std::move(addr), std::move(listen_addr))};
   auto external = Napi::External<ConnectionHandle>::New(
       env, handle, [](Napi::Env, ConnectionHandle* dropped) { delete dropped; });
   napi_type_tag_object(env, external, &kConnectionTag);

@@ -558,7 +558,7 @@ namespace {
 ServerOptions sasl_options() {
   ServerOptions options = test_options();
   options.sasl = true;
-  options.sasl_passwords = "alice:secret\nbob:hunter2:extra\r\n";
+  options.sasl_passwords = {{"alice", "secret"}, {"bob", "hunter2"}};
   return options;
 }
 

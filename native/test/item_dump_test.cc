@@ -97,6 +97,26 @@ TEST(metadump_errors_like_memcached) {
   CHECK_EQ(talk(conn, "lru_crawler metadump ,1,\r\n"), "END\r\n");
 }
 
+// No crawler thread: "crawl" sweeps expired items now; enable and disable answer as memcached does
+// when its crawler cannot be started (it runs) or stopped.
+TEST(lru_crawler_crawl_enable_disable) {
+  Server server(options());
+  Connection conn(server);
+  talk(conn, "set short 0 10 1\r\nx\r\nset long 0 0 1\r\ny\r\n");
+  server.store().advance_clock(20);
+  CHECK_EQ(server.store().stats().curr_items, 2u);  // the expired one is still held
+  CHECK_EQ(talk(conn, "lru_crawler crawl all\r\n"), "OK\r\n");
+  CHECK_EQ(server.store().stats().curr_items, 1u);
+  CHECK_EQ(talk(conn, "lru_crawler crawl 1,,2\r\n"), "OK\r\n");
+  CHECK_EQ(talk(conn, "lru_crawler crawl 0\r\n"), "BADCLASS invalid class id\r\n");
+  CHECK_EQ(talk(conn, "lru_crawler crawl 64\r\n"), "BADCLASS invalid class id\r\n");
+  CHECK_EQ(talk(conn, "lru_crawler crawl\r\n"), "ERROR\r\n");
+  CHECK_EQ(talk(conn, "lru_crawler enable\r\n"), "ERROR failed to start lru crawler thread\r\n");
+  CHECK_EQ(talk(conn, "lru_crawler enable x\r\n"), "ERROR\r\n");
+  CHECK_EQ(talk(conn, "lru_crawler disable\r\n"), "ERROR failed to stop lru crawler thread\r\n");
+  CHECK_EQ(talk(conn, "lru_crawler sleep 100\r\n"), "ERROR\r\n");
+}
+
 // A dump of many items through a small output buffer pauses on backpressure and resumes: every
 // key once, commands after it answered after its END, and never more than a batch held.
 TEST(metadump_streams_with_backpressure) {
@@ -184,6 +204,12 @@ TEST(stats_conns_lists_open_connections) {
                     "STAT 2:state conn_nread\r\nSTAT 2:secs_since_last_cmd 0\r\nEND\r\n");
   }
   CHECK_EQ(talk(a, "stats conns\r\n"), "STAT 1:state conn_parse_cmd\r\nSTAT 1:secs_since_last_cmd 0\r\nEND\r\n");
+  // With the addresses the listener gave: memcached's addr and listen_addr lines first.
+  Connection c(server, "tcp:127.0.0.1:40000", "tcp:127.0.0.1:11211");
+  CHECK_EQ(talk(c, "stats conns\r\n"),
+           "STAT 1:state conn_read\r\nSTAT 1:secs_since_last_cmd 0\r\n"
+           "STAT 3:addr tcp:127.0.0.1:40000\r\nSTAT 3:listen_addr tcp:127.0.0.1:11211\r\n"
+           "STAT 3:state conn_parse_cmd\r\nSTAT 3:secs_since_last_cmd 0\r\nEND\r\n");
 }
 
 // Items present for the whole walk are visited once each, although the index doubles between

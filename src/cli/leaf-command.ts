@@ -1,6 +1,5 @@
 // `gravity leaf`: a memcached-compatible cache node.
 
-import { readFileSync } from "node:fs";
 import { nativeBackend } from "../cache/backend.ts";
 import { UsageError } from "../errors.ts";
 import { leafReady } from "../http/readiness.ts";
@@ -16,6 +15,7 @@ import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 import { NATS_FLAGS, serveNatsFromFlags } from "./nats-flags.ts";
+import { readSaslFile, SASL_FLAG } from "./sasl-flag.ts";
 import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
@@ -92,12 +92,7 @@ export const LEAF_FLAGS: readonly FlagSpec[] = [
     choices: EVICTION_POLICIES,
     help: "eviction policy: tinylfu (W-TinyLFU admission) or lru (exact LRU)",
   },
-  {
-    name: "sasl-file",
-    kind: FlagKind.String,
-    default: "",
-    help: "memcached's SASL password file (user:password lines): binary protocol only, SASL PLAIN required",
-  },
+  SASL_FLAG,
   {
     name: "exit-with-parent",
     kind: FlagKind.Boolean,
@@ -130,16 +125,6 @@ export function parseInjectLatency(text: string): InjectedLatency | null {
     );
   }
   return { share: percent / 100, delayMs };
-}
-
-/** Reads --sasl-file (memcached's SASL password file); "" is off. */
-function readSaslFile(path: string): string | undefined {
-  if (path === "") return undefined;
-  try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    throw new UsageError(`--sasl-file: cannot read ${JSON.stringify(path)}: ${(error as Error).message}`);
-  }
 }
 
 export const LEAF_USAGE = `usage: gravity leaf [flags]

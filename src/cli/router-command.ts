@@ -29,6 +29,7 @@ import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, type FlagValues, flagHelp, parseFlags } from "./args.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
+import { readSaslFile, SASL_FLAG } from "./sasl-flag.ts";
 import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
@@ -114,6 +115,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
     max: 64,
     help: "listener threads on the port, each with its own route tree from the config",
   },
+  SASL_FLAG,
   ...HTTP_FLAGS,
   ...GRPC_FLAGS,
   ...SECURITY_FLAGS,
@@ -167,6 +169,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   const limits = loadLimits(flags);
   // Each thread holds its share of the process's limits (the main thread is one of them).
   const budget = new LoadBudget(threadShare(limits, threadCount));
+  const sasl = readSaslFile(flags["sasl-file"] as string);
   const counters = new RouterCounters();
   const registry = createRegistry({ role: "router", version: VERSION });
   // Reads the router through a forward reference: the recorder must exist before the router
@@ -206,6 +209,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       maxConnections: flags["max-connections"] as number,
       maxItemBytes: flags["max-item-size"] as number,
       verbosity: { level: flags.verbose as number },
+      ...(sasl === undefined ? {} : { sasl }),
       version: MEMCACHED_VERSION,
       state: () => router.current(),
       counters,
@@ -237,6 +241,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
             tls: security.tls,
             authPasswords: security.authPasswords,
             verbosity: flags.verbose as number,
+            ...(sasl === undefined ? {} : { sasl }),
             onDelete: aggregate?.bus === undefined ? null : publishDeleteOf(aggregate.bus),
             onHealthChange: logHealth,
             onFatal: (error) => {

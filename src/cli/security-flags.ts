@@ -1,8 +1,10 @@
 // The TLS and bearer-token flags shared by `gravity leaf` and `gravity router`.
-import { readAuthFile } from "../security/auth-file.ts";
+
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import { loadTls, type TlsMaterial } from "../security/tls.ts";
 import { BearerTokens } from "../security/tokens.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+import { readSaslFile } from "./sasl-flag.ts";
 
 export const SECURITY_FLAGS: readonly FlagSpec[] = [
   {
@@ -37,7 +39,7 @@ export interface Security {
   tls: TlsMaterial | null;
   tokens: BearerTokens | null;
   /** memcached's text authentication on the memcached port: user -> password. */
-  authPasswords: Record<string, string> | null;
+  authPasswords: SaslPasswords | null;
 }
 
 /** Reads the files the flags name; a missing or bad one is a UsageError naming its flag. */
@@ -52,6 +54,6 @@ export function securityFromFlags(flags: FlagValues): Security {
   return {
     tls,
     tokens: tokenFile === "" ? null : BearerTokens.fromFile(tokenFile),
-    authPasswords: authFile === "" ? null : readAuthFile(authFile, "--auth-file"),
+    authPasswords: readSaslFile(authFile, "--auth-file") ?? null,
   };
 }

@@ -4,6 +4,7 @@
 //                sweeper timer (expired items)          all serve the one process-global store
 import { GravityError } from "../errors.ts";
 import { native } from "../native/index.ts";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import type { TlsMaterial } from "../security/tls.ts";
 import { type InjectedLatency, type Listener, listen } from "./listener.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
@@ -23,12 +24,12 @@ export interface LeafOptions {
   injectLatency?: InjectedLatency | null;
   /** -v count: 1 logs refused connections, 2 every connection opened and closed. */
   verbosity?: number;
-  /** memcached's SASL password file contents: clients must authenticate (SASL PLAIN, binary only). */
-  saslPasswords?: string;
+  /** The users of memcached's SASL password file: clients must authenticate (SASL PLAIN, binary only). */
+  saslPasswords?: SaslPasswords;
   /** memcached over TLS on the port (every thread's listener). */
   tls?: TlsMaterial | null;
   /** memcached's text authentication (-Y): user -> password. */
-  authPasswords?: Readonly<Record<string, string>> | null;
+  authPasswords?: SaslPasswords | null;
 }
 
 /** Eviction policies the native store implements (native/src/store/policy_*.cc). */
@@ -125,7 +126,7 @@ export async function startLeaf(
     threads: options.threads,
     version: options.version,
     policy: options.policy,
-    ...(options.saslPasswords === undefined ? {} : { saslPasswords: options.saslPasswords }),
+    ...(options.saslPasswords === undefined ? {} : { saslPasswords: [...options.saslPasswords] }),
   });
   if (!fresh)
     throw new GravityError("ESTORE", "the native store is already configured: one leaf per process");

@@ -19,8 +19,10 @@
 // or LINGER_MS later, so a client that never closes its side holds nothing for long.
 // Half-close: sockets are half-open capable, so a client's FIN (it has sent everything) only
 // drains the connection: the replies to what was read, held or delayed ones included, still go out.
+
 import type { Socket, TCPSocketListener, TCPSocketListenOptions } from "bun";
 import { fedBytes, fedClose, fedPending, type NativeConnection, native } from "../native/index.ts";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import { passwordCheck, TextAuthGate } from "../protocol/text-auth.ts";
 import { bunTlsOptions, type TlsMaterial } from "../security/tls.ts";
 
@@ -67,7 +69,7 @@ export interface ListenerOptions {
   /** memcached over TLS with this certificate and key (with a CA: client certificates required). */
   tls?: TlsMaterial | null;
   /** memcached's text authentication (-Y): user -> password; the first command must carry one pair. */
-  authPasswords?: Readonly<Record<string, string>> | null;
+  authPasswords?: SaslPasswords | null;
 }
 
 /** A running memcached listener on one thread. */
@@ -173,7 +175,10 @@ export function listen(options: ListenerOptions): Listener {
         }
         socket.setNoDelay(true);
         socket.data = {
-          conn: native.openConnection(),
+          conn: native.openConnection(
+            memcachedAddress(socket.remoteFamily, socket.remoteAddress, socket.remotePort),
+            memcachedAddress(socket.localFamily, socket.localAddress, socket.localPort),
+          ),
           unsent: null,
           closeWhenSent: false,
           draining: false,
@@ -272,4 +277,9 @@ export function listen(options: ListenerOptions): Listener {
       });
     },
   };
+}
+
+// memcached conn_to_str: "tcp:<IPv4>:<port>" or "tcp6:[<IPv6>]:<port>".
+function memcachedAddress(family: "IPv4" | "IPv6", address: string, port: number): string {
+  return family === "IPv6" ? `tcp6:[${address}]:${port}` : `tcp:${address}:${port}`;
 }

@@ -1,4 +1,5 @@
 // Messages between the leaf's main thread and its listener workers.
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import type { TlsMaterial } from "../security/tls.ts";
 import type { InjectedLatency } from "./listener.ts";
 
@@ -11,7 +12,7 @@ export type ToWorker =
       injectLatency: InjectedLatency | null;
       verbosity: number;
       tls: TlsMaterial | null;
-      authPasswords: Readonly<Record<string, string>> | null;
+      authPasswords: SaslPasswords | null;
     }
   | { type: "stop"; graceMs: number };
 

@@ -55,6 +55,7 @@ export const REQUEST_OPS = [
   "flush_all",
   "verbosity",
   "quit",
+  "lru_crawler",
 ] as const;
 export type RequestOp = (typeof REQUEST_OPS)[number];
 

@@ -8,8 +8,8 @@ export interface NativeConfig {
   version: string;
   policy?: string;
   shardCount?: number;
-  /** memcached's SASL password file ("user:password" lines): binary only, SASL PLAIN required. */
-  saslPasswords?: string;
+  /** [user, password] pairs of memcached's SASL password file: binary only, SASL PLAIN required. */
+  saslPasswords?: [string, string][];
 }
 
 /** An opaque handle to one client connection's protocol state in C++. */
@@ -64,7 +64,8 @@ export type NativeKey = string | Uint8Array;
 export interface NativeAddon {
   configure(config: NativeConfig): boolean;
   isConfigured(): boolean;
-  openConnection(): NativeConnection;
+  /** A connection; `addr` and `listenAddr` (memcached's "tcp:host:port") are listed by `stats conns`. */
+  openConnection(addr?: string, listenAddr?: string): NativeConnection;
   closeConnection(conn: NativeConnection): void;
   /**
    * Parses and executes every complete command in `input` (after what C++ buffered), writes replies

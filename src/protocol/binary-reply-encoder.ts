@@ -32,6 +32,8 @@ function statusText(status: number): string {
       return "Non-numeric server-side value for incr or decr";
     case BinaryStatus.NotStored:
       return "Not stored.";
+    case BinaryStatus.AuthError:
+      return "Auth failure.";
     default:
       return "";
   }

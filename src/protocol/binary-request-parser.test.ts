@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { BinaryOp, type BinaryRequest } from "./binary-request.ts";
 import { BinaryRequestParser } from "./binary-request-parser.ts";
 import { Op, type Request } from "./request.ts";
+import { parseSaslPasswords, type SaslPasswords } from "./sasl-plain.ts";
 
 interface Frame {
   opcode: number;
@@ -33,7 +34,7 @@ const be32 = (...values: number[]) =>
 const be64 = (v: bigint) => be32(Number(v >> 32n), Number(v & 0xffff_ffffn));
 
 // What a sink saw, as text: one line per request or error.
-function run(chunks: readonly Uint8Array[], maxItemBytes = 1 << 20): string[] {
+function run(chunks: readonly Uint8Array[], maxItemBytes = 1 << 20, sasl?: SaslPasswords): string[] {
   const seen: string[] = [];
   const parser = new BinaryRequestParser(
     {
@@ -52,23 +53,24 @@ function run(chunks: readonly Uint8Array[], maxItemBytes = 1 << 20): string[] {
         seen.push(`too-large ${Buffer.from(request.itemKey).toString("latin1")}`);
       },
     },
-    { maxItemBytes },
+    sasl === undefined ? { maxItemBytes } : { maxItemBytes, sasl },
   );
   for (const chunk of chunks) parser.feed(Uint8Array.from(chunk));
   return seen;
 }
 
 // Whole, one byte at a time, and split in two at every offset: the same events.
-function parse(bytes: Uint8Array, maxItemBytes?: number): string[] {
-  const whole = run([bytes], maxItemBytes);
+function parse(bytes: Uint8Array, maxItemBytes?: number, sasl?: SaslPasswords): string[] {
+  const whole = run([bytes], maxItemBytes, sasl);
   expect(
     run(
       [...bytes].map((b) => Uint8Array.of(b)),
       maxItemBytes,
+      sasl,
     ),
   ).toEqual(whole);
   for (let at = 1; at < bytes.length; at++)
-    expect(run([bytes.subarray(0, at), bytes.subarray(at)], maxItemBytes)).toEqual(whole);
+    expect(run([bytes.subarray(0, at), bytes.subarray(at)], maxItemBytes, sasl)).toEqual(whole);
   return whole;
 }
 
@@ -276,6 +278,42 @@ describe("BinaryRequestParser: bad frames get memcached's reply", () => {
       `err ${header(BinaryOp.SaslAuth, 0x81, 2, "Unknown command")} close=false`,
       `err ${header(0x40, 0x81, 3, "Unknown command")} close=false`,
       expect.stringContaining("raw=") as unknown as string,
+    ]);
+  });
+
+  test("with SASL: version and the SASL commands only, until a PLAIN succeeds", () => {
+    const sasl = parseSaslPasswords("alice:secret\n");
+    const events = parse(
+      Buffer.concat([
+        frame({ opcode: BinaryOp.Version, opaque: 1 }),
+        frame({ opcode: BinaryOp.SaslListMechs, opaque: 2 }),
+        frame({ opcode: BinaryOp.SaslAuth, key: "PLAIN", value: "\0alice\0wrong", opaque: 3 }),
+        frame({ opcode: BinaryOp.SaslAuth, key: "M".repeat(33), value: "x", opaque: 4 }),
+        frame({ opcode: BinaryOp.SaslAuth, key: "PLAIN", value: "\0alice\0secret".padEnd(200), opaque: 5 }),
+        frame({ opcode: BinaryOp.SaslStep, key: "PLAIN", value: "\0alice\0secret", opaque: 6 }),
+        frame({ opcode: BinaryOp.SaslAuth, key: "PLAIN", value: "\0alice\0secret", opaque: 7 }),
+        frame({ opcode: BinaryOp.Noop, opaque: 8 }),
+      ]),
+      128,
+      sasl,
+    );
+    expect(events).toEqual([
+      expect.stringContaining('raw="version') as unknown as string,
+      `err ${header(BinaryOp.SaslListMechs, 0, 2, "PLAIN")} close=false`,
+      `err ${header(BinaryOp.SaslAuth, 0x20, 3, "Auth failure.")} close=false`,
+      `err ${header(BinaryOp.SaslAuth, 0x04, 4, "Invalid arguments")} close=false`,
+      `err ${header(BinaryOp.SaslAuth, 0x82, 5, "Out of memory")} close=false`,
+      `err ${header(BinaryOp.SaslStep, 0x20, 6, "Auth failure.")} close=false`,
+      `err ${header(BinaryOp.SaslAuth, 0, 7, "Authenticated")} close=false`,
+      expect.stringContaining("mn") as unknown as string,
+    ]);
+    // Anything else before authenticating: "Auth failure." and close, as memcached.
+    expect(parse(frame({ opcode: BinaryOp.Noop, opaque: 9 }), 128, sasl)).toEqual([
+      `err ${header(BinaryOp.Noop, 0x20, 9, "Auth failure.")} close=true`,
+    ]);
+    // Text: a frame with bad magic, closed without a reply once a whole header is in.
+    expect(run([Buffer.from("get a-key-long-enough-for-a-header\r\n")], 128, sasl)).toEqual([
+      "err  close=true",
     ]);
   });
 

@@ -14,16 +14,21 @@
 //                     ├─ get(k)(q) ─> mg f c v     gat(k)(q) ─> mg T f c v     touch ─> mg T f c
 //                     ├─ delete ─> md [C]          incr/decr ─> ma D M v c [N J] [C]
 //                     ├─ flush ─> flush_all, noop ─> mn, version, quit, stat ─> stats <group>
-//                     └─ unknown (verbosity and SASL included) ─> "Unknown command", body swallowed
+//                     ├─ SASL (with the sasl option): list mechanisms, PLAIN auth, answered here
+//                     └─ unknown (verbosity, and SASL without the option) ─> "Unknown command", body swallowed
+//
+// With the sasl option (memcached -S) every frame but version and the SASL ones, before a PLAIN
+// authentication succeeds, gets "Auth failure." and the connection closes, as memcached does.
 //
 // A key memcached's text rules refuse (a space or control byte) goes base64 with the meta b flag.
 // Quiet opcodes carry the meta q flag (noreply): the router hides what q hides, which is what the
 // quiet opcodes hide. Keys and values are views of the request's `raw`, never of the caller's chunk.
 
-import { encodeBinaryError } from "./binary-reply-encoder.ts";
+import { encodeBinaryError, encodeBinaryFrame } from "./binary-reply-encoder.ts";
 import { BinaryOp, BinaryRequest, BinaryStatus } from "./binary-request.ts";
 import { Op } from "./request.ts";
 import type { RequestParserOptions, RequestSink } from "./request-framing.ts";
+import { plainAuthenticates, type SaslPasswords } from "./sasl-plain.ts";
 
 const HEADER_BYTES = 24;
 const REQUEST_MAGIC = 0x80;
@@ -31,22 +36,34 @@ const REQUEST_MAGIC = 0x80;
 const MAX_KEY_BYTES = 250;
 /** complete_incr_bin: an expiration of all ones means "do not create a missing item". */
 const NO_AUTO_CREATE = 0xffff_ffff;
+/** memcached MAX_SASL_MECH_LEN: a longer mechanism name is "Invalid arguments". */
+const MAX_MECHANISM_BYTES = 32;
 const EMPTY = new Uint8Array(0);
 const latin1 = new TextDecoder("latin1");
+const PLAIN = asciiBytes("PLAIN");
+const AUTHENTICATED = asciiBytes("Authenticated");
+
+export interface BinaryRequestParserOptions extends RequestParserOptions {
+  /** memcached -S: these users must authenticate with SASL PLAIN before any other command. */
+  sasl?: SaslPasswords;
+}
 
 /** The binary framing state of one client connection. */
 export class BinaryRequestParser {
   private readonly sink: RequestSink;
   private readonly maxItemBytes: number;
+  private readonly sasl: SaslPasswords | undefined;
+  private authenticated = false; // with sasl: a PLAIN authentication succeeded on this connection
   private pending = EMPTY; // bytes of an incomplete frame, gathered across chunks
   private pendingLength = 0;
   private swallow = 0; // bytes still to discard (a refused value, an unknown command's body)
   private closed = false;
   private held = false; // the sink asked to stop: feed() returns after the current frame
 
-  constructor(sink: RequestSink, options: RequestParserOptions = { maxItemBytes: 1 << 30 }) {
+  constructor(sink: RequestSink, options: BinaryRequestParserOptions = { maxItemBytes: 1 << 30 }) {
     this.sink = sink;
     this.maxItemBytes = options.maxItemBytes;
+    this.sasl = options.sasl;
   }
 
   /** As RequestParser.hold(): the running feed() returns right after the current frame. */
@@ -130,6 +147,11 @@ export class BinaryRequestParser {
       this.close(encodeBinaryError(opcode, opaque, BinaryStatus.UnknownCommand));
       return 0;
     }
+    // memcached dispatch_bin_command: authenticated() before anything else is looked at.
+    if (this.sasl !== undefined && !this.authenticated && !saslExempt(opcode)) {
+      this.close(encodeBinaryError(opcode, opaque, BinaryStatus.AuthError));
+      return 0;
+    }
     const command = loudOf(opcode);
     if (keylen > MAX_KEY_BYTES) return this.invalid(opcode, opaque);
     const extras = at + HEADER_BYTES;
@@ -211,17 +233,61 @@ export class BinaryRequestParser {
         return this.store(buf, at, available, opcode, command, opaque, key, cas, extlen, bodylen);
       case BinaryOp.SaslListMechs:
         if (!noBody) return this.invalid(opcode, opaque);
-        break;
+        if (this.sasl === undefined) break;
+        this.sink.onError(
+          encodeBinaryFrame(opcode, opaque, BinaryStatus.Success, 0n, EMPTY, EMPTY, PLAIN),
+          false,
+        );
+        return headBytes;
       case BinaryOp.SaslAuth:
       case BinaryOp.SaslStep:
         if (extlen !== 0 || keylen === 0) return this.invalid(opcode, opaque);
-        break;
+        if (this.sasl === undefined) break;
+        return this.saslAuth(this.sasl, buf, at, available, opcode, opaque, key, bodylen);
     }
-    // Unknown opcodes (verbosity, which memcached 1.6 does not serve, and SASL, which the router does
-    // not offer): "Unknown command", and the rest of this frame is discarded.
+    // Unknown opcodes (verbosity, which memcached 1.6 does not serve, and SASL without the sasl
+    // option): "Unknown command", and the rest of this frame is discarded.
     this.sink.onError(encodeBinaryError(opcode, opaque, BinaryStatus.UnknownCommand), false);
     this.swallow = bodylen - extlen - keylen;
     return headBytes;
+  }
+
+  // memcached process_bin_sasl_auth and process_bin_complete_sasl_auth: the mechanism is the key,
+  // the client's message the value. Each attempt starts over: a failed one leaves the connection
+  // unauthenticated (and open). PLAIN has one step, so a SASL step never succeeds.
+  private saslAuth(
+    passwords: SaslPasswords,
+    buf: Uint8Array,
+    at: number,
+    available: number,
+    opcode: number,
+    opaque: number,
+    mechanism: Uint8Array,
+    bodylen: number,
+  ): number {
+    const headBytes = HEADER_BYTES + mechanism.length;
+    const valueBytes = bodylen - mechanism.length;
+    let refused: number | undefined;
+    if (mechanism.length > MAX_MECHANISM_BYTES) refused = BinaryStatus.InvalidArguments;
+    else if (valueBytes > this.maxItemBytes) refused = BinaryStatus.OutOfMemory;
+    if (refused !== undefined) {
+      this.sink.onError(encodeBinaryError(opcode, opaque, refused), false);
+      this.swallow = valueBytes;
+      return headBytes;
+    }
+    const frameBytes = HEADER_BYTES + bodylen;
+    if (available < frameBytes) return 0;
+    this.authenticated =
+      opcode === BinaryOp.SaslAuth &&
+      latin1.decode(mechanism) === "PLAIN" &&
+      plainAuthenticates(passwords, buf.subarray(at + headBytes, at + frameBytes));
+    this.sink.onError(
+      this.authenticated
+        ? encodeBinaryFrame(opcode, opaque, BinaryStatus.Success, 0n, EMPTY, EMPTY, AUTHENTICATED)
+        : encodeBinaryError(opcode, opaque, BinaryStatus.AuthError),
+      false,
+    );
+    return frameBytes;
   }
 
   // set/add/replace/append/prepend: refused from the header when too large (memcached replies E2BIG
@@ -340,6 +406,16 @@ const STORE_MODES: Partial<Record<number, string>> = {
   [BinaryOp.Append]: "MA",
   [BinaryOp.Prepend]: "MP",
 };
+
+// memcached authenticated(): what a connection may send before it authenticates.
+function saslExempt(opcode: number): boolean {
+  return (
+    opcode === BinaryOp.SaslListMechs ||
+    opcode === BinaryOp.SaslAuth ||
+    opcode === BinaryOp.SaslStep ||
+    opcode === BinaryOp.Version
+  );
+}
 
 // The loud opcode of a quiet one (memcached dispatch_bin_command's first switch).
 function loudOf(opcode: number): number {

@@ -54,6 +54,8 @@ export const BinaryStatus = {
   DeltaBadValue: 0x06,
   UnknownCommand: 0x81,
   OutOfMemory: 0x82,
+  /** PROTOCOL_BINARY_RESPONSE_AUTH_ERROR: SASL is on and the connection has not authenticated. */
+  AuthError: 0x20,
   /** PROTOCOL_BINARY_RESPONSE_EINTERNAL: the router could not reach a leaf that answers. */
   InternalError: 0x84,
 } as const;

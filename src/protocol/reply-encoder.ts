@@ -68,6 +68,9 @@ export function encodeReply(reply: Reply): Uint8Array {
       parts.push(value, CRLF);
       break;
     }
+    case ReplyType.Dump:
+      parts.push(reply.value ?? new Uint8Array(0));
+      break;
     case ReplyType.Error:
       // memcached writes "ERROR" alone, or "ERROR: message".
       line(reply.rest.length > 0 ? "ERROR:" : "ERROR", reply.rest, parts);

@@ -187,6 +187,55 @@ describe("stats replies", () => {
   });
 });
 
+describe("dump replies (stats cachedump, lru_crawler)", () => {
+  test("metadump lines end in a bare LF, END in CRLF; the reply keeps them as sent", () => {
+    const bytes = latin1(
+      "key=a exp=-1 la=1 cas=2 fetch=no cls=1 size=60\nkey=b%20c exp=9 la=1 cas=3 fetch=yes cls=1 size=61\nEND\r\n",
+    );
+    const [reply] = parseEveryWay([Expect.Dump], bytes);
+    expect(reply?.type).toBe(ReplyType.Dump);
+    expect(text(reply?.value ?? new Uint8Array(0))).toBe(text(bytes));
+  });
+
+  test("cachedump lines, an empty dump, one status line, an error, then the next reply", () => {
+    const bytes = latin1(
+      "ITEM a [1 b; 0 s]\r\nITEM bb [20 b; 1700000000 s]\r\nEND\r\nEND\r\nBUSY currently processing crawler request\r\nOK\r\nCLIENT_ERROR bad command line format\r\nSTORED\r\n",
+    );
+    const replies = parseEveryWay(
+      [Expect.Dump, Expect.Dump, Expect.Dump, Expect.Dump, Expect.Dump, Expect.Line],
+      bytes,
+    );
+    expect(replies.map((reply) => reply.type)).toEqual([
+      ReplyType.Dump,
+      ReplyType.Dump,
+      ReplyType.Dump,
+      ReplyType.Dump,
+      ReplyType.ClientError,
+      ReplyType.Stored,
+    ]);
+    expect(replies.slice(0, 4).map((reply) => text(reply.value ?? new Uint8Array(0)))).toEqual([
+      "ITEM a [1 b; 0 s]\r\nITEM bb [20 b; 1700000000 s]\r\nEND\r\n",
+      "END\r\n",
+      "BUSY currently processing crawler request\r\n",
+      "OK\r\n",
+    ]);
+  });
+
+  test("lines past maxDumpBytes are read and dropped: the reply keeps the first ones and END", () => {
+    const line = (i: number) => `key=k${i} exp=-1 la=1 cas=${i} fetch=no cls=1 size=60\n`;
+    const lines = Array.from({ length: 100 }, (_, i) => line(i));
+    const bytes = latin1(`${lines.join("")}END\r\nSTORED\r\n`);
+    const maxDumpBytes = 10 * line(0).length + 5;
+    for (const chunks of [[bytes], Array.from(bytes, (byte) => Uint8Array.of(byte))]) {
+      const { replies, parser } = parse([Expect.Dump, Expect.Line], chunks, { maxDumpBytes });
+      expect(parser.midReply).toBe(false);
+      expect(replies.map((reply) => reply.type)).toEqual([ReplyType.Dump, ReplyType.Stored]);
+      expect(replies[0]?.raw).toBeNull();
+      expect(text(replies[0]?.value ?? new Uint8Array(0))).toBe(`${lines.slice(0, 10).join("")}END\r\n`);
+    }
+  });
+});
+
 describe("meta replies", () => {
   test("VA with flags and data, then each status", () => {
     const bytes = latin1(
@@ -271,6 +320,9 @@ describe("bad replies are ProtocolErrors", () => {
     ["a number above 64 bits", [Expect.Line], "18446744073709551616\r\n"],
     ["a number with junk", [Expect.Line], "12a\r\n"],
     ["STAT without a name", [Expect.Stats], "STAT\r\nEND\r\n"],
+    ["a status line inside a dump", [Expect.Dump], "ITEM a [1 b; 0 s]\r\nOK\r\n"],
+    ["an empty line in a dump", [Expect.Dump], "key=a\n\nEND\r\n"],
+    ["a dump ending in END without CR", [Expect.Dump], "key=a\nEND\n"],
     ["END with junk after it", [Expect.Values], "END x\r\n"],
     [
       "a line longer than the limit",

@@ -26,7 +26,15 @@ export interface ReplyParserOptions {
   maxLineBytes?: number;
   /** Largest data block accepted (default 1 GiB, memcached's largest item size). */
   maxValueBytes?: number;
+  /**
+   * Bytes of dump lines kept per dump reply (default DEFAULT_MAX_DUMP_BYTES): the lines past it are
+   * read and dropped, so a leaf's metadump of millions of keys holds this much at most.
+   */
+  maxDumpBytes?: number;
 }
+
+/** Dump lines a reply keeps by default (16 MiB: about 150,000 metadump lines). */
+export const DEFAULT_MAX_DUMP_BYTES = 16 * 1024 * 1024;
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -53,9 +61,18 @@ const NOT_FOUND = word("NOT_FOUND");
 const DELETED = word("DELETED");
 const TOUCHED = word("TOUCHED");
 const OK = word("OK");
+const ITEM_SPACE = word("ITEM ");
+const KEY_EQUALS = word("key=");
+const END_CRLF = word("END\r\n");
 
 const NO_BYTES = new Uint8Array(0);
 const latin1 = new TextDecoder("latin1");
+
+function startsWith(buf: Uint8Array, start: number, end: number, prefix: Uint8Array): boolean {
+  if (end - start < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (buf[start + i] !== prefix[i]) return false;
+  return true;
+}
 
 function wordIs(buf: Uint8Array, start: number, end: number, expected: Uint8Array): boolean {
   if (end - start !== expected.length) return false;
@@ -107,6 +124,7 @@ export class ReplyParser {
   private readonly sink: ReplySink;
   private readonly maxLineBytes: number;
   private readonly maxValueBytes: number;
+  private readonly maxDumpBytes: number;
 
   private state: State = State.Line;
   private chunk: Uint8Array = NO_BYTES; // the chunk being parsed (only during feed)
@@ -125,11 +143,16 @@ export class ReplyParser {
   private itemFlags = 0;
   private itemCas: bigint | undefined = undefined;
   private metaReply: Reply | null = null;
+  private dump: Uint8Array = NO_BYTES; // the lines of the Dump reply being parsed, as sent
+  private dumpLength = 0;
+  private dumpStarted = false; // a dump line came (kept or dropped): only more of them or END follow
+  private dumpFull = false; // a dump line did not fit in maxDumpBytes: the rest are dropped
 
   constructor(sink: ReplySink, options: ReplyParserOptions = {}) {
     this.sink = sink;
     this.maxLineBytes = options.maxLineBytes ?? 64 * 1024;
     this.maxValueBytes = options.maxValueBytes ?? 1024 * 1024 * 1024;
+    this.maxDumpBytes = options.maxDumpBytes ?? DEFAULT_MAX_DUMP_BYTES;
   }
 
   /** Forgets any partial reply (after the connection it came from is gone). */
@@ -141,6 +164,10 @@ export class ReplyParser {
     this.stats = null;
     this.data = NO_BYTES;
     this.metaReply = null;
+    this.dump = NO_BYTES;
+    this.dumpLength = 0;
+    this.dumpStarted = false;
+    this.dumpFull = false;
   }
 
   /** Whether a reply has started and not finished (bytes are held for it). */
@@ -240,21 +267,23 @@ export class ReplyParser {
     return new ProtocolError(`data block of ${this.dataSize} bytes is not followed by CRLF`);
   }
 
-  // One complete line buf[start, lf), where buf[lf] is LF; the CR before it is checked here.
+  // One complete line buf[start, lf), where buf[lf] is LF; the CR before it is checked here
+  // (metadump's lines alone end in a bare LF, as memcached writes them).
   private onLine(buf: Uint8Array, start: number, lf: number): void {
     if (lf - start + 1 > this.maxLineBytes) {
       throw new ProtocolError(`reply line longer than ${this.maxLineBytes} bytes`);
     }
-    if (lf === start || buf[lf - 1] !== CR) {
-      throw new ProtocolError(`reply line ${printable(buf, start, lf)} does not end in CRLF`);
-    }
-    const end = lf - 1;
+    const crlf = lf > start && buf[lf - 1] === CR;
+    const end = crlf ? lf - 1 : lf;
     if (this.expect === NO_EXPECT) {
       const next = this.sink.nextExpect();
       if (next === undefined) {
         throw new ProtocolError(`reply ${printable(buf, start, end)} with no request waiting for one`);
       }
       this.expect = next;
+    }
+    if (!crlf && (this.expect !== Expect.Dump || lf === start)) {
+      throw new ProtocolError(`reply line ${printable(buf, start, lf)} does not end in CRLF`);
     }
     const wordEnd = spaceOrEnd(buf, start, end);
     switch (this.expect) {
@@ -269,6 +298,9 @@ export class ReplyParser {
         return;
       case Expect.Meta:
         this.metaLine(buf, start, wordEnd, end);
+        return;
+      case Expect.Dump:
+        this.dumpLine(buf, start, wordEnd, end, lf);
         return;
       default:
         throw new ProtocolError(`unknown expected reply kind ${this.expect}`);
@@ -363,6 +395,43 @@ export class ReplyParser {
       return;
     }
     if (!this.errorLine(buf, start, wordEnd, end)) throw this.unexpected("stats", buf, start, end);
+  }
+
+  // Dump lines (`ITEM ...`, `key=...`, kept up to maxDumpBytes) then END; or, first, one status or
+  // error line. A Dump reply's value is what is kept, line ends included.
+  private dumpLine(buf: Uint8Array, start: number, wordEnd: number, end: number, lf: number): void {
+    const dumpLine = startsWith(buf, start, end, ITEM_SPACE) || startsWith(buf, start, end, KEY_EQUALS);
+    if (!dumpLine) {
+      if (this.dumpStarted && !(wordIs(buf, start, wordEnd, END) && wordEnd === end && end < lf)) {
+        throw this.unexpected("dump", buf, start, end);
+      }
+      if (!this.dumpStarted && this.errorLine(buf, start, wordEnd, end)) return;
+      this.keepDumpLine(buf, start, lf + 1);
+      const reply = new Reply(ReplyType.Dump);
+      reply.value = this.dump.slice(0, this.dumpLength);
+      this.dumpLength = 0;
+      this.dumpStarted = false;
+      this.dumpFull = false;
+      if (this.dump.length > 64 * 1024) this.dump = NO_BYTES;
+      this.emit(reply);
+      return;
+    }
+    this.dumpStarted = true;
+    this.dumpFull ||= this.dumpLength + (lf + 1 - start) + END_CRLF.length > this.maxDumpBytes;
+    if (this.dumpFull)
+      this.replyStart = SPANS_CHUNKS; // more was read than is kept: no raw bytes
+    else this.keepDumpLine(buf, start, lf + 1);
+  }
+
+  private keepDumpLine(buf: Uint8Array, start: number, end: number): void {
+    const needed = this.dumpLength + (end - start);
+    if (needed > this.dump.length) {
+      const grown = new Uint8Array(Math.max(needed, this.dump.length * 2, 256));
+      grown.set(this.dump.subarray(0, this.dumpLength));
+      this.dump = grown;
+    }
+    this.dump.set(buf.subarray(start, end), this.dumpLength);
+    this.dumpLength = needed;
   }
 
   // One-line replies of storage, delete, touch, incr/decr, version, flush_all, verbosity.

@@ -14,6 +14,11 @@ export const Expect = {
   Stats: 2,
   /** mg, ms, md, ma, mn, me: one line; `VA <size> <flags>*` is followed by a data block. */
   Meta: 3,
+  /**
+   * stats cachedump (`ITEM ...` lines) and lru_crawler (metadump's `key=...` lines, which end in a
+   * bare LF): dump lines then END, or one status line (OK, BUSY ..., BADCLASS ..., an error).
+   */
+  Dump: 4,
 } as const;
 export type Expect = (typeof Expect)[keyof typeof Expect];
 
@@ -52,6 +57,11 @@ export const ReplyType = {
   MetaNoop: 21, // MN
   /** `ME key k=v ...` (meta debug): `rest` is everything after "ME ". */
   MetaDebug: 22,
+  /**
+   * A reply to a dump (Expect.Dump) other than an error: `value` holds it as sent, line ends
+   * included: the dump's lines and its END line, or one status line (OK, BUSY ...).
+   */
+  Dump: 23,
 } as const;
 export type ReplyType = (typeof ReplyType)[keyof typeof ReplyType];
 
@@ -79,7 +89,7 @@ export class Reply {
   type: ReplyType;
   /** Values replies: the hits in the order the server sent them. */
   items: Item[] | null = null;
-  /** MetaValue replies: the data block. */
+  /** MetaValue replies: the data block. Dump replies: the lines as sent. */
   value: Uint8Array | null = null;
   /** Bytes after the status word (and after the size of a VA line), without the leading space. */
   rest: Uint8Array = NO_BYTES;

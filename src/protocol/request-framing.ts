@@ -20,9 +20,10 @@ export interface RequestSink {
   /** A complete, well-formed request. */
   onRequest(request: Request): void;
   /**
-   * Input memcached answers with an error: `reply` is that reply, CRLF included (shared and
-   * immutable: do not modify it), or empty when memcached closes without a word. Send it after the
-   * replies to every earlier request; with `close`, close the connection after that.
+   * Input the parser answers itself: memcached's error for it (`reply` is that reply, CRLF
+   * included: shared and immutable, do not modify it), empty when memcached closes without a word,
+   * or the binary parser's answer to a SASL command. Send it after the replies to every earlier
+   * request; with `close`, close the connection after that.
    */
   onError(reply: Uint8Array, close: boolean): void;
   /**

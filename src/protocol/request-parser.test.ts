@@ -14,6 +14,7 @@ import {
   parse,
   text,
 } from "../../test/helpers/request-events.ts";
+import { Expect } from "./reply.ts";
 import { Op, type Request } from "./request.ts";
 import { RequestParser, type RequestParserOptions } from "./request-parser.ts";
 
@@ -183,6 +184,30 @@ describe("text requests", () => {
     expect([verbosity.op, verbosity.args, verbosity.noreply]).toEqual([Op.Verbosity, ["1"], true]);
     expect(one("quit\r\n").op).toBe(Op.Quit);
     expect(one("   version\r\n").op).toBe(Op.Version);
+  });
+
+  test("dumps: stats cachedump and lru_crawler expect a dump reply; their arguments are the leaves'", () => {
+    const cachedump = one("stats cachedump 3 10\r\n");
+    expect([cachedump.op, cachedump.args, cachedump.expect]).toEqual([
+      Op.Stats,
+      ["cachedump", "3", "10"],
+      Expect.Dump,
+    ]);
+    expect(one("stats items\r\n").expect).toBe(Expect.Stats);
+    for (const line of [
+      "lru_crawler metadump all",
+      "lru_crawler crawl 1,2",
+      "lru_crawler",
+      "lru_crawler bogus x y",
+    ]) {
+      const request = one(`${line}\r\n`);
+      expect([request.op, request.args, request.expect, text(request.raw)]).toEqual([
+        Op.LruCrawler,
+        line.split(" ").slice(1),
+        Expect.Dump,
+        `${line}\r\n`,
+      ]);
+    }
   });
 });
 

@@ -78,6 +78,7 @@ const FLUSH_ALL = bytes("flush_all");
 const VERSION = bytes("version");
 const QUIT = bytes("quit");
 const VERBOSITY = bytes("verbosity");
+const LRU_CRAWLER = bytes("lru_crawler");
 const HTTP = bytes("HTTP/");
 
 /** A streaming request parser: one per client connection. */
@@ -148,6 +149,12 @@ export class RequestParser extends RequestFraming {
     }
     if (matches(buf, c0, c1, VERBOSITY)) {
       return n === 3 || n === 4 ? this.verbosity(buf, start, lf) : this.error(ERROR);
+    }
+    if (matches(buf, c0, c1, LRU_CRAWLER)) {
+      // process_lru_crawler_command: its subcommands and their errors are the leaves' to judge.
+      const request = new Request(Op.LruCrawler);
+      request.args = this.args(buf, 1, false);
+      return this.emit(request, buf, start, lf);
     }
     const last = this.count - 1;
     if (startsWith(buf, this.starts[last] as number, this.ends[last] as number, HTTP)) {

@@ -30,6 +30,7 @@ export const Op = {
   FlushAll: 22,
   Verbosity: 23,
   Quit: 24,
+  LruCrawler: 25,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -41,7 +42,7 @@ export const OpKind = {
   Write: 1,
   /** delete, md. */
   Delete: 2,
-  /** version, stats, flush_all, verbosity, mn, quit: answered or fanned out by the router itself. */
+  /** version, stats, flush_all, verbosity, mn, quit, lru_crawler: answered or fanned out by the router itself. */
   Admin: 3,
 } as const;
 export type OpKind = (typeof OpKind)[keyof typeof OpKind];
@@ -148,6 +149,7 @@ export class Request {
 
   /** The shape of reply a server sends for this request (when it sends one). */
   get expect(): Expect {
+    if (this.op === Op.Stats && this.args[0] === "cachedump") return Expect.Dump;
     return expectOf(this.op);
   }
 }
@@ -170,6 +172,7 @@ export function opKind(op: Op): OpKind {
     case Op.FlushAll:
     case Op.Verbosity:
     case Op.Quit:
+    case Op.LruCrawler:
       return OpKind.Admin;
     default:
       return OpKind.Write;
@@ -185,6 +188,8 @@ export function expectOf(op: Op): Expect {
       return Expect.Values;
     case Op.Stats:
       return Expect.Stats;
+    case Op.LruCrawler:
+      return Expect.Dump;
     case Op.MetaGet:
     case Op.MetaSet:
     case Op.MetaDelete:
@@ -239,6 +244,7 @@ export const OP_COMMANDS: Readonly<Record<Op, string>> = {
   [Op.FlushAll]: "flush_all",
   [Op.Verbosity]: "verbosity",
   [Op.Quit]: "quit",
+  [Op.LruCrawler]: "lru_crawler",
 };
 
 // Ops that carry a key: encodeRequest writes them from their fields, the others go as received.

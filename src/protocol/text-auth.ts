@@ -12,22 +12,14 @@
 // What memcached 1.6.18 answers, as tried against it: spaces around the password are ignored.
 // The gate sees only the bytes before authentication; after it the connection's parser takes the
 // rest of the read and everything after, at no cost per request.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { passwordMatches, type SaslPasswords } from "./sasl-plain.ts";
 
 /** Checks a user's password (memcached's auth file: `user:password` lines). */
 export type CredentialCheck = (user: string, password: string) => boolean;
 
-/** A CredentialCheck over `user -> password` pairs, comparing passwords in constant time. */
-export function passwordCheck(passwords: Readonly<Record<string, string>>): CredentialCheck {
-  const known = new Map(Object.entries(passwords).map(([user, password]) => [user, digest(password)]));
-  return (user, password) => {
-    const expected = known.get(user);
-    return expected !== undefined && timingSafeEqual(expected, digest(password));
-  };
-}
-
-function digest(text: string): Buffer {
-  return createHash("sha256").update(text, "utf8").digest();
+/** A CredentialCheck over memcached's password file (sasl-plain.ts parses it). */
+export function passwordCheck(passwords: SaslPasswords): CredentialCheck {
+  return (user, password) => passwordMatches(passwords, user, password);
 }
 
 /** What the bytes fed so far mean. */

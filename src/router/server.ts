@@ -42,6 +42,7 @@ import { type Item, Reply, ReplyType } from "../protocol/reply.ts";
 import { encodeReply } from "../protocol/reply-encoder.ts";
 import { Op, OpKind, Request } from "../protocol/request.ts";
 import { RequestParser, type RequestSink } from "../protocol/request-parser.ts";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import { passwordCheck, TextAuthGate } from "../protocol/text-auth.ts";
 import { bunTlsOptions, type TlsMaterial } from "../security/tls.ts";
 import { quietReply } from "./forward.ts";
@@ -51,6 +52,7 @@ import type { LoaderCounters } from "./handles/loader.ts";
 import type { ReadRepairCounters } from "./handles/read-repair.ts";
 import type { WarmUpCounters } from "./handles/warmup.ts";
 import { introspect, isIntrospection } from "./introspection.ts";
+import { isLeafDump, leafDump } from "./leaf-dumps.ts";
 import { DEFAULT_LOAD_LIMITS, LoadBudget, SMALL_REPLY_BYTES } from "./load-budget.ts";
 import type { Origin } from "./loader/origin.ts";
 import type { Pool } from "./pool.ts";
@@ -127,6 +129,11 @@ export interface RouterServerOptions {
   onDelete?: (key: Uint8Array) => void;
   /** Share the port with other listeners (SO_REUSEPORT): `gravity router --threads N`. */
   reusePort?: boolean;
+  /**
+   * memcached -S: these users must authenticate with SASL PLAIN before anything else; every
+   * connection speaks binary (a text command closes it without a reply, as memcached's).
+   */
+  sasl?: SaslPasswords;
   /** Lines appended to the `stats` reply (the thread that serves this connection). */
   extraStats?: readonly (readonly [string, string])[];
   /** What this thread's clients may hold (default: DEFAULT_LOAD_LIMITS); shared with HTTP and gRPC. */
@@ -134,7 +141,7 @@ export interface RouterServerOptions {
   /** memcached over TLS with this certificate and key (with a CA: client certificates required). */
   tls?: TlsMaterial | null;
   /** memcached's text authentication (-Y): user -> password; the first command must carry one pair. */
-  authPasswords?: Readonly<Record<string, string>> | null;
+  authPasswords?: SaslPasswords | null;
 }
 
 export interface RouterServer {
@@ -487,6 +494,10 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
           );
           return;
         }
+        if (isLeafDump(request) && !session.binary) {
+          leafDump(options.state().pools, request).then(answer, fail);
+          return;
+        }
         if (request.args.length === 1 && MERGED_GROUPS.has(request.args[0] as string)) {
           if (!admit(session, slot, request, 1)) break;
           mergedGroup(options.state().pools, request.args[0] as string, session.id).then(answer, fail);
@@ -508,6 +519,9 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
       case Op.FlushAll:
         if (!admit(session, slot, request, 1)) break;
         flushAll(options.state(), request).then(answer, fail);
+        return;
+      case Op.LruCrawler: // item dumps merged over the leaves (leaf-dumps.ts)
+        leafDump(options.state().pools, request).then(answer, fail);
         return;
       case Op.Get:
         if (request.keys.length === 1 && isIntrospection(request.key)) {
@@ -624,8 +638,8 @@ export function startRouterServer(options: RouterServerOptions): RouterServer {
         }
         if (session.parser === null) {
           // memcached try_read_command_negotiate: 0x80 first is binary, anything else text.
-          const parserOptions = { maxItemBytes: options.maxItemBytes };
-          session.binary = data[0] === 0x80;
+          const parserOptions = { maxItemBytes: options.maxItemBytes, sasl: options.sasl };
+          session.binary = data[0] === 0x80 || options.sasl !== undefined;
           session.parser = session.binary
             ? new BinaryRequestParser(session.sink, parserOptions)
             : new RequestParser(session.sink, parserOptions);

@@ -1,5 +1,6 @@
 // Messages between a router's main thread and its listener workers (`gravity router --threads N`).
 import type { Registry } from "prom-client";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import type { TlsMaterial } from "../security/tls.ts";
 import type { RouterConfig } from "./config.ts";
 import type { LoadLimits } from "./load-budget.ts";
@@ -22,8 +23,10 @@ export type ToRouterWorker =
       limits: LoadLimits;
       /** TLS on the client port, and memcached's text authentication (user -> password). */
       tls: TlsMaterial | null;
-      authPasswords: Readonly<Record<string, string>> | null;
+      authPasswords: SaslPasswords | null;
       verbosity: number;
+      /** --sasl-file's users: clients must authenticate (SASL PLAIN, binary only). */
+      sasl?: SaslPasswords;
       /** Forward every client delete's key to the main thread (it owns the invalidation bus). */
       forwardDeletes: boolean;
     }

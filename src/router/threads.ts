@@ -12,6 +12,7 @@
 import { AggregatorRegistry, Registry } from "prom-client";
 import { GravityError } from "../errors.ts";
 import { CommonMetrics, RouterMetrics } from "../metrics/names.ts";
+import type { SaslPasswords } from "../protocol/sasl-plain.ts";
 import type { TlsMaterial } from "../security/tls.ts";
 import type { RouterConfig } from "./config.ts";
 import type { LoadLimits } from "./load-budget.ts";
@@ -41,9 +42,11 @@ export interface RouterThreadsOptions {
   limits: LoadLimits;
   /** TLS on the client port, and memcached's text authentication (user -> password). */
   tls: TlsMaterial | null;
-  authPasswords: Readonly<Record<string, string>> | null;
+  authPasswords: SaslPasswords | null;
   /** The -v level each thread starts with (`verbosity N` changes it per thread). */
   verbosity: number;
+  /** --sasl-file's users: clients must authenticate (SASL PLAIN, binary only). */
+  sasl?: SaslPasswords;
   /** Called with the key of every client delete a worker served (null: workers do not forward). */
   onDelete: ((key: Uint8Array) => void) | null;
   /** Called when a worker marks a destination down (TKO) or up again. */
@@ -149,6 +152,7 @@ export class RouterThreads {
           tls: options.tls,
           authPasswords: options.authPasswords,
           verbosity: options.verbosity,
+          ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
           forwardDeletes: options.onDelete !== null,
         });
       }

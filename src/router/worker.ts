@@ -76,6 +76,7 @@ function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
       tls: message.tls,
       authPasswords: message.authPasswords,
       verbosity: { level: message.verbosity },
+      ...(message.sasl === undefined ? {} : { sasl: message.sasl }),
       version: MEMCACHED_VERSION,
       state: () => router.current(),
       counters,

@@ -2,15 +2,21 @@
 // memcached, a leaf and a router over two sharded leaves: memccp copies files in (set, add,
 // replace, flags, expiry), memccat reads them back byte for byte, memcexist, memctouch, memcrm,
 // memcping and memcflush; each run's exit code and output must be what memcached gives. memcstat
-// prints the server's stats, which must count what the tools just did. The same session over the
-// binary protocol (--binary) runs against a leaf.
+// prints the server's stats, which must count what the tools just did; memcdump lists the keys.
+// The same session over the binary protocol (--binary) runs against a leaf and a router.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ClientTargets, startClientTargets } from "../helpers/client-targets.ts";
 import { McClient } from "../helpers/mc-client.ts";
-import { requireBinary, SERVER_TEST_MS, type ServerProcess, stopAll } from "../helpers/servers.ts";
+import {
+  requireBinary,
+  SERVER_TEST_MS,
+  type ServerProcess,
+  startMemcached,
+  stopAll,
+} from "../helpers/servers.ts";
 import { withDeadline } from "../helpers/wait.ts";
 
 interface ToolRun {
@@ -269,6 +275,7 @@ describe("libmemcached's tools over the binary protocol (--binary)", () => {
   test.each([
     ["memcached", () => targets.memcached],
     ["a leaf", () => targets.leaf],
+    ["a router over two sharded leaves", () => targets.router],
   ] as const)("memcstat --binary prints the stats of %s", async (_, target) => {
     const server = target();
     const run = await runTool("memcstat", server, ["--binary"], tmpdir());
@@ -277,5 +284,31 @@ describe("libmemcached's tools over the binary protocol (--binary)", () => {
     expect(report.server).toBe(`Server: ${server.host} (${server.port})`);
     for (const name of POOL_STATS) expect(report.stats[name], name).toMatch(/^\d+$/);
     expect(report.stats.pid).toBe(String(server.pid));
+  });
+});
+
+// memcdump lists a server's keys with "stats cachedump <class> 0" for every class; a router asks
+// each leaf and merges (src/router/leaf-dumps.ts). The reference is a fresh memcached without its
+// segmented LRU (no_lru_maintainer), whose cachedump then lists every item of a class.
+describe.each([
+  ["memcached -o no_lru_maintainer", () => startMemcached({ extraArgs: ["-o", "no_lru_maintainer"] })],
+  ["a leaf", async () => targets.leaf],
+  ["a router over two sharded leaves", async () => targets.router],
+] as const)("memcdump against %s", (_, start) => {
+  test("lists exactly the keys memccp stored", async () => {
+    const server = await start();
+    const dir = mkdtempSync(join(tmpdir(), "gravity-memcdump-"));
+    const files = Array.from({ length: 20 }, (_, i) => `dump-${i}.txt`);
+    for (const [i, file] of files.entries()) writeFileSync(join(dir, file), "x".repeat(i * 500));
+    expect((await runTool("memcflush", server, [], dir)).exitCode).toBe(0);
+    expect((await runTool("memccp", server, files, dir)).exitCode).toBe(0);
+    const run = await runTool("memcdump", server, [], dir);
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(
+      run.stdout
+        .split("\n")
+        .filter((line) => line !== "")
+        .sort(),
+    ).toEqual([...files].sort());
   });
 });

@@ -1,12 +1,13 @@
 // The npm `memcached` client (text protocol, callback API) as a new user drives it, on Bun: one
 // script of set/get/getMulti/gets+cas/add/replace/append/prepend/del/incr/decr/touch/flush run
 // against real memcached, a leaf and a router over two sharded leaves; every result must be
-// what memcached gave. Then stats and version, which differ in values but not in shape.
+// what memcached gave. Then stats and version, which differ in values but not in shape, and the
+// item dumps items() and cachedump(), which must list exactly the keys stored.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Memcached from "memcached";
 import { type ClientTargets, startClientTargets } from "../helpers/client-targets.ts";
 import { McClient } from "../helpers/mc-client.ts";
-import { SERVER_TEST_MS, type ServerProcess, stopAll } from "../helpers/servers.ts";
+import { SERVER_TEST_MS, type ServerProcess, startMemcached, stopAll } from "../helpers/servers.ts";
 import { withDeadline } from "../helpers/wait.ts";
 
 /** One step's outcome: the error message the client gave, or its result. */
@@ -252,5 +253,92 @@ describe.each([
         },
       ],
     });
+  });
+});
+
+// items() lists the classes that hold items; cachedump(server, class, limit) lists a class's keys.
+// (The client empties the array it hands a callback once the callback returns: copy it there.)
+// The reference is a fresh memcached without its segmented LRU (no_lru_maintainer): its cachedump lists one LRU of a
+// class, which then holds every item of the class (with segments, new items sit in another LRU
+// for a while and flushed ones are counted until reclaimed).
+describe.each([
+  ["memcached -o no_lru_maintainer", () => startMemcached({ extraArgs: ["-o", "no_lru_maintainer"] })],
+  ["a leaf", async () => targets.leaf],
+  ["a router over two sharded leaves", async () => targets.router],
+] as const)("the npm memcached client's items() and cachedump() against %s", (_, start) => {
+  const keys = Array.from({ length: 12 }, (_, i) => `dump:${i}:${"k".repeat(i * 20)}`);
+  let server: ServerProcess;
+  let client: Memcached;
+  const target = () => server;
+
+  beforeAll(async () => {
+    server = await start();
+    client = connect(server);
+    await call("flush", (cb) => client.flush(cb));
+    for (const [i, key] of keys.entries()) {
+      await call(`set ${key}`, (cb) => client.set(key, "v".repeat(i * 100), 0, cb));
+    }
+  });
+  afterAll(() => end(client));
+
+  async function classes(): Promise<Map<string, number>> {
+    const outcome = await call("items", (cb: (err: unknown, result: Memcached.StatusData[]) => void) =>
+      client.items(cb),
+    );
+    expect(outcome).toHaveProperty("result");
+    const [entry = {}] = "result" in outcome ? (outcome.result as Record<string, unknown>[]) : [];
+    expect(entry.server).toBe(`${target().host}:${target().port}`);
+    const numbers = new Map<string, number>();
+    for (const [id, fields] of Object.entries(entry)) {
+      if (id !== "server") numbers.set(id, (fields as { number: number }).number);
+    }
+    return numbers;
+  }
+
+  test("items(): the classes holding items count every key", async () => {
+    const numbers = await classes();
+    expect(numbers.size).toBeGreaterThan(0);
+    expect([...numbers.values()].reduce((a, b) => a + b, 0)).toBe(keys.length);
+  });
+
+  test("cachedump() of each class lists the stored keys", async () => {
+    const listed: string[] = [];
+    const server = `${target().host}:${target().port}`;
+    for (const id of (await classes()).keys()) {
+      const dump = await withDeadline(
+        new Promise<unknown>((resolve, reject) => {
+          client.cachedump(server, Number(id), 0, (err, result) => {
+            if (err) reject(err);
+            else resolve(Array.isArray(result) ? [...result] : result);
+          });
+        }),
+        10_000,
+        `cachedump ${id}`,
+      );
+      // An empty dump is one undefined entry.
+      const entries = (Array.isArray(dump) ? dump : [dump]).filter((entry) => entry !== undefined) as {
+        key: string;
+        b: number;
+        s: number;
+      }[];
+      for (const entry of entries) {
+        expect(entry.b).toBe(keys.indexOf(entry.key) * 100);
+        expect(entry.s).toBe(0);
+        listed.push(entry.key);
+      }
+    }
+    expect(listed.sort()).toEqual([...keys].sort());
+  });
+
+  test("cachedump() with a limit lists at most that many keys of the class", async () => {
+    const [id] = [...(await classes())].sort(([, a], [, b]) => b - a)[0] ?? ["1"];
+    const dump = await new Promise<unknown>((resolve, reject) => {
+      client.cachedump(`${target().host}:${target().port}`, Number(id), 2, (err, result) => {
+        if (err) reject(err);
+        else resolve(Array.isArray(result) ? [...result] : [result]);
+      });
+    });
+    expect((dump as unknown[]).length).toBeGreaterThan(0);
+    expect((dump as unknown[]).length).toBeLessThanOrEqual(2);
   });
 });

@@ -12,8 +12,11 @@ export interface ClientTargets {
   router: ServerProcess;
 }
 
-/** A router on a free port sharding over `leaves` as one pool. */
-export async function startShardedRouter(leaves: readonly ServerProcess[]): Promise<ServerProcess> {
+/** A router on a free port sharding over `leaves` as one pool, with `flags` added. */
+export async function startShardedRouter(
+  leaves: readonly ServerProcess[],
+  flags: readonly string[] = [],
+): Promise<ServerProcess> {
   const file = join(mkdtempSync(join(tmpdir(), "gravity-client-targets-")), "router.json");
   writeFileSync(
     file,
@@ -22,7 +25,7 @@ export async function startShardedRouter(leaves: readonly ServerProcess[]): Prom
       route: { type: "sharded", pool: "main" },
     }),
   );
-  return startRouter(["--port", "0", "--config", file]);
+  return startRouter(["--port", "0", "--config", file, ...flags]);
 }
 
 /** Starts memcached, a leaf, and a router over two sharded leaves. */

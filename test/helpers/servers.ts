@@ -224,6 +224,8 @@ export interface MemcachedOptions {
   /** -I: item size limit such as "1m" (default 1m, memcached's default). */
   maxItemSize?: string;
   extraArgs?: string[];
+  /** Extra environment (e.g. MEMCACHED_SASL_PWDB for -S). */
+  env?: Record<string, string>;
   /** How long to wait for the server to accept connections (default 10 s). */
   deadlineMs?: number;
 }
@@ -240,7 +242,7 @@ export async function startMemcached(options: MemcachedOptions = {}): Promise<Se
     // memcached refuses to run as root unless told which user to be.
     if (process.getuid?.() === 0) cmd.push("-u", "root");
     cmd.push(...(options.extraArgs ?? []));
-    const spawned = spawnCollected(cmd, {});
+    const spawned = spawnCollected(cmd, options.env === undefined ? {} : { env: options.env });
     const server = serverProcess("memcached", port, spawned);
     try {
       await waitAccepting(port, spawned, deadlineMs, "memcached");

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
+#include <utility>
 
 #include "protocol/binary.h"
 #include "protocol/command.h"
@@ -143,9 +144,11 @@ size_t Connection::State::run(Context& ctx, const char* data, size_t size) {
   return pos;
 }
 
-Connection::Connection(Server& server) : state_(new State(server)) {
+Connection::Connection(Server& server, std::string addr, std::string listen_addr) : state_(new State(server)) {
   server.curr_connections.fetch_add(1, std::memory_order_relaxed);
   state_->info.id = server.total_connections.fetch_add(1, std::memory_order_relaxed) + 1;
+  state_->info.addr = std::move(addr);
+  state_->info.listen_addr = std::move(listen_addr);
   state_->session.info = &state_->info;
   state_->info.last_cmd_at.store(server.store().now(), std::memory_order_relaxed);
   server.add_connection(&state_->info);

@@ -32,7 +32,9 @@ struct FeedResult {
 
 class Connection {
  public:
-  explicit Connection(Server& server);  // counts curr_connections / total_connections
+  // Counts curr_connections / total_connections. `addr` and `listen_addr` are the peer's and the
+  // listener's addresses as memcached's "stats conns" prints them ("tcp:127.0.0.1:5678"), or "".
+  explicit Connection(Server& server, std::string addr = {}, std::string listen_addr = {});
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -171,10 +171,10 @@ void cachedump(Context& ctx, const Tokens& t) {
   out.line("END");
 }
 
-// memcached proto_text.c process_stats_conns, for the client connections: "<id>:state" and
-// "<id>:secs_since_last_cmd". The id is the connection's number in opening order (memcached's is
-// its file descriptor); the peer and listen addresses are known to the listener, not here, and
-// listening sockets are not listed.
+// memcached proto_text.c process_stats_conns, for the client connections: "<id>:addr" and
+// "<id>:listen_addr" (when the listener gave them: conn_to_str's "tcp:host:port"), "<id>:state"
+// and "<id>:secs_since_last_cmd". The id is the connection's number in opening order (memcached's
+// is its file descriptor); listening sockets are not listed.
 void conn_stats(Context& ctx) {
   static constexpr std::string_view kStateNames[] = {"conn_read", "conn_parse_cmd", "conn_nread", "conn_swallow",
                                                      "conn_mwrite"};
@@ -183,6 +183,18 @@ void conn_stats(Context& ctx) {
     const bool self = &c == ctx.session.info;
     const ConnectionState state = self ? ConnectionState::kParseCmd : c.state.load(std::memory_order_relaxed);
     const int64_t idle = self ? 0 : ctx.now - c.last_cmd_at.load(std::memory_order_relaxed);
+    if (!c.addr.empty()) {
+      out.write("STAT ");
+      out.write_u64(c.id);
+      out.write(":addr ");
+      out.line(c.addr);
+    }
+    if (!c.listen_addr.empty()) {
+      out.write("STAT ");
+      out.write_u64(c.id);
+      out.write(":listen_addr ");
+      out.line(c.listen_addr);
+    }
     out.write("STAT ");
     out.write_u64(c.id);
     out.write(":state ");

@@ -20,6 +20,8 @@ namespace gravity::protocol {
 namespace {
 
 constexpr size_t kWalkBuckets = 256;
+// Expiry entries "lru_crawler crawl" looks at, at most (the leaf's sweeper's budget per second).
+constexpr size_t kCrawlEntries = 100000;
 
 bool uri_plain(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' ||
@@ -83,12 +85,35 @@ bool parse_classes(std::string_view spec, uint64_t& classes) {
 
 }  // namespace
 
-// memcached proto_text.c process_lru_crawler_command. Only "metadump" is served; Gravity's expiry
-// sweeper does the work of "crawl", and its other subcommands tune memcached's crawler thread.
+// memcached proto_text.c process_lru_crawler_command, for what a crawler thread means here. The
+// store has no crawler thread: its expiry sweeper (Store::sweep_expired, run every second by the
+// leaf) frees expired items and always runs. So "crawl <classes>" runs a sweep now, of every class
+// (bounded: kCrawlEntries), and answers OK; "enable" gets what memcached answers when its crawler
+// already runs ("failed to start"), "disable" what it answers when it cannot stop it; "sleep" and
+// "tocrawl" tune a thread there is not, and are ERROR.
 LineResult process_lru_crawler(Context& ctx, const Tokens& t) {
   MetadumpCursor& dump = ctx.session.metadump;
   if (!dump.active) {
-    if (t.ntokens() != 4 || t.token[1] != "metadump") {
+    const std::string_view sub = t.ntokens() >= 3 ? t.token[1] : std::string_view();
+    if (t.ntokens() == 4 && sub == "crawl") {
+      uint64_t classes = 0;
+      if (!parse_classes(t.token[2], classes)) {
+        ctx.out.line("BADCLASS invalid class id");
+        return LineResult::kDone;
+      }
+      ctx.store.sweep_expired(ctx.now, kCrawlEntries);
+      ctx.out.line("OK");
+      return LineResult::kDone;
+    }
+    if (t.ntokens() == 3 && sub == "enable") {
+      ctx.out.line("ERROR failed to start lru crawler thread");
+      return LineResult::kDone;
+    }
+    if (t.ntokens() == 3 && sub == "disable") {
+      ctx.out.line("ERROR failed to stop lru crawler thread");
+      return LineResult::kDone;
+    }
+    if (t.ntokens() != 4 || sub != "metadump") {
       ctx.out.line("ERROR");
       return LineResult::kDone;
     }

@@ -1,7 +1,10 @@
-// SASL over the binary protocol: memcached proto_bin.c bin_list_sasl_mechs,
-// process_bin_complete_sasl_auth and sasl_defs.c's password-file check, with the one mechanism
-// memjs and most clients use: PLAIN (RFC 4616: "authzid NUL authcid NUL password").
+// SASL over the binary protocol: memcached proto_bin.c bin_list_sasl_mechs and
+// process_bin_complete_sasl_auth, with the one mechanism memjs and most clients use: PLAIN
+// (RFC 4616: "authzid NUL authcid NUL password"), checked against the users of memcached's SASL
+// password file (ServerOptions::sasl_passwords; the file is parsed by src/protocol/sasl-plain.ts).
+#include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "protocol/binary.h"
 
@@ -9,28 +12,8 @@ namespace gravity::protocol {
 
 namespace {
 
-// memcached sasl_server_userdb_checkpass: the first line whose user matches decides; its password
-// ends at ':' (more fields), CR, LF or the end of the file.
-bool password_ok(std::string_view passwords, std::string_view user, std::string_view password) {
-  size_t pos = 0;
-  while (pos < passwords.size()) {
-    size_t end = passwords.find('\n', pos);
-    if (end == std::string_view::npos) end = passwords.size();
-    const std::string_view line = passwords.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.size() <= user.size() || line.substr(0, user.size()) != user || line[user.size()] != ':') {
-      continue;
-    }
-    std::string_view stored = line.substr(user.size() + 1);
-    const size_t stop = stored.find_first_of(":\r");
-    if (stop != std::string_view::npos) stored = stored.substr(0, stop);
-    return stored == password;
-  }
-  return false;
-}
-
 // SASL PLAIN: "[authzid] NUL authcid NUL passwd"; an authzid other than the user is refused.
-bool plain_ok(std::string_view passwords, std::string_view data) {
+bool plain_ok(const std::unordered_map<std::string, std::string>& passwords, std::string_view data) {
   const size_t first = data.find('\0');
   if (first == std::string_view::npos) return false;
   const size_t second = data.find('\0', first + 1);
@@ -39,7 +22,8 @@ bool plain_ok(std::string_view passwords, std::string_view data) {
   const std::string_view user = data.substr(first + 1, second - first - 1);
   const std::string_view password = data.substr(second + 1);
   if (user.empty() || (!authzid.empty() && authzid != user)) return false;
-  return password_ok(passwords, user, password);
+  const auto found = passwords.find(std::string(user));
+  return found != passwords.end() && found->second == password;
 }
 
 }  // namespace

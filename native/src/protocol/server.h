@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "store/store.h"
 
@@ -18,7 +19,8 @@ struct ServerOptions {
   // SASL (memcached -S): connections speak binary only, and every binary command but version and
   // the SASL ones needs a successful SASL PLAIN authentication first.
   bool sasl = false;
-  std::string sasl_passwords;  // memcached's SASL password file: "user:password[:...]" lines
+  // user -> password, from memcached's SASL password file (parsed in TypeScript: sasl-plain.ts)
+  std::unordered_map<std::string, std::string> sasl_passwords;
 };
 
 // What memcached's "stats conns" reports of a connection (conn_read, conn_nread...), as of the end
@@ -30,6 +32,8 @@ enum class ConnectionState : uint8_t { kRead, kParseCmd, kNread, kSwallow, kMwri
 // it before it goes).
 struct ConnectionInfo {
   uint64_t id = 0;                           // 1, 2, ... in the order connections were opened
+  std::string addr;                          // the peer, as memcached prints it ("tcp:1.2.3.4:5678"), or ""
+  std::string listen_addr;                   // where it was accepted, likewise; both fixed before listing
   std::atomic<int64_t> last_cmd_at{0};       // store clock of its latest feed() with input
   std::atomic<ConnectionState> state{ConnectionState::kRead};
   ConnectionInfo* prev = nullptr;            // the list, guarded by Server::connections_mutex
