@@ -115,6 +115,16 @@ const SUITES: readonly Suite[] = [
     limitSeconds: 120,
   },
   {
+    name: "origin-load",
+    script: "origin-load.ts",
+    // 4 modes x 3 repeats x 10 s, plus MariaDB's start and the table's 6000 rows.
+    args: ["--rate", "2000", "--seconds", "10", "--repeats", "3"],
+    quick: ["--rate", "500", "--seconds", "2", "--repeats", "1", "--functions", "100"],
+    json: "origin-load.json",
+    svgs: ["origin-load-qps.svg", "origin-load-p99.svg"],
+    limitSeconds: 300,
+  },
+  {
     name: "memory",
     script: "memory.ts",
     args: ["--items", "1000000", "--value-bytes", "100"],
@@ -177,6 +187,7 @@ const peers: [string, string][] = [
   ["memcaslap", firstLine(["/usr/bin/memcaslap", "-V"])],
   ["twemproxy", firstLine(["/usr/sbin/nutcracker", "-V"])],
   ["nats-server", firstLine(["/usr/sbin/nats-server", "--version"])],
+  ["mariadb", firstLine(["/usr/sbin/mariadbd", "--version"])],
 ];
 
 // ---- output: a running line on a terminal, plain lines otherwise

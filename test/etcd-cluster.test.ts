@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "../src/client/index.ts";
 import { startEtcd, stopAllEtcd } from "./helpers/etcd.ts";
+import { startLoad } from "./helpers/load.ts";
 import { HOST, SERVER_TEST_MS, startLeaf, startRouter, stopAll } from "./helpers/servers.ts";
 import { pollUntil } from "./helpers/wait.ts";
 
@@ -55,7 +56,7 @@ route: dyn
 
     // SIGTERM under load: the leaf deregisters, the router drops it within 2 s, and the leaf
     // closes only after that: a client reading and writing all along sees no error.
-    const load = startLoad(client, keys);
+    const load = startKeysLoad(client, keys);
     const seen = membershipLines(router, 1);
     const start = performance.now();
     const stopped = second.stop("SIGTERM");
@@ -90,41 +91,20 @@ function membershipLines(router: { stdout(): string }, count: number): number {
 }
 
 // A client looping sets and gets of `keys` (each get must return what that loop last set, or miss
-// while the key moves) until stopped; collects every error instead of throwing.
-function startLoad(client: ReturnType<typeof createClient>, keys: readonly string[]) {
-  const errors: string[] = [];
-  let done = 0;
-  let running = true;
-  const loop = (async () => {
-    for (let i = 0; running; i++) {
-      const key = keys[i % keys.length] as string;
-      try {
-        await client.set(key, `${key}#${i}`);
-        const value = await client.getString(key);
-        // A miss is what a cache may answer while keys move to another leaf (a set that reached
-        // the leaving leaf just before the router dropped it); another value never is.
-        if (value !== null && value !== `${key}#${i}`)
-          errors.push(`${key}: read ${value}, wrote ${key}#${i}`);
-      } catch (error) {
-        errors.push(`${key}: ${(error as Error).message}`);
-      }
-      done++;
+// while the key moves) until stopped.
+function startKeysLoad(client: ReturnType<typeof createClient>, keys: readonly string[]) {
+  return startLoad(async (i) => {
+    const key = keys[i % keys.length] as string;
+    try {
+      await client.set(key, `${key}#${i}`);
+      const value = await client.getString(key);
+      // A miss is what a cache may answer while keys move to another leaf (a set that reached
+      // the leaving leaf just before the router dropped it); another value never is.
+      return value !== null && value !== `${key}#${i}`
+        ? `${key}: read ${value}, wrote ${key}#${i}`
+        : undefined;
+    } catch (error) {
+      return `${key}: ${(error as Error).message}`;
     }
-  })();
-  return {
-    /** Resolves once `count` more iterations completed (within 10 s). */
-    async progress(count: number) {
-      const target = done + count;
-      const start = performance.now();
-      while (done < target) {
-        if (performance.now() - start > 10_000) throw new Error(`the load stalled at ${done} of ${target}`);
-        await Bun.sleep(10);
-      }
-    },
-    async stop() {
-      running = false;
-      await loop;
-      return errors;
-    },
-  };
+  });
 }

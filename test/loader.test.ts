@@ -1,6 +1,7 @@
 // Read-through loader routes against real leaves (in-process route tree, a sharded pool of two
 // gravity leaves) and real origins: a SQLite file, an HTTP server (Bun.serve) that counts its
-// requests, and a PostgreSQL server started for this file whose lookup function counts its calls.
+// requests, and a PostgreSQL and a MariaDB server started for this file, whose lookup functions
+// count their calls (the same tests run against both).
 // Requests are parsed from wire text by the router's own parser; replies are read as the bytes a
 // client would get.
 
@@ -19,10 +20,12 @@ import { type LoaderCounters, type LoaderOptions, LoaderRoute } from "../src/rou
 import { ShardedRoute } from "../src/router/handles/sharded.ts";
 import { HttpOrigin } from "../src/router/loader/http-origin.ts";
 import type { Origin } from "../src/router/loader/origin.ts";
-import { SqlOrigin } from "../src/router/loader/sql-origin.ts";
+import { redactedUrl, SqlOrigin } from "../src/router/loader/sql-origin.ts";
 import { SqliteOrigin } from "../src/router/loader/sqlite-origin.ts";
 import { Pool } from "../src/router/pool.ts";
-import { type PostgresServer, startPostgres, stopAllPostgres } from "./helpers/postgres.ts";
+import type { SqlServer } from "./helpers/database-process.ts";
+import { startMariadb, stopAllMariadb } from "./helpers/mariadb.ts";
+import { startPostgres, stopAllPostgres } from "./helpers/postgres.ts";
 import { HOST, type LeafProcess, SERVER_TEST_MS, startLeaf, stopAll } from "./helpers/servers.ts";
 import { pollUntil } from "./helpers/wait.ts";
 
@@ -377,96 +380,201 @@ describe("HTTP origin", () => {
   });
 });
 
-describe("PostgreSQL origin", () => {
-  let postgres: PostgresServer;
-  let url: string;
-  let admin: SQL;
+/**
+ * One SQL server the SqlOrigin is tested against: how to start it, and the SQL that differs.
+ * Each database counts its own lookups (the `lookup` function bumps a row per call), so the tests
+ * read the number of origin queries from the server rather than from the route.
+ */
+interface SqlDatabase {
+  name: string;
+  start(): Promise<SqlServer>;
+  stopAll(): Promise<void>;
+  /** The prefix of this database's keys: the leaves are shared by the whole file. */
+  prefix: string;
+  /** The schema: `items`, `lookups` and the `lookup(key)` function; one statement each. */
+  schema: string[];
+  /** The query placeholder for the one parameter. */
+  param: string;
+  /** The server's own reason for a query on a table `missing` that does not exist. */
+  missingTable: string;
+  /** A query that sleeps `slowSeconds` for the key `{prefix}slow` and answers any other key at once. */
+  slowQuery: string;
+  slowSeconds: number;
+  /** Counts the slow queries still running, from another connection. */
+  runningSlow: string;
+}
 
-  beforeAll(async () => {
-    postgres = await startPostgres();
-    url = await postgres.createDatabase("origin");
-    admin = new SQL({ url, max: 1 });
-    await admin
-      .unsafe(`
-      CREATE TABLE items (k text PRIMARY KEY, v text);
-      CREATE TABLE lookups (k text PRIMARY KEY, n integer NOT NULL);
-      CREATE FUNCTION lookup(key text) RETURNS text LANGUAGE sql VOLATILE AS $$
+const SQL_DATABASES: SqlDatabase[] = [
+  {
+    name: "PostgreSQL",
+    start: () => startPostgres(),
+    stopAll: stopAllPostgres,
+    prefix: "pg:",
+    schema: [
+      "CREATE TABLE items (k text PRIMARY KEY, v text)",
+      "CREATE TABLE lookups (k text PRIMARY KEY, n integer NOT NULL)",
+      `CREATE FUNCTION lookup(key text) RETURNS text LANGUAGE sql VOLATILE AS $$
         INSERT INTO lookups VALUES (key, 1) ON CONFLICT (k) DO UPDATE SET n = lookups.n + 1;
         SELECT v FROM items WHERE k = key;
-      $$;
-      INSERT INTO items VALUES ('pg:value', 'from postgres'), ('pg:cold', 'cold postgres'),
-        ('pg:after', 'after the timeout');
-    `)
-      .simple();
+      $$`,
+    ],
+    param: "$1",
+    missingTable: 'relation "missing" does not exist',
+    // PostgreSQL cancels a query on request: 30 s would outlast the test if it did not.
+    slowQuery:
+      "SELECT (SELECT v FROM items WHERE k = $1::text) FROM pg_sleep(CASE WHEN $1::text = 'pg:slow' THEN 30 ELSE 0 END)",
+    slowSeconds: 30,
+    runningSlow:
+      "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%THEN 30 ELSE%' AND pid <> pg_backend_pid()" +
+      " AND state = 'active'",
+  },
+  {
+    name: "MariaDB",
+    start: () => startMariadb(),
+    stopAll: stopAllMariadb,
+    prefix: "my:",
+    schema: [
+      "CREATE TABLE items (k VARCHAR(250) PRIMARY KEY, v TEXT)",
+      "CREATE TABLE lookups (k VARCHAR(250) PRIMARY KEY, n INT NOT NULL)",
+      `CREATE FUNCTION lookup(key_ VARCHAR(250)) RETURNS TEXT MODIFIES SQL DATA
+       BEGIN
+         INSERT INTO lookups VALUES (key_, 1) ON DUPLICATE KEY UPDATE n = n + 1;
+         RETURN (SELECT v FROM items WHERE k = key_);
+       END`,
+      `CREATE FUNCTION slow_lookup(key_ VARCHAR(250)) RETURNS TEXT READS SQL DATA
+       BEGIN
+         IF key_ = 'my:slow' THEN DO SLEEP(2); END IF;
+         RETURN (SELECT v FROM items WHERE k = key_);
+       END`,
+    ],
+    param: "?",
+    missingTable: "Table 'origin.missing' doesn't exist",
+    // MySQL's protocol has no cancel: a query already sent runs to its end (2 s here).
+    slowQuery: "SELECT slow_lookup(?)",
+    slowSeconds: 2,
+    runningSlow:
+      // The process list shows the statement running inside the function.
+      "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'DO SLEEP(2)'",
+  },
+];
+
+describe.each(SQL_DATABASES)("$name origin", (database) => {
+  const { prefix } = database;
+  let server: SqlServer;
+  let url: string;
+  let admin: SQL;
+  const lookupQuery = () => `SELECT lookup(${database.param})`;
+
+  beforeAll(async () => {
+    server = await database.start();
+    url = await server.createDatabase("origin");
+    admin = new SQL({ url, max: 1 });
+    for (const statement of database.schema) await admin.unsafe(statement);
+    const rows: [string, string][] = [
+      ["value", "from the database"],
+      ["cold", "cold database"],
+      ["after", "after the timeout"],
+      ["restart", "after the restart"],
+    ];
+    for (const [key, value] of rows)
+      await admin.unsafe(`INSERT INTO items VALUES (${database.param}, ${placeholder(2)})`, [
+        `${prefix}${key}`,
+        value,
+      ]);
   }, SERVER_TEST_MS);
 
   afterAll(async () => {
     await admin?.close();
-    await stopAllPostgres();
+    await database.stopAll();
   });
+
+  // The second placeholder: PostgreSQL numbers them, MySQL does not.
+  function placeholder(n: number): string {
+    return database.param === "?" ? "?" : `$${n}`;
+  }
 
   // How many times the origin ran the lookup for `key`: counted by the server, in the lookups table.
   async function lookups(key: string): Promise<number> {
-    const rows = await admin.unsafe("SELECT n FROM lookups WHERE k = $1", [key]).values();
+    const rows = await admin.unsafe(`SELECT n FROM lookups WHERE k = ${database.param}`, [key]).values();
     return Number(rows[0]?.[0] ?? 0);
   }
 
   test("a miss loads the row; a missing row is a negative entry", async () => {
-    const route = loader(new SqlOrigin({ url, query: "SELECT lookup($1)", maxConnections: 4 }));
-    expect(await ask(route, "get pg:value")).toBe("VALUE pg:value 0 13\r\nfrom postgres\r\nEND\r\n");
+    const route = loader(new SqlOrigin({ url, query: lookupQuery(), maxConnections: 4 }));
+    const key = `${prefix}value`;
+    expect(await ask(route, `get ${key}`)).toBe(`VALUE ${key} 0 17\r\nfrom the database\r\nEND\r\n`);
     // The leaf's hit, without the f and s flags the route added to spot a negative entry.
-    const hit = await ask(route, "mg pg:value v t");
-    expect(hit).toMatch(/^VA 13 t\d+\r\nfrom postgres\r\n$/);
+    const hit = await ask(route, `mg ${key} v t`);
+    expect(hit).toMatch(/^VA 17 t\d+\r\nfrom the database\r\n$/);
     expect(ttlOf(hit)).toBeGreaterThan(TTL_SECONDS - 5);
-    expect(await lookups("pg:value")).toBe(1);
-    expect(await ask(route, "get pg:none")).toBe("END\r\n");
-    expect(await ask(route, "gets pg:none")).toBe("END\r\n");
-    expect(await ask(route, "mg pg:none v")).toBe("EN\r\n");
-    expect((await stored("pg:none")).startsWith("VA 0 f4294967295 t")).toBe(true);
-    expect(await lookups("pg:none")).toBe(1);
+    expect(await lookups(key)).toBe(1);
+    const none = `${prefix}none`;
+    expect(await ask(route, `get ${none}`)).toBe("END\r\n");
+    expect(await ask(route, `gets ${none}`)).toBe("END\r\n");
+    expect(await ask(route, `mg ${none} v`)).toBe("EN\r\n");
+    expect((await stored(none)).startsWith("VA 0 f4294967295 t")).toBe(true);
+    expect(await lookups(none)).toBe(1);
   });
 
   test("a SQL error rejects with the server's reason and nothing is cached", async () => {
-    const route = loader(new SqlOrigin({ url, query: "SELECT v FROM missing WHERE k = $1" }));
-    await expect(route.route(parse("get pg:error"))).rejects.toThrow(
-      `origin postgres://${HOST}:${postgres.port}/origin: relation "missing" does not exist`,
+    const route = loader(new SqlOrigin({ url, query: `SELECT v FROM missing WHERE k = ${database.param}` }));
+    const key = `${prefix}error`;
+    await expect(route.route(parse(`get ${key}`))).rejects.toThrow(
+      `origin ${redactedUrl(url)}: ${database.missingTable}`,
     );
-    expect(await stored("pg:error")).toBe("EN\r\n");
+    expect(await stored(key)).toBe("EN\r\n");
   });
 
-  test("a slow query times out, is cancelled, and the pool goes on serving", async () => {
-    const route = loader(
-      new SqlOrigin({
-        url,
-        query:
-          "SELECT (SELECT v FROM items WHERE k = $1::text) FROM pg_sleep(CASE WHEN $1::text = 'pg:slow' THEN 30 ELSE 0 END)",
-        maxConnections: 1,
-      }),
-      { timeoutMs: 200 },
-    );
-    await expect(route.route(parse("get pg:slow"))).rejects.toThrow("timed out after 200 ms");
-    expect(await stored("pg:slow")).toBe("EN\r\n");
-    // The server stopped the query: nothing of it is still running.
+  test("a slow query times out, ends, and the pool goes on serving", async () => {
+    const route = loader(new SqlOrigin({ url, query: database.slowQuery, maxConnections: 1 }), {
+      timeoutMs: 200,
+    });
+    await expect(route.route(parse(`get ${prefix}slow`))).rejects.toThrow("timed out after 200 ms");
+    expect(await stored(`${prefix}slow`)).toBe("EN\r\n");
+    // Nothing of it is still running (PostgreSQL cancelled it; MariaDB ran it to its end).
     await pollUntil(
       async () => {
-        const rows = await admin
-          .unsafe(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%THEN 30 ELSE%' AND pid <> pg_backend_pid()" +
-              " AND state = 'active'",
-          )
-          .values();
+        const rows = await admin.unsafe(database.runningSlow).values();
         return Number(rows[0]?.[0]) === 0 ? true : undefined;
       },
-      { deadlineMs: 5000, intervalMs: 50, what: "the cancelled query to stop" },
+      { deadlineMs: database.slowSeconds * 1000 + 5000, intervalMs: 50, what: "the slow query to end" },
     );
     // The pool's one connection is free again.
-    expect(await ask(route, "get pg:after")).toBe("VALUE pg:after 0 17\r\nafter the timeout\r\nEND\r\n");
+    expect(await ask(route, `get ${prefix}after`)).toBe(
+      `VALUE ${prefix}after 0 17\r\nafter the timeout\r\nEND\r\n`,
+    );
   });
 
   test("200 concurrent gets for one cold key make exactly one origin query", async () => {
-    const route = loader(new SqlOrigin({ url, query: "SELECT lookup($1)", maxConnections: 4 }));
-    const replies = await Promise.all(Array.from({ length: 200 }, () => ask(route, "get pg:cold")));
-    for (const reply of replies) expect(reply).toBe("VALUE pg:cold 0 13\r\ncold postgres\r\nEND\r\n");
-    expect(await lookups("pg:cold")).toBe(1);
+    const route = loader(new SqlOrigin({ url, query: lookupQuery(), maxConnections: 4 }));
+    const key = `${prefix}cold`;
+    const replies = await Promise.all(Array.from({ length: 200 }, () => ask(route, `get ${key}`)));
+    for (const reply of replies) expect(reply).toBe(`VALUE ${key} 0 13\r\ncold database\r\nEND\r\n`);
+    expect(await lookups(key)).toBe(1);
   });
+
+  test(
+    "while the database is down misses fail and nothing is cached; after it restarts they load again",
+    async () => {
+      const count = counters();
+      const route = loader(new SqlOrigin({ url, query: lookupQuery(), maxConnections: 2 }), {
+        counters: count,
+      });
+      const key = `${prefix}restart`;
+      expect(await ask(route, `get ${prefix}value`)).toBe(
+        `VALUE ${prefix}value 0 17\r\nfrom the database\r\nEND\r\n`,
+      ); // the pool holds a connection now
+      await server.stop();
+      await expect(route.route(parse(`get ${key}`))).rejects.toThrow(`origin ${redactedUrl(url)}: `);
+      await expect(route.route(parse(`get ${key}`))).rejects.toThrow(`origin ${redactedUrl(url)}: `);
+      expect(await stored(key)).toBe("EN\r\n");
+      expect(count.failed).toBe(2);
+      await server.restart();
+      // The pool replaces the connections the restart broke.
+      expect(await ask(route, `get ${key}`)).toBe(`VALUE ${key} 0 17\r\nafter the restart\r\nEND\r\n`);
+      expect(await stored(key)).toMatch(/^VA 17 f0 t\d+\r\n/);
+      expect(await lookups(key)).toBe(1); // the failed loads never reached a database
+    },
+    SERVER_TEST_MS,
+  );
 });

@@ -9,6 +9,7 @@ import { type MetricFamily, parseExposition, sampleValue } from "../src/metrics/
 import { CommonMetrics, DEFAULT_METRICS, RouterMetrics } from "../src/metrics/names.ts";
 import {
   createRegistry,
+  discoveryMetrics,
   errorKind,
   type Registry,
   type RouterMetricsRecorder,
@@ -56,6 +57,10 @@ beforeAll(async () => {
   counters = new RouterCounters();
   registry = createRegistry({ role: "router", version: "test" });
   recorder = routerMetrics(registry, { state: () => state, counters });
+  discoveryMetrics(registry, () => [
+    ["watched", true],
+    ["cut-off", false],
+  ]);
 }, SERVER_TEST_MS);
 
 afterAll(async () => {
@@ -118,6 +123,9 @@ describe("router metrics", () => {
       expect([spec.name, families.get(spec.name)?.type]).toEqual([spec.name, spec.type]);
     }
     expect(sampleValue(families, "gravity_build_info", { role: "router" })).toBe(1);
+    const following = RouterMetrics.discoveryFollowing.name;
+    expect(sampleValue(families, following, { pool: "watched" })).toBe(1);
+    expect(sampleValue(families, following, { pool: "cut-off" })).toBe(0);
   });
 
   test("requests by op and result, through the route tree to the leaf", async () => {

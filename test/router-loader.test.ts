@@ -1,15 +1,20 @@
 // Read-through as `gravity router` runs it (config `loaders` + a route of type loader): misses
-// loaded from a real HTTP origin and from SQLite, concurrent misses sharing one origin request,
-// origin errors as SERVER_ERROR.
+// loaded from a real HTTP origin, from SQLite and from MariaDB (a `sql` loader with a mysql://
+// URL), concurrent misses sharing one origin request, origin errors as SERVER_ERROR.
 import { Database } from "bun:sqlite";
 import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SQL } from "bun";
 import { createClient } from "../src/client/index.ts";
+import { startMariadb, stopAllMariadb } from "./helpers/mariadb.ts";
 import { HOST, SERVER_TEST_MS, startLeaf, startRouter, stopAll } from "./helpers/servers.ts";
 
-afterAll(stopAll);
+afterAll(async () => {
+  await stopAll();
+  await stopAllMariadb();
+});
 
 test(
   "a router loads misses from HTTP and SQLite origins, once per key however many clients miss",
@@ -128,6 +133,62 @@ test(
     expect(await herd(false, "cold-a")).toBe(2); // singleflight: one load per router
     expect(await herd(true, "cold-b")).toBe(1); // leases: one load for both routers
     origin.stop(true);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "a router loads misses from MariaDB; a SQL error or a stopped database is SERVER_ERROR and nothing is cached",
+  async () => {
+    const mariadb = await startMariadb();
+    const url = await mariadb.createDatabase("telemetry");
+    const admin = new SQL({ url, max: 1 });
+    await admin.unsafe("CREATE TABLE metrics (k VARCHAR(250) PRIMARY KEY, v TEXT)");
+    await admin.unsafe("INSERT INTO metrics VALUES ('cpu:nf-1', '0.42'), ('cpu:nf-2', '0.17')");
+    await admin.close();
+    const leaf = await startLeaf(["--port", "0"]);
+    const dir = mkdtempSync(join(tmpdir(), "gravity-router-mariadb-"));
+    const config = join(dir, "router.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        loaders: {
+          db: { type: "sql", url, query: "SELECT v FROM metrics WHERE k = ?", maxConnections: 2 },
+          broken: { type: "sql", url, query: "SELECT v FROM missing WHERE k = ?" },
+        },
+        pools: { main: { servers: [`${HOST}:${leaf.port}`] } },
+        route: {
+          type: "prefix",
+          routes: {
+            "broken:": { type: "loader", loader: "broken", route: "main", ttlSeconds: 60 },
+            "*": { type: "loader", loader: "db", route: "main", ttlSeconds: 60, negativeTtlSeconds: 30 },
+          },
+        },
+      }),
+    );
+    const router = await startRouter(["--port", "0", "--config", config]);
+    const client = createClient({ servers: [`${HOST}:${router.port}`], timeoutMs: 5000 });
+    const direct = createClient({ servers: [`${HOST}:${leaf.port}`] });
+
+    const values = await Promise.all(Array.from({ length: 50 }, () => client.getString("cpu:nf-1")));
+    expect(new Set(values)).toEqual(new Set(["0.42"]));
+    expect(await direct.getString("cpu:nf-1")).toBe("0.42");
+    expect(await client.get("cpu:absent")).toBeNull(); // a negative entry
+    await expect(client.get("broken:1")).rejects.toThrow(
+      /SERVER_ERROR .*Table 'telemetry.missing' doesn't exist/,
+    );
+    expect(await direct.get("broken:1")).toBeNull();
+
+    // The database stops: hits still answer, misses are SERVER_ERROR; after it restarts they load.
+    await mariadb.stop();
+    expect(await client.getString("cpu:nf-1")).toBe("0.42");
+    await expect(client.get("cpu:nf-2")).rejects.toThrow(/SERVER_ERROR origin mysql:/);
+    expect(await direct.get("cpu:nf-2")).toBeNull();
+    await mariadb.restart();
+    expect(await client.getString("cpu:nf-2")).toBe("0.17");
+    await direct.close();
+    await client.close();
+    expect(await router.stop("SIGTERM")).toBe(0);
   },
   SERVER_TEST_MS,
 );

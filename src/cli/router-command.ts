@@ -7,6 +7,7 @@ import { routerReady } from "../http/readiness.ts";
 import {
   createRegistry,
   type DestinationView,
+  discoveryMetrics,
   errorKind,
   type RouterStateView,
   routerMetrics,
@@ -303,6 +304,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     },
     (line) => console.error(`gravity router: etcd: ${line}`),
   );
+  discoveryMetrics(registry, () => discovery.following());
   if (PoolDiscovery.needed(config)) discovery.update(config);
 
   // The main thread builds its tree first: a config it cannot build reaches no worker. With

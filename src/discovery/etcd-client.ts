@@ -1,5 +1,6 @@
 // The etcd client every discovery module uses: endpoints from a flag, per-call deadlines, and
 // reconnection tuned so that a restarted etcd is noticed within about a second.
+import { InterceptingCall, type Interceptor } from "@grpc/grpc-js";
 import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, type IBackoff } from "cockatiel";
 import type { Etcd3 } from "etcd3";
 import { GravityError } from "../errors.ts";
@@ -43,11 +44,26 @@ export function parseEtcdEndpoints(text: string): string[] {
 }
 
 /**
+ * Marks every call "require a leader", as etcd's Go client does with clientv3.WithRequireLeader:
+ * a member cut off from its cluster's quorum then refuses unary calls at once ("etcdserver: no
+ * leader") and cancels its open watch and keep-alive streams after a few election timeouts
+ * (etcd v3rpc's monitorLeader), instead of serving a watch that can no longer see any change.
+ */
+const requireLeader: Interceptor = (options, nextCall) =>
+  new InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set("hasleader", "true"); // etcd's rpctypes.MetadataRequireLeaderKey, MetadataHasLeader
+      next(metadata, listener);
+    },
+  });
+
+/**
  * A client for `endpoints`. etcd3's defaults suit long-lived services badly here: its per-host
  * circuit breaker stays open 5 s after three failures and its watch reconnect backoff grows to
  * 30 s, so a restarted etcd would go unnoticed for that long. Unary calls get a deadline; streams
- * (watch, lease keep-alive) get gRPC keepalive pings so a silent partition ends them. The first
- * call imports etcd3 (etcd3-module.ts).
+ * (watch, lease keep-alive) get gRPC keepalive pings so a silent partition ends them; every call
+ * requires a leader (requireLeader), so a member without quorum ends them too. The first call
+ * imports etcd3 (etcd3-module.ts).
  */
 export async function createEtcdClient(
   endpoints: readonly string[],
@@ -56,7 +72,10 @@ export async function createEtcdClient(
   const { Etcd3, isRecoverableError } = await loadEtcd3();
   return new Etcd3({
     hosts: [...endpoints],
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
+    defaultCallOptions: (context) =>
+      context.isStream
+        ? { interceptors: [requireLeader] }
+        : { deadline: Date.now() + callTimeoutMs, interceptors: [requireLeader] },
     // etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time).
     grpcOptions: { "grpc.keepalive_time_ms": 10_000, "grpc.keepalive_timeout_ms": 5_000 },
     faultHandling: {

@@ -58,6 +58,7 @@ export class EtcdMembership implements Membership {
   private publishTimer: ReturnType<typeof setTimeout> | undefined;
   private started = false;
   private stopped = false;
+  private loaded = false; // set by the first snapshot
   private readonly firstLoad: Promise<void>;
   private resolveFirstLoad: () => void = () => {};
   private rejectFirstLoad: (error: unknown) => void = () => {};
@@ -106,6 +107,15 @@ export class EtcdMembership implements Membership {
     return this.members;
   }
 
+  /**
+   * True while current() follows etcd: the first list is loaded and no outage (etcd unreachable,
+   * or its member without a leader) began since the watch last connected. While false, the last
+   * list stays in force.
+   */
+  following(): boolean {
+    return this.loaded && !this.outage.inOutage;
+  }
+
   onChange(listener: MembershipListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -133,6 +143,7 @@ export class EtcdMembership implements Membership {
     for (const kv of kvs) seen.add(this.put(kv));
     for (const key of this.reported.keys()) if (!seen.has(key)) this.reported.delete(key);
     this.publish();
+    this.loaded = true;
     this.resolveFirstLoad();
 
     const watcher = client

@@ -264,6 +264,11 @@ export const RouterMetrics = {
   poolDestinations: gauge("gravity_router_pool_destinations", "Destinations configured in the pool.", [
     "pool",
   ]),
+  discoveryFollowing: gauge(
+    "gravity_router_discovery_following",
+    "1 while an etcd pool's members follow etcd; 0 while etcd is unreachable or has lost its quorum and the pool keeps its last members.",
+    ["pool"],
+  ),
   poolHealthyDestinations: gauge(
     "gravity_router_pool_healthy_destinations",
     "Destinations of the pool not marked down.",

@@ -4,6 +4,7 @@
 //   leafMetrics    ──> collect callbacks: one native.stats() snapshot per scrape ──> gravity_store_*, gravity_leaf_*
 //   routerMetrics  ──> observeRequest / observeDestination / countDestinationError on the request path
 //                      collect callbacks: RouterState (TKO, pool sizes), RouterCounters (hits, hedges)
+//   discoveryMetrics ─> collect callback: PoolDiscovery.following (etcd pools kept on their last members)
 //   httpMetrics    ──> observe() per HTTP request (src/http/server.ts)
 //
 // Totals that another component already keeps (the store's counters, RouterCounters) are exported
@@ -333,6 +334,20 @@ export function routerMetrics(registry: Registry, source: RouterMetricsSource): 
       destinationErrors.inc({ destination: name, kind });
     },
   };
+}
+
+/**
+ * Registers gravity_router_discovery_following: per pool with discovery: etcd, 1 while its members
+ * follow etcd, 0 while the last ones are kept (`following` is PoolDiscovery.following, per scrape).
+ */
+export function discoveryMetrics(
+  registry: Registry,
+  following: () => Iterable<readonly [string, boolean]>,
+): void {
+  gauge(registry, RouterMetrics.discoveryFollowing, function collect() {
+    this.reset();
+    for (const [pool, current] of following()) this.set({ pool }, current ? 1 : 0);
+  });
 }
 
 /** The `kind` label for an error a destination's send() rejected with (errors.ts classes). */

@@ -7,12 +7,12 @@
 // A reload keeps every destination whose address did not change (router.ts), and ketama moves
 // only the keys of the servers that came or went.
 import { EtcdMembership } from "../discovery/etcd-membership.ts";
-import { type DiscoveryLog, type Member, type Membership, parseAddr } from "../discovery/membership.ts";
+import { type DiscoveryLog, type Member, parseAddr } from "../discovery/membership.ts";
 import type { PoolConfig, RouterConfig } from "./config.ts";
 
 export class PoolDiscovery {
   private base: RouterConfig | undefined;
-  private readonly watchers = new Map<string, { key: string; membership: Membership }>();
+  private readonly watchers = new Map<string, { key: string; membership: EtcdMembership }>();
   private readonly members = new Map<string, readonly Member[]>();
 
   /** `apply` receives every composed configuration (the first one from update()). */
@@ -82,6 +82,14 @@ export class PoolDiscovery {
       pools.set(name, { ...spec, servers });
     }
     return { ...base, pools };
+  }
+
+  /**
+   * Each etcd pool and whether its members follow etcd now (false: etcd unreachable or without
+   * quorum, the pool keeps its last members); what gravity_router_discovery_following exports.
+   */
+  *following(): Iterable<readonly [string, boolean]> {
+    for (const [name, watcher] of this.watchers) yield [name, watcher.membership.following()];
   }
 
   async stop(): Promise<void> {

@@ -1,12 +1,16 @@
-// etcd from the distribution (Debian etcd-server, v3.4) for tests: one member on 127.0.0.1 with
-// ephemeral client and peer ports and a temp data dir.
+// etcd from the distribution (Debian etcd-server, v3.4) for tests: one member, or a cluster of
+// several, on 127.0.0.1 with ephemeral client and peer ports and a temp data dir per member.
 //
 //   startEtcd() -> temp dir -> etcd --data-dir dir/data --listen-client-urls http://127.0.0.1:C
 //                                   --listen-peer-urls http://127.0.0.1:P ...
 //               -> resolves once GET /health says {"health":"true"}
-//   stop()      -> the process ends, the data dir stays (an outage)
+//   startEtcdCluster(3) -> three such members started together, each --initial-cluster naming
+//                          all three; resolves once every member is healthy (a leader elected)
+//   stop()      -> the process ends, the data dir stays (an outage; a cluster member's peers
+//                  go on without it while they keep a quorum)
 //   restart()   -> the same ports and data dir again (the same cluster, its keys and leases);
-//                  restart({ wipe: true }) empties the data dir first (a new, empty cluster)
+//                  restart({ wipe: true }) empties the data dir first (a new, empty cluster:
+//                  single members only)
 //   destroy()   -> stop and remove the temp dir
 //
 // A test calls `afterAll(stopAllEtcd)`: the process registry in servers.ts is private to it, so
@@ -15,14 +19,16 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { killOnExit, stopEach } from "./processes.ts";
+import { endProcess, killOnExit } from "./processes.ts";
 import { freePort, HOST } from "./servers.ts";
-import { DeadlineError, pollUntil, withDeadline } from "./wait.ts";
+import { DeadlineError, pollUntil } from "./wait.ts";
 
 export const ETCD = "/usr/bin/etcd";
 
-/** A running (or stopped, restartable) single-member etcd. */
+/** A running (or stopped, restartable) etcd member. */
 export interface EtcdServer {
+  /** The member's name in the cluster. */
+  readonly name: string;
   /** "http://127.0.0.1:port": what the gravity discovery modules take as an endpoint. */
   readonly clientUrl: string;
   readonly clientPort: number;
@@ -37,7 +43,8 @@ export interface EtcdServer {
   stop(signal?: NodeJS.Signals, deadlineMs?: number): Promise<void>;
   /**
    * Starts etcd again on the same ports and data dir (stopping it first if it runs); resolves once
-   * healthy (within `deadlineMs`, default 15 s). `wipe` empties the data dir first: a new cluster.
+   * healthy (within `deadlineMs`, default 15 s): a cluster member is healthy only while its
+   * cluster has a leader. `wipe` empties the data dir first: a new cluster.
    */
   restart(options?: { deadlineMs?: number; wipe?: boolean }): Promise<void>;
   /** Stops etcd and removes its temp dir. */
@@ -57,41 +64,110 @@ const running = new Set<EtcdServer>();
 
 /** Stops and removes every etcd started here. Use as `afterAll(stopAllEtcd)`. */
 export async function stopAllEtcd(): Promise<void> {
-  await stopEach(running, (server) => server.destroy(), "etcd processes");
+  await destroyInTurn(running, "etcd processes");
 }
+
+// One member after the other: two members of a cluster stopping at once can leave the leader
+// handing its leadership to a member that is going away, and SIGTERM then takes seconds.
+async function destroyInTurn(servers: Iterable<EtcdServer>, what: string): Promise<void> {
+  const errors: unknown[] = [];
+  for (const server of [...servers]) await server.destroy().catch((error: unknown) => errors.push(error));
+  if (errors.length > 0) throw new AggregateError(errors, `some ${what} did not stop cleanly`);
+}
+
+/** A cluster of etcd members on loopback. */
+export interface EtcdCluster {
+  readonly members: readonly EtcdServer[];
+  /** Every member's client URL, comma separated: what `--etcd` takes. */
+  readonly endpoints: string;
+  /** Stops every member and removes their temp dirs. */
+  destroy(): Promise<void>;
+}
+
+/** Election timing for tests: a lost leader is replaced (or missed) within about a second. */
+export interface EtcdTiming {
+  heartbeatMs: number;
+  electionMs: number;
+}
+
+// etcd's defaults (100 ms heartbeat, 1 s election timeout) suit a network; on loopback a tenth
+// of the election timeout is still ten heartbeats.
+const TEST_TIMING: EtcdTiming = { heartbeatMs: 50, electionMs: 500 };
 
 /**
  * Starts a one-member etcd on free loopback ports (retrying if another process takes a port
  * first) and resolves once it reports itself healthy, within `deadlineMs` (default 15 s).
  */
 export async function startEtcd(options: { deadlineMs?: number } = {}): Promise<EtcdServer> {
+  const cluster = await startEtcdCluster(1, options);
+  return cluster.members[0] as EtcdServer;
+}
+
+/**
+ * Starts `size` etcd members forming one cluster, on free loopback ports (retrying if another
+ * process takes a port first), with short election timeouts (TEST_TIMING); resolves once every
+ * member is healthy, within `deadlineMs` (default 15 s).
+ */
+export async function startEtcdCluster(
+  size: number,
+  options: { deadlineMs?: number } = {},
+): Promise<EtcdCluster> {
   const binary = requireEtcd();
   const attempts = 5;
   for (let attempt = 1; ; attempt++) {
-    const clientPort = await freePort();
-    const peerPort = await freePort();
-    if (clientPort === peerPort) continue;
-    const dir = mkdtempSync(join(tmpdir(), "gravity-etcd-"));
-    const server = etcdServer(binary, dir, clientPort, peerPort);
-    try {
-      await server.restart({ deadlineMs: options.deadlineMs });
-      return server;
-    } catch (error) {
-      const raced = /address already in use/i.test(server.log());
-      await server.destroy().catch(() => {});
-      if (!raced || attempt === attempts) throw error;
-    }
+    const ports = new Set<number>();
+    while (ports.size < size * 2) ports.add(await freePort());
+    const [...all] = ports;
+    const names = Array.from({ length: size }, (_, i) => (size === 1 ? "default" : `member-${i}`));
+    const peerUrl = (i: number) => `http://${HOST}:${all[size + i]}`;
+    const initialCluster = names.map((name, i) => `${name}=${peerUrl(i)}`).join(",");
+    const token = `gravity-test-${process.pid}-${Date.now()}-${attempt}`;
+    const members = names.map((name, i) =>
+      etcdServer(binary, mkdtempSync(join(tmpdir(), "gravity-etcd-")), {
+        name,
+        clientPort: all[i] as number,
+        peerPort: all[size + i] as number,
+        initialCluster,
+        token,
+        timing: size === 1 ? undefined : TEST_TIMING,
+      }),
+    );
+    const cluster: EtcdCluster = {
+      members,
+      endpoints: members.map((member) => member.clientUrl).join(","),
+      destroy: () => destroyInTurn(members, "etcd members"),
+    };
+    const started = await Promise.allSettled(
+      members.map((member) => member.restart({ deadlineMs: options.deadlineMs })),
+    );
+    const failure = started.find((result) => result.status === "rejected");
+    if (failure === undefined) return cluster;
+    const raced = members.some((member) => /address already in use/i.test(member.log()));
+    await cluster.destroy().catch(() => {});
+    if (!raced || attempt === attempts) throw failure.reason;
   }
 }
 
-function etcdServer(binary: string, dir: string, clientPort: number, peerPort: number): EtcdServer {
+interface MemberSpec {
+  name: string;
+  clientPort: number;
+  peerPort: number;
+  /** etcd's --initial-cluster: every member's name=peerUrl. */
+  initialCluster: string;
+  token: string;
+  /** undefined: etcd's defaults. */
+  timing: EtcdTiming | undefined;
+}
+
+function etcdServer(binary: string, dir: string, member: MemberSpec): EtcdServer {
+  const { clientPort, peerPort } = member;
   const clientUrl = `http://${HOST}:${clientPort}`;
   const peerUrl = `http://${HOST}:${peerPort}`;
   const dataDir = join(dir, "data");
   const args = [
     binary,
     "--name",
-    "default",
+    member.name,
     "--data-dir",
     dataDir,
     "--listen-client-urls",
@@ -103,10 +179,19 @@ function etcdServer(binary: string, dir: string, clientPort: number, peerPort: n
     "--initial-advertise-peer-urls",
     peerUrl,
     "--initial-cluster",
-    `default=${peerUrl}`,
+    member.initialCluster,
+    "--initial-cluster-token",
+    member.token,
     "--initial-cluster-state",
     "new",
   ];
+  if (member.timing !== undefined)
+    args.push(
+      "--heartbeat-interval",
+      String(member.timing.heartbeatMs),
+      "--election-timeout",
+      String(member.timing.electionMs),
+    );
   // ETCD_* variables would override flags; etcd reads its configuration from nothing else here.
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env))
@@ -132,13 +217,8 @@ function etcdServer(binary: string, dir: string, clientPort: number, peerPort: n
   const stop = async (signal: NodeJS.Signals = "SIGTERM", deadlineMs = 10_000) => {
     const child = proc;
     if (child === undefined) return;
-    if (isRunning()) child.kill(signal);
     try {
-      await withDeadline(child.exited, deadlineMs, `etcd (pid ${child.pid}) to exit`);
-    } catch (error) {
-      child.kill("SIGKILL");
-      await child.exited;
-      throw error;
+      await endProcess(child, signal, deadlineMs, "etcd");
     } finally {
       await drained;
       proc = undefined;
@@ -146,6 +226,7 @@ function etcdServer(binary: string, dir: string, clientPort: number, peerPort: n
   };
 
   const server: EtcdServer = {
+    name: member.name,
     clientUrl,
     clientPort,
     peerPort,
