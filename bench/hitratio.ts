@@ -41,6 +41,7 @@ import { basename, join } from "node:path";
 import { parseFlags } from "../src/cli/args.ts";
 import { type Bar, barChartSpec, writeChart } from "./charts.ts";
 import { writeResults } from "./report.ts";
+import { buildRistretto, ristrettoBinary } from "./ristretto/build.ts";
 import {
   type LoopScanSpec,
   loopScanTrace,
@@ -54,8 +55,7 @@ import {
 const REPO_ROOT = join(import.meta.dir, "..");
 const BUILD_DIR = join(REPO_ROOT, "build", "bench-release");
 const BUILT_BINARY = join(BUILD_DIR, "hitratio_bench");
-const RISTRETTO_BINARY = join(REPO_ROOT, "build", "ristretto-replay");
-const RISTRETTO_GOPATH = "/usr/share/gocode"; // Debian's Go packages (GOPATH layout)
+const RISTRETTO_BINARY = ristrettoBinary("replay");
 const ARC_TRACES = ["P2", "P12"];
 const TRACE_DIR = join(REPO_ROOT, "bench", "results", "traces");
 const RESULTS = join(REPO_ROOT, "bench", "results", "hitratio.json");
@@ -135,26 +135,6 @@ async function runAsync(cmd: string[], what: string): Promise<string> {
   ]);
   if (code !== 0) throw new Error(`${what} failed (exit ${code}):\n${out}${err}`);
   return out;
-}
-
-/** The ristretto replayer, built offline in GOPATH mode against Debian's packaged ristretto. */
-function buildRistretto(): void {
-  if (Bun.which("go") === null) {
-    throw new Error(
-      "go not found: install golang-go and golang-github-dgraph-io-ristretto-dev, or pass --ristretto false",
-    );
-  }
-  const proc = Bun.spawnSync(["go", "build", "-o", RISTRETTO_BINARY, "./bench/ristretto"], {
-    cwd: REPO_ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, GO111MODULE: "off", GOPATH: RISTRETTO_GOPATH, GOFLAGS: "" },
-  });
-  if (proc.exitCode !== 0) {
-    throw new Error(
-      `go build of bench/ristretto failed (is golang-github-dgraph-io-ristretto-dev installed?):\n${proc.stderr.toString()}`,
-    );
-  }
 }
 
 function buildBinary(): void {
@@ -318,7 +298,7 @@ if (BINARY === BUILT_BINARY) {
 }
 if (withRistretto) {
   console.log("building ristretto-replay (Go, Debian's ristretto)...");
-  buildRistretto();
+  buildRistretto("replay", "pass --ristretto false");
 }
 
 let runs: TraceRun[];

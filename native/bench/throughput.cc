@@ -7,10 +7,13 @@
 // generator lives in one place). The store holds every distinct key of the trace (no eviction
 // pressure: this measures the request path, not the policy's hit ratio) and is filled before the
 // clock starts. Each thread walks the trace from its own offset:
-//   read  — every op is a get (find + touch + copy of the value, as the protocol does)
+//   read  — every op is a get (find + touch + copy of the value, as the protocol does, holding
+//           the shard lock shared: Store::Access::kRead)
 //   write — every op is a set (allocate + copy + link, replacing the old item)
 //   mixed — one op in four is a set, the rest gets
-// Prints one JSON line: {"workload","threads","policy","ops","seconds","mops"}.
+// Prints one JSON line: {"workload","threads","policy","ops","seconds","mops","cpuSeconds"}, where
+// cpuSeconds is the CPU time the measuring threads got (CLOCK_THREAD_CPUTIME_ID): on a shared
+// machine, ops per CPU-second tells a slowdown from lost time slices.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +22,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <time.h>
 #include <unordered_set>
 #include <vector>
 
@@ -100,12 +104,18 @@ void set(Store& store, const std::string& key, const char* value, uint32_t size,
 
 // Returns whether the key was found; copies its value out as a reply would.
 bool get(Store& store, const std::string& key, char* out, int64_t now) {
-  Store::Locked locked(store, key);
+  Store::Locked locked(store, key, Store::Access::kRead);
   Item* item = locked.find(now);
   if (item == nullptr) return false;
   locked.touch(item, now);
   std::memcpy(out, item->value_data(), item->value_size);
   return true;
+}
+
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 }  // namespace
@@ -131,6 +141,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   std::atomic<int> ready{0};
   std::vector<uint64_t> ops(static_cast<size_t>(o.threads), 0);
+  std::vector<double> cpu_seconds(static_cast<size_t>(o.threads), 0);
   std::vector<std::thread> threads;
   const int write_every = o.workload == "write" ? 1 : o.workload == "mixed" ? 4 : 0;
   for (int t = 0; t < o.threads; ++t) {
@@ -141,6 +152,7 @@ int main(int argc, char** argv) {
       ready.fetch_add(1);
       while (ready.load() < o.threads) {
       }
+      const double cpu_started = thread_cpu_seconds();
       while (!stop.load(std::memory_order_relaxed)) {
         for (int batch = 0; batch < 256; ++batch) {
           const std::string& key = keys[i];
@@ -154,6 +166,7 @@ int main(int argc, char** argv) {
         }
       }
       ops[static_cast<size_t>(t)] = done;
+      cpu_seconds[static_cast<size_t>(t)] = thread_cpu_seconds() - cpu_started;
       // Published so the compiler cannot drop the reads and copies as unused.
       g_sink.fetch_add(hits + static_cast<unsigned char>(out[0]), std::memory_order_relaxed);
     });
@@ -167,10 +180,12 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   uint64_t total = 0;
   for (uint64_t n : ops) total += n;
+  double cpu_total = 0;
+  for (double c : cpu_seconds) cpu_total += c;
   std::printf(
       "{\"workload\":\"%s\",\"threads\":%d,\"policy\":\"%s\",\"valueBytes\":%u,\"ops\":%llu,"
-      "\"seconds\":%.4f,\"mops\":%.4f}\n",
+      "\"seconds\":%.4f,\"mops\":%.4f,\"cpuSeconds\":%.4f}\n",
       o.workload.c_str(), o.threads, o.policy.c_str(), o.value_bytes,
-      static_cast<unsigned long long>(total), elapsed, static_cast<double>(total) / elapsed / 1e6);
+      static_cast<unsigned long long>(total), elapsed, static_cast<double>(total) / elapsed / 1e6, cpu_total);
   return 0;
 }

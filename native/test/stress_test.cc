@@ -54,6 +54,17 @@ void worker(Store& store, int seed, const std::atomic<bool>& stop, Counts& count
     const std::string key = key_name(k);
     const int op = static_cast<int>(rng() % 100);
     const int64_t now = store.now();
+    if (op >= 60 && op < 80) {
+      // A plain lookup holding the lock shared (Store::Access::kRead): it must see a whole value
+      // while writers replace, evict, expire and free items of the same shard; expired and flushed
+      // items met here make it take the lock alone and free them.
+      Store::Locked reader(store, key, Store::Access::kRead);
+      Item* item = reader.find(now);
+      if (item == nullptr) continue;
+      if (!value_intact(item, k)) ++counts.corrupt;
+      reader.touch(item, now);
+      continue;
+    }
     Store::Locked locked(store, key);
     if (op < 40) {
       // set, sometimes keeping the old item alive through allocate() like append does
@@ -74,7 +85,7 @@ void worker(Store& store, int seed, const std::atomic<bool>& stop, Counts& count
       if (locked.find(now) != nullptr) ++counts.replaced;  // allocate() may have evicted it
       locked.link(item, now);
       ++counts.links;
-    } else if (op < 80) {
+    } else if (op < 60) {
       Item* item = locked.find(now, true);
       if (item == nullptr) continue;
       if (!value_intact(item, k)) ++counts.corrupt;

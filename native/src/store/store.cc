@@ -67,8 +67,9 @@ size_t bytes_of(const Item* item) { return sizeof(Item) + item->key_size + item-
 // memcached's oldest_live check (items.c do_item_get): a flush_all with a delay invalidates, once
 // its time arrives, every item stored before it. Like memcached (it->time), this compares the last
 // access: an item stored before the flush time and read after it was flushed by that read.
+// accessed_at is read atomically: readers holding the shard lock shared update it (touch()).
 bool flushed(const Item* item, int64_t flush_at, int64_t now) {
-  return flush_at != 0 && now >= flush_at && item->accessed_at < flush_at;
+  return flush_at != 0 && now >= flush_at && __atomic_load_n(&item->accessed_at, __ATOMIC_RELAXED) < flush_at;
 }
 
 // Takes a linked item out of the policy and the byte count; the caller has already unchained it
@@ -422,15 +423,28 @@ bool Store::walk_batch(WalkCursor& cursor, size_t max_buckets, int64_t now, bool
 
 // ---- Store::Locked ----
 
-Store::Locked::Locked(Store& store, std::string_view key) : Locked(store, key, hash_key(key)) {}
+Store::Locked::Locked(Store& store, std::string_view key, Access access)
+    : Locked(store, key, hash_key(key), access) {}
 
-Store::Locked::Locked(Store& store, std::string_view key, uint64_t hash)
-    : store_(store), shard_(store.shard_for(hash)), hash_(widen_hash_tag(static_cast<uint32_t>(hash))), key_(key) {
-  shard_.mutex.lock();
+Store::Locked::Locked(Store& store, std::string_view key, uint64_t hash, Access access)
+    : store_(store),
+      shard_(store.shard_for(hash)),
+      hash_(widen_hash_tag(static_cast<uint32_t>(hash))),
+      key_(key),
+      shared_(access == Access::kRead && shard_.lossy_reads) {
+  if (shared_) {
+    shard_.mutex.lock_shared();
+  } else {
+    shard_.mutex.lock();
+  }
 }
 
 Store::Locked::~Locked() {
-  shard_.mutex.unlock();
+  if (shared_) {
+    shard_.mutex.unlock_shared();
+  } else {
+    shard_.mutex.unlock();
+  }
   // The reader has what it came for; the policy's share of the work is batched, and done now only
   // if this reader filled its stripe and nobody holds the lock.
   if (access_pending_ && shard_.reads.record(hash_, access_hit_) && shard_.mutex.try_lock()) {
@@ -447,6 +461,15 @@ Item* Store::Locked::find(int64_t now, bool count_miss_reason) {
   }
   Item* item = shard_.index.find(hash_, key_);
   if (item == nullptr) return nullptr;
+  const bool dead = item->expired_at(now) || flushed(item, store_.flush_at_.load(std::memory_order_relaxed), now);
+  if (dead && shared_) {
+    // Unlinking needs the lock alone. Between the two holds another thread may unlink the item or
+    // store a fresh one for the key, so look again rather than keep the pointer.
+    shard_.mutex.unlock_shared();
+    shard_.mutex.lock();
+    shared_ = false;
+    return find(now, count_miss_reason);
+  }
   if (item->expired_at(now)) {
     count_reclaimed_locked(shard_, item, true);
     if (count_miss_reason) ++shard_.stats.get_expired;
@@ -464,6 +487,7 @@ Item* Store::Locked::find(int64_t now, bool count_miss_reason) {
 
 Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_t expires_at,
                               const Item* protect) {
+  assert(!shared_);
   if (key_.size() > kMaxKeyBytes) return nullptr;
   const size_t bytes = sizeof(Item) + key_.size() + value_size;
   const uint64_t cost = item_cost(key_.size(), value_size);
@@ -538,6 +562,7 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
 }
 
 void Store::Locked::link(Item* item, int64_t now, uint64_t cas) {
+  assert(!shared_);
   assert(item->linked == Item::kUnlinked);
   assert(item->hash.tag == static_cast<uint32_t>(hash_) && item->key() == key_);
   Item* old = shard_.index.find(hash_, key_);
@@ -556,6 +581,7 @@ void Store::Locked::link(Item* item, int64_t now, uint64_t cas) {
 }
 
 void Store::Locked::set_expiry(Item* item, int64_t expires_at) {
+  assert(!shared_);
   if (item->expires_at == item_time(expires_at)) return;
   item->expires_at = item_time(expires_at);
   if (expires_at != 0) schedule_expiry_locked(item);
@@ -573,6 +599,7 @@ void Store::Locked::schedule_expiry_locked(Item* item) {
 }
 
 void Store::Locked::discard(Item* item) {
+  assert(!shared_);
   assert(item->linked == Item::kUnlinked);
   shard_.reserved_bytes -= cost_of(item);
   --shard_.reserved_items;
@@ -580,6 +607,7 @@ void Store::Locked::discard(Item* item) {
 }
 
 void Store::Locked::remove(Item* item) {
+  assert(!shared_);
   assert(item->linked == Item::kLinked);
   unlink_and_free_locked(shard_, item);
 }
@@ -591,14 +619,23 @@ void Store::Locked::touch(Item* item, int64_t now) {
   } else {
     shard_.policy->accessed_locked(item);
   }
-  item->accessed_at = item_time(now);
+  // Atomic because readers sharing the lock may touch the same item; relaxed because nothing else
+  // is published with it (a reader with an older `now` may store it last: a second's error).
+  const uint32_t at = item_time(now);
+  if (__atomic_load_n(&item->accessed_at, __ATOMIC_RELAXED) != at) {
+    __atomic_store_n(&item->accessed_at, at, __ATOMIC_RELAXED);
+  }
 }
 
 uint64_t Store::Locked::bump_cas(Item* item) {
+  assert(!shared_);
   item->cas = store_.next_cas();
   return item->cas;
 }
 
-StoreStats& Store::Locked::stats() { return shard_.stats; }
+StoreStats& Store::Locked::stats() {
+  assert(!shared_);
+  return shard_.stats;
+}
 
 }  // namespace gravity

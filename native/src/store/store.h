@@ -79,11 +79,18 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // How a Locked holds its shard's lock. kRead is for a plain lookup (find, touch, reading the
+  // item): readers of a shard then run together. Under kRead only find() and touch() may be called
+  // and the item must not be written; find() takes the lock exclusively by itself when it must
+  // unlink an expired or flushed item. A policy that sees every access exactly (LRU: it moves the
+  // item on each read) gets the exclusive lock either way.
+  enum class Access : uint8_t { kWrite, kRead };
+
   // Holds one shard's lock for its lifetime; every item operation goes through it.
   // Item pointers it returns are valid only while it lives.
   class Locked {
    public:
-    Locked(Store& store, std::string_view key);
+    Locked(Store& store, std::string_view key, Access access = Access::kWrite);
     ~Locked();
     Locked(const Locked&) = delete;
     Locked& operator=(const Locked&) = delete;
@@ -114,6 +121,8 @@ class Store {
 
     // Records a read or in-place update for the eviction policy and sets accessed_at. Under a
     // policy that tolerates lossy reads, the policy learns of it with find()'s access, buffered.
+    // Writes accessed_at only when it changes (a second later), so readers of a hot item do not
+    // pass its cache line between cores.
     void touch(Item* item, int64_t now);
 
     // Changes a linked item's expiry (touch, gat, meta T/N), keeping the expiry schedule right.
@@ -122,10 +131,10 @@ class Store {
     // Gives a linked item a fresh CAS (after an in-place change such as meta "I") and returns it.
     uint64_t bump_cas(Item* item);
 
-    StoreStats& stats();  // this shard's counters; the caller holds the lock
+    StoreStats& stats();  // this shard's counters; the caller holds the lock (not under kRead)
 
    private:
-    Locked(Store& store, std::string_view key, uint64_t hash);  // hashes the key once
+    Locked(Store& store, std::string_view key, uint64_t hash, Access access);  // hashes the key once
     void schedule_expiry_locked(Item* item);  // item->expires_at != 0
 
     Store& store_;
@@ -134,6 +143,7 @@ class Store {
     std::string_view key_;
     bool access_pending_ = false;  // find() ran: record the access when the lock is released
     bool access_hit_ = false;      // touch() ran: the recorded access is a hit
+    bool shared_ = false;          // holds the lock shared (Access::kRead under a lossy-read policy)
   };
 
   // The configured limits.
