@@ -40,7 +40,7 @@ std::string make_value(std::mt19937_64& rng, size_t size) {
 size_t random_size(std::mt19937_64& rng) {
   switch (rng() % 10) {
     case 0: return rng() % 8;                            // the smallest class
-    case 1: return 400 + rng() % 120;                     // the largest page classes, and malloc
+    case 1: return 150 + rng() % 120;                     // the largest page classes, and malloc
     case 2: return 120000 + rng() % 400000;               // a mapping of its own
     default: return 1 + rng() % 3000;                    // many small classes
   }
@@ -225,8 +225,8 @@ uint64_t fill_store(uint64_t memory_bytes, const char* policy, Size value_size) 
 }
 
 TEST(mixed_sizes_fill_the_memory) {
-  // Values of 100-1,000 bytes span about 40 size classes: with pages per shard, each class in
-  // use takes pages from the others, and the store must still hold items in nearly all of its
+  // Values of 100-1,000 bytes span about 40 size classes, a dozen of them in slab pages: with
+  // pages per shard, each page class in use takes pages from the others, and the store must still hold items in nearly all of its
   // memory (a 64 MiB store once kept 300 such items). memcached -m holds its -m in pages of
   // items, wasting up to 1/4 of each chunk; 90% is the bar.
   for (const char* policy : {"lru", "tinylfu"}) {

@@ -89,14 +89,18 @@ constexpr uint32_t item_time(int64_t unix_seconds) {
 //
 //   n <= kMaxSlabItemBytes          a chunk of its class on a slab page of its shard (no per-item
 //                                   header: glibc's 8-16 bytes are most of the overhead of small items)
-//   n <  kMinMappedItemBytes        malloc: glibc's 16-byte granularity costs under 2% there
+//   n <  kMinMappedItemBytes        malloc: glibc's 8-16 bytes are at most 6% of such an item, less
+//                                   than the free chunks of pages in more classes would hold
+//                                   (bench:hitratio-network, 100-1,000-byte values in 16 MiB: pages
+//                                   up to 512 bytes held 4.6% of the memory in free chunks and tails,
+//                                   up to 256 bytes under 1%)
 //   n >= kMinMappedItemBytes        a mapping of its own, unmapped when freed, so a flood of large
 //                                   values leaves no heap behind (glibc's dynamic mmap threshold
 //                                   would serve them from the heap after the first large free)
 constexpr size_t kSlabPageBytes = 256 * 1024;  // the largest slab page, and the page "stats slabs" reports
 constexpr size_t kMaxSizeClassBytes = kSlabPageBytes / 4;
 constexpr size_t kMinSlabChunkBytes = 64;
-constexpr size_t kMaxSlabItemBytes = 512;
+constexpr size_t kMaxSlabItemBytes = 256;
 constexpr size_t kMinMappedItemBytes = 128 * 1024;
 constexpr size_t kLargePageBytes = 4096;  // a large item's mapping is rounded up to OS pages
 

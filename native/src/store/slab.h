@@ -33,7 +33,7 @@ namespace gravity {
 class SlabAllocator {
  public:
   // A shard smaller than this many of the smallest pages (1 MiB) cannot spread its classes over
-  // pages (with ~40 classes in use, their partly used pages would be over 8% of it): it takes
+  // pages (with its ~25 page classes in use, their partly used pages would be 5% of it): it takes
   // each small chunk from malloc instead (glibc's 8-16 bytes per allocation are then not counted).
   static constexpr uint64_t kMinPages = 256;
   static constexpr size_t kMinPageBytes = 4096;
