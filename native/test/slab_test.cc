@@ -116,7 +116,7 @@ void run_model(uint64_t limit_bytes, uint64_t seed, int steps) {
     }
     CHECK(slab.held_bytes() <= limit_bytes);
     CHECK_EQ(slab.outside_bytes(), outside);
-    CHECK_EQ(slab.held_bytes(), slab.pages_held() * slab.page_bytes() + outside);
+    CHECK_EQ(slab.held_bytes(), slab.metadata_bytes() + slab.pages_held() * slab.page_bytes() + outside);
     if (step % 97 == 0) check_model(slab, live);
     if (gravity_test::failures_in_case() > 0) return;
   }
@@ -134,6 +134,9 @@ TEST(page_size_follows_the_shard) {
   CHECK_EQ(SlabAllocator(16ull << 20).page_bytes(), 16384u);
   CHECK_EQ(SlabAllocator(1ull << 30).page_bytes(), gravity::kSlabPageBytes);
   CHECK(SlabAllocator(4ull << 20).uses_pages());
+  // The page table is held from the start: 1,024 pages of 4 KiB, 40 bytes each at most.
+  CHECK(SlabAllocator(4ull << 20).held_bytes() > 0);
+  CHECK(SlabAllocator(4ull << 20).held_bytes() <= 1024 * 40);
   CHECK(!SlabAllocator(SlabAllocator::kMinPages * SlabAllocator::kMinPageBytes - 1).uses_pages());
 }
 

@@ -48,6 +48,10 @@ SlabAllocator::SlabAllocator(uint64_t limit_bytes) : page_bytes_(page_bytes_for(
   region_ = start;
   region_bytes_ = want;
   pages_.resize(page_slots_);
+  pool_.reserve(page_slots_);
+  released_.reserve(page_slots_);
+  metadata_bytes_ = uint64_t{page_slots_} * (sizeof(Page) + 2 * sizeof(uint32_t));
+  held_bytes_ = metadata_bytes_;
 }
 
 SlabAllocator::~SlabAllocator() {

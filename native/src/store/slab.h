@@ -14,8 +14,8 @@
 // slack is a few percent of the shard, and a class that needs a page takes it from another class
 // by evicting a page of a few dozen items, not a sixteenth of the shard.
 //
-// held_bytes() is every byte the allocator holds: pages in use or pooled, and the allocations of
-// the other tiers (charged as allocation_cost()). The shard keeps held_bytes() plus its index's
+// held_bytes() is every byte the allocator holds: pages in use or pooled, their page table, and
+// the allocations of the other tiers (charged as allocation_cost()). The shard keeps held_bytes() plus its index's
 // bucket array within its limit, so page tails, free chunks and empty pages never escape
 // --memory. Unlike memcached, the pool releases a page to the OS (MADV_DONTNEED) when a larger
 // item needs its bytes, and pages are never carved in advance.
@@ -78,6 +78,7 @@ class SlabAllocator {
   uint64_t pages_held() const { return pages_held_; }
   uint64_t pooled_pages() const { return pool_.size(); }
   uint64_t outside_bytes() const { return outside_bytes_; }
+  uint64_t metadata_bytes() const { return metadata_bytes_; }
   size_t page_bytes() const { return page_bytes_; }
 
  private:
@@ -116,7 +117,10 @@ class SlabAllocator {
   std::vector<uint32_t> pool_;      // empty pages, resident, held
   std::vector<uint32_t> released_;  // empty slots returned to the OS, not held
   uint32_t heads_[kSlabPageClasses];  // per class: first page with a free or uncarved chunk
-  uint64_t held_bytes_ = 0;         // pages_held_ * page_bytes_ + outside_bytes_
+  // The page table and the page lists at their full size (reserved once): a page's 40 bytes are
+  // 1% of a 4 KiB page, held like the pages themselves.
+  uint64_t metadata_bytes_ = 0;
+  uint64_t held_bytes_ = 0;         // metadata_bytes_ + pages_held_ * page_bytes_ + outside_bytes_
   uint64_t pages_held_ = 0;
   uint64_t outside_bytes_ = 0;      // allocation_cost() of the items malloc'd or mapped
 };
