@@ -145,6 +145,7 @@ uint64_t replay_store(const Trace& trace, const std::string& policy, uint64_t ca
   options.memory_bytes = capacity * gravity::item_cost(kKeyBytes, value_size);
   options.shard_count = 1;
   options.policy = policy;
+  options.slab_pages = false;  // the charge alone bounds it: exactly `capacity` items (slab.h's page tails are not charged)
   gravity::Store store(options);
   const int64_t now = store.now();
   uint64_t hits = 0;

@@ -62,8 +62,12 @@ bool present(Store& store, const std::string& key) {
   return locked.find(store.now()) != nullptr;
 }
 
-// A value size whose item costs exactly `cost` bytes for a key of key_size bytes.
-size_t value_for_cost(size_t key_size, uint64_t cost) { return static_cast<size_t>(cost - item_cost(key_size, 0)); }
+// The largest value whose item costs at most `cost` (costs grow in steps: allocation_cost()).
+size_t value_for_cost(size_t key_size, uint64_t cost) {
+  size_t value = static_cast<size_t>(cost - item_cost(key_size, 0));
+  while (value > 0 && item_cost(key_size, value) > cost) --value;
+  return value;
+}
 
 uint64_t hash_of(int i) { return hash_key("sketch:" + std::to_string(i)); }
 

@@ -3,7 +3,7 @@
 // libmemcached's memcdump asks "stats cachedump N 0" for N = 0..63 only, so the store's
 // kSizeClasses size classes (item.h: 8 bytes apart to 128, then 16 per doubling) are reported four
 // at a time: report class r covers size classes 4(r-1) .. 4(r-1)+3, and the last report class
-// holds the items bigger than the largest slab class (each a mapping of its own).
+// holds the items bigger than the largest size class.
 #pragma once
 
 #include <cstdint>

@@ -87,9 +87,9 @@ void item_stats(Context& ctx) {
   out.line("END");
 }
 
-// memcached slabs.c do_slabs_stats. Without slab pages (the default: one malloc per item) every
-// item is one chunk of its own, so total_chunks = used_chunks, no chunk is free and no page is
-// held; with slab pages the page counts per class are not reported.
+// memcached slabs.c do_slabs_stats. Without slab pages (StoreOptions::slab_pages off: one malloc
+// per item) every item is one chunk of its own, so total_chunks = used_chunks, no chunk is free
+// and no page is held; with slab pages (the default) the page counts per class are not reported.
 void slab_stats(Context& ctx) {
   ClassTotals totals[kReportClasses + 1];
   count_classes(ctx, totals);

@@ -1,5 +1,5 @@
-// An item is one chunk of its shard's slab allocator (slab.h), or for an item bigger than the
-// largest slab class one mapping of its own: this header, then the key bytes, then the value bytes.
+// An item is one allocation of its shard's allocator (slab.h: a slab chunk, a malloc or a mapping
+// of its own by its size): this header, then the key bytes, then the value bytes.
 //
 //   [ Item header (56 bytes) | key (key_size) | value (value_size) ]
 //
@@ -80,19 +80,31 @@ constexpr uint32_t item_time(int64_t unix_seconds) {
   return unix_seconds >= int64_t{UINT32_MAX} ? UINT32_MAX : static_cast<uint32_t>(unix_seconds);
 }
 
-// ---- Slab classes (memcached slabs.c, with finer classes) ----
+// ---- Size classes and the allocator's three tiers (slab.h) ----
 //
-// A shard's memory is pages of kSlabPageBytes, each carved into chunks of one class. Classes are
-// 8 bytes apart from 64 to 128 bytes, then 16 per doubling (memcached grows by 1.25: 16 per
-// doubling wastes at most 1/16 of an item, 3% on average, where 1.25 wastes up to 20%; classes are
-// cheap here because a page is carved lazily and untouched chunks cost no RSS). Items above
-// kMaxSlabChunkBytes get a mapping of their own (slab.h).
-constexpr size_t kSlabPageBytes = 256 * 1024;
-constexpr size_t kMaxSlabChunkBytes = kSlabPageBytes / 4;
+// Size classes are 8 bytes apart from 64 to 128 bytes, then 16 per doubling up to
+// kMaxSizeClassBytes (memcached grows by 1.25: 16 per doubling wastes at most 1/16 of an item, 3%
+// on average, where 1.25 wastes up to 20%). Every item has one for statistics ("stats items",
+// "stats slabs"); its memory comes from one of three tiers by its size n (header, key, value):
+//
+//   n <= kMaxSlabItemBytes          a chunk of its class on a slab page of its shard (no per-item
+//                                   header: glibc's 8-16 bytes are most of the overhead of small items)
+//   n <  kMinMappedItemBytes        malloc: glibc's 8-16 bytes are at most 6% of such an item, less
+//                                   than the free chunks of pages in more classes would hold
+//                                   (bench:hitratio-network, 100-1,000-byte values in 16 MiB: pages
+//                                   up to 512 bytes held 4.6% of the memory in free chunks and tails,
+//                                   up to 256 bytes under 1%)
+//   n >= kMinMappedItemBytes        a mapping of its own, unmapped when freed, so a flood of large
+//                                   values leaves no heap behind (glibc's dynamic mmap threshold
+//                                   would serve them from the heap after the first large free)
+constexpr size_t kSlabPageBytes = 256 * 1024;  // the largest slab page, and the page "stats slabs" reports
+constexpr size_t kMaxSizeClassBytes = kSlabPageBytes / 4;
 constexpr size_t kMinSlabChunkBytes = 64;
+constexpr size_t kMaxSlabItemBytes = 256;
+constexpr size_t kMinMappedItemBytes = 128 * 1024;
 constexpr size_t kLargePageBytes = 4096;  // a large item's mapping is rounded up to OS pages
 
-// The class of an allocation of n bytes (1 <= n <= kMaxSlabChunkBytes).
+// The size class of n bytes (1 <= n <= kMaxSizeClassBytes).
 constexpr uint32_t slab_class_of(size_t n) {
   if (n <= 128) return n <= kMinSlabChunkBytes ? 0 : static_cast<uint32_t>((n - kMinSlabChunkBytes + 7) / 8);
   uint32_t b = 7;  // 2^b < n <= 2^(b+1)
@@ -102,17 +114,17 @@ constexpr uint32_t slab_class_of(size_t n) {
   return 8 + (b - 7) * 16 + static_cast<uint32_t>(k);
 }
 
-constexpr uint32_t kSlabClasses = slab_class_of(kMaxSlabChunkBytes) + 1;
+constexpr uint32_t kSlabClasses = slab_class_of(kMaxSizeClassBytes) + 1;
+constexpr uint32_t kSlabPageClasses = slab_class_of(kMaxSlabItemBytes) + 1;  // classes carved from pages
 
-// The size class of an item of n bytes (header, key, value) for statistics and dumps: its slab
-// class, or kSlabClasses for an item bigger than the largest one (a mapping of its own).
-constexpr uint32_t size_class_of(size_t n) { return n <= kMaxSlabChunkBytes ? slab_class_of(n) : kSlabClasses; }
+// The size class of an item of n bytes (header, key, value) for statistics and dumps: its class,
+// or kSlabClasses for an item bigger than the largest one.
+constexpr uint32_t size_class_of(size_t n) { return n <= kMaxSizeClassBytes ? slab_class_of(n) : kSlabClasses; }
 constexpr uint32_t kSizeClasses = kSlabClasses + 1;
 
 struct SlabClassInfo {
-  uint32_t chunk_bytes;     // the chunk size
-  uint32_t chunks_per_page;
-  uint32_t cost_bytes;      // the page divided among its chunks: chunk_bytes + its share of the page's tail
+  uint32_t chunk_bytes;      // the class's size
+  uint32_t chunks_per_page;  // in a page of kSlabPageBytes (what "stats slabs" reports)
 };
 
 constexpr std::array<SlabClassInfo, kSlabClasses> make_slab_classes() {
@@ -126,19 +138,26 @@ constexpr std::array<SlabClassInfo, kSlabClasses> make_slab_classes() {
       const uint32_t k = (c - 9) % 16 + 1;
       chunk = (size_t{1} << b) + k * ((size_t{1} << b) / 16);
     }
-    const size_t per_page = kSlabPageBytes / chunk;
-    classes[c] = {static_cast<uint32_t>(chunk), static_cast<uint32_t>(per_page),
-                  static_cast<uint32_t>(kSlabPageBytes / per_page)};
+    classes[c] = {static_cast<uint32_t>(chunk), static_cast<uint32_t>(kSlabPageBytes / chunk)};
   }
   return classes;
 }
 
 inline constexpr std::array<SlabClassInfo, kSlabClasses> kSlabClassTable = make_slab_classes();
 
-// Bytes an allocation of n bytes (header, key and value) takes: its slab class's cost, or for a
-// larger one its own mapping rounded up to OS pages.
+// glibc's chunk for a malloc of n bytes: an 8-byte size field, 16-byte alignment, 32 at least.
+constexpr uint64_t malloc_chunk_bytes(size_t n) {
+  const uint64_t chunk = (uint64_t{n} + 8 + 15) / 16 * 16;
+  return chunk < 32 ? 32 : chunk;
+}
+
+// Bytes an allocation of n bytes (header, key and value) is charged: its slab chunk, its malloc
+// chunk, or its mapping rounded up to OS pages (the tiers above). A slab page's tail (less than a
+// chunk) and the free chunks of partly used pages are held, not charged: the shard's held limit
+// (slab.h) counts them.
 constexpr uint64_t allocation_cost(size_t n) {
-  if (n <= kMaxSlabChunkBytes) return kSlabClassTable[slab_class_of(n)].cost_bytes;
+  if (n <= kMaxSlabItemBytes) return kSlabClassTable[slab_class_of(n)].chunk_bytes;
+  if (n < kMinMappedItemBytes) return malloc_chunk_bytes(n);
   return (n + kLargePageBytes - 1) / kLargePageBytes * kLargePageBytes;
 }
 
@@ -147,8 +166,8 @@ constexpr uint64_t allocation_cost(size_t n) {
 // The chain link itself is Item::hash_next, already in the header.
 constexpr uint64_t kIndexOverheadBytes = 8;
 
-// Bytes an item of this size is charged against --memory: the allocator's true cost (the slab
-// chunk with its share of the page, or the rounded mapping) plus its share of the index.
+// Bytes an item of this size is charged against --memory: its allocation_cost() plus its share
+// of the index.
 constexpr uint64_t item_cost(size_t key_size, size_t value_size) {
   return allocation_cost(sizeof(Item) + key_size + value_size) + kIndexOverheadBytes;
 }

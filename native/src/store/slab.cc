@@ -14,33 +14,49 @@ void* map_bytes(size_t bytes) {
   return p == MAP_FAILED ? nullptr : p;
 }
 
+// The page size for a shard of limit_bytes: the power of two nearest below limit / kPagesPerShard,
+// within [kMinPageBytes, kSlabPageBytes].
+size_t page_bytes_for(uint64_t limit_bytes) {
+  size_t page = SlabAllocator::kMinPageBytes;
+  while (page < kSlabPageBytes && uint64_t{page} * 2 * SlabAllocator::kPagesPerShard <= limit_bytes) page *= 2;
+  return page;
+}
+
 }  // namespace
 
-SlabAllocator::SlabAllocator(uint64_t limit_bytes) {
-  for (uint32_t& head : heads_) head = kNone;
-  if (limit_bytes < kMinPages * kSlabPageBytes) return;
-  page_slots_ = static_cast<uint32_t>((limit_bytes + kSlabPageBytes - 1) / kSlabPageBytes);
-  // Pages must be aligned to kSlabPageBytes so that an item finds its page by division: reserve
-  // one page more and trim the ends.
-  const size_t want = static_cast<size_t>(page_slots_) * kSlabPageBytes;
-  char* raw = static_cast<char*>(map_bytes(want + kSlabPageBytes));
+SlabAllocator::SlabAllocator(uint64_t limit_bytes) : page_bytes_(page_bytes_for(limit_bytes)) {
+  while ((size_t{1} << page_shift_) < page_bytes_) ++page_shift_;
+  for (uint32_t c = 0; c < kSlabPageClasses; ++c) {
+    heads_[c] = kNone;
+    chunks_per_page_[c] = static_cast<uint32_t>(page_bytes_ / kSlabClassTable[c].chunk_bytes);
+  }
+  if (limit_bytes < kMinPages * page_bytes_) return;
+  page_slots_ = static_cast<uint32_t>((limit_bytes + page_bytes_ - 1) / page_bytes_);
+  // Pages must be aligned to page_bytes_ so that an item finds its page by a shift: reserve one
+  // page more and trim the ends.
+  const size_t want = static_cast<size_t>(page_slots_) * page_bytes_;
+  char* raw = static_cast<char*>(map_bytes(want + page_bytes_));
   if (raw == nullptr) {
     page_slots_ = 0;  // every small item then fails to allocate, as a failed malloc did
     return;
   }
-  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(raw) + kSlabPageBytes - 1) & ~(uintptr_t{kSlabPageBytes} - 1);
+  const uintptr_t aligned = (reinterpret_cast<uintptr_t>(raw) + page_bytes_ - 1) & ~(uintptr_t{page_bytes_} - 1);
   char* start = reinterpret_cast<char*>(aligned);
   if (start > raw) munmap(raw, static_cast<size_t>(start - raw));
-  char* end = raw + want + kSlabPageBytes;
+  char* end = raw + want + page_bytes_;
   if (end > start + want) munmap(start + want, static_cast<size_t>(end - (start + want)));
   region_ = start;
   region_bytes_ = want;
   pages_.resize(page_slots_);
+  pool_.reserve(page_slots_);
+  released_.reserve(page_slots_);
+  metadata_bytes_ = uint64_t{page_slots_} * (sizeof(Page) + 2 * sizeof(uint32_t));
+  held_bytes_ = metadata_bytes_;
 }
 
 SlabAllocator::~SlabAllocator() {
   if (region_ != nullptr) munmap(region_, region_bytes_);
-  // Large items still allocated are unmapped by whoever frees the items (Store's destructor).
+  // Items outside the pages still allocated are freed by whoever frees the items (Store's destructor).
 }
 
 void SlabAllocator::list_push(uint32_t cls, uint32_t page) {
@@ -67,7 +83,7 @@ uint32_t SlabAllocator::take_page_locked(uint64_t held_budget) {
     pool_.pop_back();
     return page;
   }
-  if (held_bytes_ + kSlabPageBytes > held_budget) return kNone;
+  if (held_bytes_ + page_bytes_ > held_budget) return kNone;
   uint32_t page;
   if (!released_.empty()) {
     page = released_.back();
@@ -78,43 +94,59 @@ uint32_t SlabAllocator::take_page_locked(uint64_t held_budget) {
     return kNone;
   }
   ++pages_held_;
-  held_bytes_ += kSlabPageBytes;
+  held_bytes_ += page_bytes_;
   return page;
 }
 
+void SlabAllocator::release_pool_locked(uint64_t held_budget) {
+  while (held_bytes_ > held_budget && !pool_.empty()) {
+    const uint32_t page = pool_.back();
+    pool_.pop_back();
+    madvise(page_base(page), page_bytes_, MADV_DONTNEED);
+    released_.push_back(page);
+    --pages_held_;
+    held_bytes_ -= page_bytes_;
+  }
+}
+
+Item* SlabAllocator::allocate_outside_locked(size_t n, uint64_t held_budget) {
+  const uint64_t bytes = allocation_cost(n);
+  // Pooled pages are held but idle: give them back to the OS before asking for more.
+  if (held_budget >= bytes) release_pool_locked(held_budget - bytes);
+  if (held_bytes_ + bytes > held_budget) return nullptr;
+  void* memory;
+  if (n >= kMinMappedItemBytes) {
+    memory = map_bytes(static_cast<size_t>(bytes));
+  } else {
+    // A small item in a shard without pages takes its whole chunk, so that its cost stays true.
+    memory = std::malloc(n <= kMaxSlabItemBytes ? kSlabClassTable[slab_class_of(n)].chunk_bytes : n);
+  }
+  if (memory == nullptr) return nullptr;
+  outside_bytes_ += bytes;
+  held_bytes_ += bytes;
+  Item* item = static_cast<Item*>(memory);
+  item->linked = Item::kUnlinked;
+  return item;
+}
+
+void SlabAllocator::free_outside_locked(Item* item, size_t n) {
+  const uint64_t bytes = allocation_cost(n);
+  if (n >= kMinMappedItemBytes) {
+    munmap(item, static_cast<size_t>(bytes));
+  } else {
+    std::free(item);
+  }
+  outside_bytes_ -= bytes;
+  held_bytes_ -= bytes;
+}
+
 Item* SlabAllocator::allocate_locked(size_t n, uint64_t held_budget) {
-  if (region_ == nullptr) {
-    const uint64_t bytes = allocation_cost(n);
-    if (held_bytes_ + bytes > held_budget) return nullptr;
-    void* memory = std::malloc(n <= kMaxSlabChunkBytes ? kSlabClassTable[slab_class_of(n)].chunk_bytes : n);
-    if (memory == nullptr) return nullptr;
-    held_bytes_ += bytes;
-    Item* item = static_cast<Item*>(memory);
-    item->linked = Item::kUnlinked;
-    return item;
-  }
-  if (!in_slab(n)) {
-    const uint64_t bytes = allocation_cost(n);
-    // Pooled pages are held but idle: give them back to the OS before asking for more.
-    while (held_bytes_ + bytes > held_budget && !pool_.empty()) {
-      const uint32_t page = pool_.back();
-      pool_.pop_back();
-      madvise(page_base(page), kSlabPageBytes, MADV_DONTNEED);
-      released_.push_back(page);
-      --pages_held_;
-      held_bytes_ -= kSlabPageBytes;
-    }
-    if (held_bytes_ + bytes > held_budget) return nullptr;
-    void* memory = map_bytes(static_cast<size_t>(bytes));
-    if (memory == nullptr) return nullptr;
-    large_bytes_ += bytes;
-    held_bytes_ += bytes;
-    Item* item = static_cast<Item*>(memory);
-    item->linked = Item::kUnlinked;
-    return item;
-  }
+  if (!in_slab(n)) return allocate_outside_locked(n, held_budget);
+  // The budget may have shrunk below what is held (the index grew): nothing more until it fits.
+  release_pool_locked(held_budget);
+  if (held_bytes_ > held_budget) return nullptr;
   const uint32_t cls = slab_class_of(n);
-  const SlabClassInfo& info = kSlabClassTable[cls];
+  const size_t chunk_bytes = kSlabClassTable[cls].chunk_bytes;
   uint32_t page = heads_[cls];
   if (page == kNone) {
     page = take_page_locked(held_budget);
@@ -130,26 +162,18 @@ Item* SlabAllocator::allocate_locked(size_t n, uint64_t held_budget) {
     item = p.free;
     p.free = item->hash_next;
   } else {
-    item = reinterpret_cast<Item*>(page_base(page) + static_cast<size_t>(p.carved) * info.chunk_bytes);
+    item = reinterpret_cast<Item*>(page_base(page) + static_cast<size_t>(p.carved) * chunk_bytes);
     ++p.carved;
   }
   ++p.live;
-  if (p.free == nullptr && p.carved == info.chunks_per_page) list_remove(page);
+  if (p.free == nullptr && p.carved == chunks_per_page_[cls]) list_remove(page);
   item->linked = Item::kUnlinked;
   return item;
 }
 
 void SlabAllocator::free_locked(Item* item, size_t n) {
-  if (region_ == nullptr) {
-    held_bytes_ -= allocation_cost(n);
-    std::free(item);
-    return;
-  }
   if (!in_slab(n)) {
-    const uint64_t bytes = allocation_cost(n);
-    munmap(item, static_cast<size_t>(bytes));
-    large_bytes_ -= bytes;
-    held_bytes_ -= bytes;
+    free_outside_locked(item, n);
     return;
   }
   const uint32_t page = page_of(item);

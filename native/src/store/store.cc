@@ -35,10 +35,6 @@ constexpr size_t kSweepEntriesPerLock = 1024;
 constexpr size_t kSweepBucketsPerLock = 1024;
 // A shard's expiry wheel is compacted when its entries outnumber twice its items plus this.
 constexpr size_t kWheelStaleSlack = 1024;
-// Victims of other classes evicted one at a time while an item's class waits for a chunk, before
-// the next one is evicted with its whole page (which then serves the waiting class: memcached's
-// slab page mover, done at once on the page of the policy's victim).
-constexpr uint32_t kMaxStrayEvictions = 32;
 
 uint32_t floor_pow2(uint32_t n) {
   uint32_t p = 1;
@@ -492,8 +488,6 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
   const size_t bytes = sizeof(Item) + key_.size() + value_size;
   const uint64_t cost = item_cost(key_.size(), value_size);
   if (cost > shard_.limit_bytes) return nullptr;
-  const bool small = shard_.slab.in_slab(bytes);
-  const uint32_t cls = small ? slab_class_of(bytes) : 0;
 
   bool have_now = false;
   int64_t now = 0, flush_at = 0;
@@ -507,7 +501,7 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
   // memory for it within the held limit (what it holds plus the index's buckets).
   Item* item = nullptr;
   bool drained = false;
-  uint32_t strays = 0;
+  uint64_t stray_bytes = 0;
   for (;;) {
     const bool charge_fits = shard_.used_bytes + shard_.reserved_bytes + cost <= shard_.limit_bytes;
     if (charge_fits) {
@@ -530,14 +524,19 @@ Item* Store::Locked::allocate(uint32_t value_size, uint32_t client_flags, int64_
       flush_at = store_.flush_at_.load(std::memory_order_relaxed);
       have_now = true;
     }
-    // Within the charge but short of memory: a victim in another class frees a chunk this item
-    // cannot use (and one in a page, none that a large item can). After a few, evict a whole page.
+    // Within the charge but short of memory: a slab victim frees a chunk, which serves only an
+    // item of its class and only if the held memory is within budget (the index grows too).
+    // Such victims are evicted one at a time until they add up to a page; then the next one
+    // goes with its whole page, which serves the waiting item (memcached's slab page mover, done
+    // at once on the page of the policy's victim). So a page of other items is evicted for at
+    // most a page of victims that did not help.
     const size_t victim_bytes = bytes_of(victim);
-    if (charge_fits && shard_.slab.in_slab(victim_bytes) &&
-        (!small || (slab_class_of(victim_bytes) != cls && ++strays > kMaxStrayEvictions)) &&
-        evict_page_locked(shard_, victim, protect, now, flush_at)) {
-      strays = 0;
-      continue;
+    if (charge_fits && shard_.slab.in_slab(victim_bytes)) {
+      if (stray_bytes >= shard_.slab.page_bytes() && evict_page_locked(shard_, victim, protect, now, flush_at)) {
+        stray_bytes = 0;
+        continue;
+      }
+      stray_bytes += allocation_cost(victim_bytes);
     }
     evict_locked(shard_, victim, now, flush_at);
   }
