@@ -22,6 +22,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseFlags } from "../src/cli/args.ts";
 import { Client } from "../src/client/index.ts";
+import { ServerError } from "../src/errors.ts";
 import {
   COMPILED_GRAVITY,
   HOST,
@@ -148,6 +149,8 @@ interface SideResult {
   bytes: number;
   limitMaxbytes: number;
   itemsPerMiB: number;
+  /** Sets the server refused with SERVER_ERROR out of memory (a look-aside client goes on). */
+  refusedSets: number;
   seconds: number;
 }
 
@@ -155,6 +158,13 @@ async function replay(server: ServerProcess, label: string, keys: readonly strin
   const client = new Client({ servers: [`${HOST}:${server.port}`], timeoutMs: 10_000 });
   const started = performance.now();
   let hits = 0;
+  let refusedSets = 0;
+  // memcached refuses a set when no page can be freed for its class ("SERVER_ERROR out of memory
+  // storing object"); a look-aside client carries on without caching the value.
+  const refused = (error: unknown) => {
+    if (!(error instanceof ServerError && /out of memory/.test(error.text))) throw error;
+    refusedSets++;
+  };
   try {
     for (let at = 0; at < keys.length; at += window) {
       const slice = keys.slice(at, at + window);
@@ -164,7 +174,7 @@ async function replay(server: ServerProcess, label: string, keys: readonly strin
         if (value !== null) hits++;
         else {
           const key = slice[i] as string;
-          misses.push(client.set(key, VALUE.subarray(0, valueSize(key))));
+          misses.push(client.set(key, VALUE.subarray(0, valueSize(key))).catch(refused));
         }
       });
       await Promise.all(misses);
@@ -181,6 +191,7 @@ async function replay(server: ServerProcess, label: string, keys: readonly strin
       bytes: number("bytes"),
       limitMaxbytes: number("limit_maxbytes"),
       itemsPerMiB: currItems / memoryMb,
+      refusedSets,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
@@ -215,7 +226,7 @@ try {
         sides.push(result);
         console.log(
           `  ${trace.padEnd(10)} ${side.padEnd(9)} hit ratio ${(result.hitRatio * 100).toFixed(2)}%  ` +
-            `items ${result.currItems} (${result.itemsPerMiB.toFixed(0)} per MiB)  ${result.seconds.toFixed(1)} s`,
+            `items ${result.currItems} (${result.itemsPerMiB.toFixed(0)} per MiB)  refused sets ${result.refusedSets}  ${result.seconds.toFixed(1)} s`,
         );
       } finally {
         await server.stop();
