@@ -7,7 +7,6 @@ import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
 import type { InjectedLatency } from "../leaf/listener.ts";
 import { createRegistry, leafMetrics } from "../metrics/registry.ts";
 import { native } from "../native/index.ts";
-import { exposureWarning } from "../security/exposure.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { memoryForShares } from "./cgroup-memory.ts";
@@ -16,7 +15,7 @@ import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 import { NATS_FLAGS, serveNatsFromFlags } from "./nats-flags.ts";
 import { readSaslFile, SASL_FLAG } from "./sasl-flag.ts";
-import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
+import { announceMemcachedPort, SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
 export const LEAF_FLAGS: readonly FlagSpec[] = [
   { name: "listen", kind: FlagKind.String, default: "127.0.0.1", short: "l", help: "address to listen on" },
@@ -205,17 +204,12 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   console.log(
     `gravity leaf listening on ${leaf.hostname}:${leaf.port} (threads ${flags.threads}, memory ${memoryBytes} bytes, max item ${maxItemBytes} bytes)`,
   );
-  if (security.tls !== null) {
-    const mutual = security.tls.ca === undefined ? "" : " (client certificates required)";
-    console.log(`gravity leaf: memcached protocol over TLS only${mutual}`);
-  }
-  const exposed = exposureWarning(
+  announceMemcachedPort(
     "leaf",
-    "the memcached port",
     leaf.hostname,
-    security.tls !== null || saslPasswords !== undefined,
+    security,
+    saslPasswords !== undefined || security.authPasswords !== null,
   );
-  if (exposed !== null) console.warn(exposed);
   const stopEvictionLog = (flags.verbose as number) >= 1 ? logEvictions() : () => {};
   let http: ReturnType<typeof startHttpFromFlags>;
   try {

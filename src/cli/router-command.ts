@@ -22,7 +22,6 @@ import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
 import { DeleteSpool } from "../router/spool.ts";
 import { RouterThreads, ThreadsRegistry } from "../router/threads.ts";
-import { exposureWarning } from "../security/exposure.ts";
 import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
 import { InvalidationBus } from "../transport/nats-invalidation.ts";
 import { NatsLink } from "../transport/nats-link.ts";
@@ -31,7 +30,7 @@ import { FlagKind, type FlagSpec, type FlagValues, flagHelp, parseFlags } from "
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
 import { readSaslFile, SASL_FLAG } from "./sasl-flag.ts";
-import { SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
+import { announceMemcachedPort, SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
   {
@@ -374,17 +373,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     console.log(
       `gravity router listening on ${host}:${server.port} (config ${file}; pools ${pools.join(", ")}; threads ${threadCount})`,
     );
-    if (security.tls !== null) {
-      const mutual = security.tls.ca === undefined ? "" : " (client certificates required)";
-      console.log(`gravity router: memcached protocol over TLS only${mutual}`);
-    }
-    const exposed = exposureWarning(
-      "router",
-      "the memcached port",
-      host,
-      security.tls !== null || security.authPasswords !== null,
-    );
-    if (exposed !== null) console.warn(exposed);
+    announceMemcachedPort("router", host, security, sasl !== undefined || security.authPasswords !== null);
   });
 }
 

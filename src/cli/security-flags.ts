@@ -1,6 +1,7 @@
 // The TLS and bearer-token flags shared by `gravity leaf` and `gravity router`.
 
 import type { SaslPasswords } from "../protocol/sasl-plain.ts";
+import { exposureWarning } from "../security/exposure.ts";
 import { loadTls, type TlsMaterial } from "../security/tls.ts";
 import { BearerTokens } from "../security/tokens.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
@@ -56,4 +57,23 @@ export function securityFromFlags(flags: FlagValues): Security {
     tokens: tokenFile === "" ? null : BearerTokens.fromFile(tokenFile),
     authPasswords: readSaslFile(authFile, "--auth-file") ?? null,
   };
+}
+
+/**
+ * Says how the memcached port of `role` on `host` is protected: a line when it speaks TLS only, and
+ * a warning when other machines can reach it with neither TLS nor authentication (`authenticated`:
+ * SASL or --auth-file is on).
+ */
+export function announceMemcachedPort(
+  role: string,
+  host: string,
+  security: Security,
+  authenticated: boolean,
+): void {
+  if (security.tls !== null) {
+    const mutual = security.tls.ca === undefined ? "" : " (client certificates required)";
+    console.log(`gravity ${role}: memcached protocol over TLS only${mutual}`);
+  }
+  const exposed = exposureWarning(role, "the memcached port", host, security.tls !== null || authenticated);
+  if (exposed !== null) console.warn(exposed);
 }
