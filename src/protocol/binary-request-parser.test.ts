@@ -1,37 +1,12 @@
 import { describe, expect, test } from "bun:test";
+import { type FrameSpec, frame, u32s } from "../../test/helpers/binary-frames.ts";
 import { BinaryOp, type BinaryRequest } from "./binary-request.ts";
 import { BinaryRequestParser } from "./binary-request-parser.ts";
 import { Op, type Request } from "./request.ts";
 import { parseSaslPasswords, type SaslPasswords } from "./sasl-plain.ts";
 
-interface Frame {
-  opcode: number;
-  key?: string;
-  extras?: number[];
-  value?: string;
-  opaque?: number;
-  cas?: bigint;
-}
-
-function frame(spec: Frame): Uint8Array {
-  const key = Buffer.from(spec.key ?? "", "latin1");
-  const extras = Buffer.from(spec.extras ?? []);
-  const value = Buffer.from(spec.value ?? "", "latin1");
-  const out = Buffer.alloc(24 + extras.length + key.length + value.length);
-  out[0] = 0x80;
-  out[1] = spec.opcode;
-  out.writeUInt16BE(key.length, 2);
-  out[4] = extras.length;
-  out.writeUInt32BE(extras.length + key.length + value.length, 8);
-  out.writeUInt32BE(spec.opaque ?? 0, 12);
-  out.writeBigUInt64BE(spec.cas ?? 0n, 16);
-  Buffer.concat([extras, key, value]).copy(out, 24);
-  return out;
-}
-
-const be32 = (...values: number[]) =>
-  values.flatMap((v) => [v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
-const be64 = (v: bigint) => be32(Number(v >> 32n), Number(v & 0xffff_ffffn));
+const be32 = u32s;
+const be64 = (v: bigint) => u32s(Number(v >> 32n), Number(v & 0xffff_ffffn));
 
 // What a sink saw, as text: one line per request or error.
 function run(chunks: readonly Uint8Array[], maxItemBytes = 1 << 20, sasl?: SaslPasswords): string[] {
@@ -77,7 +52,7 @@ function parse(bytes: Uint8Array, maxItemBytes?: number, sasl?: SaslPasswords): 
 const raw = (events: string[]) => events.map((e) => /raw="(.*)"$/.exec(e)?.[1] ?? e);
 
 describe("BinaryRequestParser: every opcode becomes the meta request a leaf understands", () => {
-  const cases: [string, Frame, string][] = [
+  const cases: [string, FrameSpec, string][] = [
     ["get", { opcode: BinaryOp.Get, key: "k" }, "mg k f c v\\r\\n"],
     ["getq", { opcode: BinaryOp.GetQ, key: "k" }, "mg k f c v q\\r\\n"],
     ["getk", { opcode: BinaryOp.GetK, key: "k" }, "mg k f c v\\r\\n"],
@@ -256,7 +231,7 @@ describe("BinaryRequestParser: bad frames get memcached's reply", () => {
     ["noop with a body", { opcode: BinaryOp.Noop, value: "x" }],
     ["incr with short extras", { opcode: BinaryOp.Increment, key: "k", extras: be32(1) }],
     ["flush with a key", { opcode: BinaryOp.Flush, key: "k" }],
-  ] as [string, Frame][]) {
+  ] as [string, FrameSpec][]) {
     test(`${name}: invalid arguments, close`, () => {
       expect(parse(frame({ ...spec, opaque: 9 }))).toEqual([
         `err ${header(spec.opcode, 0x04, 9, "Invalid arguments")} close=true`,

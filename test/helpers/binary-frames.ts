@@ -1,43 +1,19 @@
 // Raw memcached binary frames for tests: building requests, a conversation covering the opcodes
 // whose replies do not depend on the server's identity, frames memcached answers with a close, and
 // an exchange that reads reply frames (CAS zeroed) for byte-for-byte comparison between servers.
-// (A copy of test/binary-protocol.test.ts's helpers, which that file may import instead.)
+import { BinaryOp } from "../../src/protocol/binary-request.ts";
 import { McClient } from "./mc-client.ts";
 import { HOST, type ServerProcess } from "./servers.ts";
 
 export const REPLY_DEADLINE_MS = 10_000;
 
-export const Op = {
-  Get: 0x00,
-  Set: 0x01,
-  Add: 0x02,
-  Replace: 0x03,
-  Delete: 0x04,
-  Increment: 0x05,
-  Decrement: 0x06,
-  Quit: 0x07,
-  Flush: 0x08,
-  GetQ: 0x09,
-  Noop: 0x0a,
-  Version: 0x0b,
-  GetK: 0x0c,
-  GetKQ: 0x0d,
-  Append: 0x0e,
-  Prepend: 0x0f,
-  Stat: 0x10,
-  SetQ: 0x11,
-  DeleteQ: 0x14,
-  IncrementQ: 0x15,
-  Touch: 0x1c,
-  Gat: 0x1d,
-  GatQ: 0x1e,
-  GatK: 0x23,
-} as const;
+/** The binary opcodes: the router's own table (memcached protocol_binary_command). */
+export const Op = BinaryOp;
 
 export interface FrameSpec {
   opcode: number;
   key?: string;
-  extras?: Uint8Array;
+  extras?: Uint8Array | readonly number[];
   value?: string;
   opaque?: number;
   cas?: bigint;
@@ -45,7 +21,7 @@ export interface FrameSpec {
 
 export function frame(spec: FrameSpec): Uint8Array {
   const key = Buffer.from(spec.key ?? "", "latin1");
-  const extras = spec.extras ?? new Uint8Array(0);
+  const extras = Uint8Array.from(spec.extras ?? []);
   const value = Buffer.from(spec.value ?? "", "latin1");
   const out = Buffer.alloc(24 + extras.length + key.length + value.length);
   out[0] = 0x80;
