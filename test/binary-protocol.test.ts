@@ -4,14 +4,7 @@
 // sasl.test.ts, memccapable's binary suite in memccapable.test.ts.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client as MemjsClient, Utils as MemjsUtils } from "memjs";
-import {
-  badFrames,
-  conversation,
-  exchange,
-  Op,
-  REPLY_DEADLINE_MS,
-  SENTINEL,
-} from "./helpers/binary-frames.ts";
+import { badFrames, conversation, exchange, Op, SENTINEL } from "./helpers/binary-frames.ts";
 import { McClient } from "./helpers/mc-client.ts";
 import {
   HOST,
@@ -102,21 +95,8 @@ describe("binary protocol", () => {
   test("raw frames: the same frames one byte per write", async () => {
     const stream = conversation(`bytes:${Date.now()}:`);
     const want = await exchange(memcached, stream, { untilOpaque: SENTINEL });
-    const client = await McClient.connect(leaf.port, HOST);
-    try {
-      await client.sendChunks([...stream].map((byte) => Uint8Array.of(byte)));
-      const frames: string[] = [];
-      for (;;) {
-        const header = Buffer.from(await client.readBytes(24, REPLY_DEADLINE_MS));
-        const body = Buffer.from(await client.readBytes(header.readUInt32BE(8), REPLY_DEADLINE_MS));
-        header.fill(0, 16, 24);
-        frames.push(Buffer.concat([header, body]).toString("hex"));
-        if (header.readUInt32BE(12) === SENTINEL) break;
-      }
-      expect(frames).toEqual(want.frames);
-    } finally {
-      client.close();
-    }
+    const got = await exchange(leaf, stream, { untilOpaque: SENTINEL, byteByByte: true });
+    expect(got.frames).toEqual(want.frames);
   });
 
   for (const [name, bytes] of Object.entries(badFrames)) {

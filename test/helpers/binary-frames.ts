@@ -68,12 +68,13 @@ export interface Exchange {
 export async function exchange(
   server: ServerProcess,
   bytes: Uint8Array,
-  options: { untilOpaque?: number; expectClose?: boolean },
+  options: { untilOpaque?: number; expectClose?: boolean; byteByByte?: boolean },
 ): Promise<Exchange> {
   const client = await McClient.connect(server.port, HOST);
   const result: Exchange = { frames: [], cas: [], closed: false };
   try {
-    await client.send(bytes);
+    if (options.byteByByte) await client.sendChunks([...bytes].map((byte) => Uint8Array.of(byte)));
+    else await client.send(bytes);
     for (;;) {
       if (options.expectClose && client.closed && client.buffered().length === 0) break;
       let header: Buffer;
