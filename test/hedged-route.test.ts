@@ -1,18 +1,18 @@
 // The replicated route's read policies against real leaves, in-process, with the preferred replica
 // pinned (a router picks it at random): hedging past a slow replica within the budget, no hedge
 // when the preferred replica is fast or the budget is spent, all-fastest, and write policies.
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { encodeGet, encodeStore } from "../src/protocol/encoder.ts";
 import { ReplyType } from "../src/protocol/reply.ts";
-import { Op, Request } from "../src/protocol/request.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
 import type { HedgeCounters } from "../src/router/handles/hedged.ts";
 import { type ReplicatedOptions, ReplicatedRoute } from "../src/router/handles/replicated.ts";
 import { Pool } from "../src/router/pool.ts";
+import { getRequest, setRequest } from "./helpers/requests.ts";
 import { HOST, type LeafProcess, SERVER_TEST_MS, startLeaf, stopAll } from "./helpers/servers.ts";
 
 const SLOW_MS = 600;
-const utf8 = new TextEncoder();
+const _utf8 = new TextEncoder();
 
 let slow: LeafProcess;
 let fast: LeafProcess;
@@ -40,21 +40,6 @@ afterAll(async () => {
   for (const destination of pool.destinations) await destination.close();
   await stopAll();
 });
-
-function getRequest(key: string): Request {
-  const request = new Request(Op.Get);
-  request.keys = [utf8.encode(key)];
-  request.raw = encodeGet([key]);
-  return request;
-}
-
-function setRequest(key: string, value: string): Request {
-  const request = new Request(Op.Set);
-  request.keys = [utf8.encode(key)];
-  request.value = utf8.encode(value);
-  request.raw = encodeStore("set", key, value);
-  return request;
-}
 
 function hedgedRoute(preferred: number, budget: number, counters: HedgeCounters): ReplicatedRoute {
   const options: ReplicatedOptions = {

@@ -8,16 +8,15 @@
 //   through the router (read repair refills the restarted leaf);
 // - a rolling restart of every replica in turn (SIGTERM, restart, as a Kubernetes rollout does):
 //   keys read after each restart survive; keys never read are on no replica at the end.
+
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Client, createClient } from "../src/client/index.ts";
-import { encodeGet, encodeStore } from "../src/protocol/encoder.ts";
 import type { Reply } from "../src/protocol/reply.ts";
 import { ReplyType } from "../src/protocol/reply.ts";
 import { encodeReply } from "../src/protocol/reply-encoder.ts";
-import { Op, Request } from "../src/protocol/request.ts";
 import { POOL_DEFAULTS, REPAIR_DEFAULTS, type WritePolicy } from "../src/router/config.ts";
 import { addCopy } from "../src/router/handles/item-copy.ts";
 import type { ReadRepairCounters } from "../src/router/handles/read-repair.ts";
@@ -25,6 +24,7 @@ import { ReplicatedRoute } from "../src/router/handles/replicated.ts";
 import { Pool } from "../src/router/pool.ts";
 import type { Sender } from "../src/transport/transport.ts";
 import { fromLatin1, McClient } from "./helpers/mc-client.ts";
+import { getRequest, setRequest } from "./helpers/requests.ts";
 import {
   HOST,
   type LeafProcess,
@@ -45,21 +45,6 @@ afterAll(async () => {
   await stopAll();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
-
-function getRequest(key: string): Request {
-  const request = new Request(Op.Get);
-  request.keys = [utf8.encode(key)];
-  request.raw = encodeGet([key]);
-  return request;
-}
-
-function setRequest(key: string, value: string): Request {
-  const request = new Request(Op.Set);
-  request.keys = [utf8.encode(key)];
-  request.value = utf8.encode(value);
-  request.raw = encodeStore("set", key, value);
-  return request;
-}
 
 /** What a leaf answers `mg <key> v` directly: its first line ("VA 2", "EN"). */
 async function direct(port: number, key: string): Promise<string> {
