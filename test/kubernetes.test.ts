@@ -217,6 +217,14 @@ test("the sidecar overlay's pods run as declared: probes, etcd registration, rou
     etcdClient.close();
   }
 
+  // The sidecar router follows etcd: wait until it routes to all three leaves, or the first sets
+  // could land on a pool of one or two and read back as misses once the others join.
+  await pollUntil(() => (/pools main: 3\b/.test(sidecar.output()) ? true : undefined), {
+    deadlineMs: 20_000,
+    intervalMs: 100,
+    what: "the sidecar router to find all three leaves",
+  });
+
   // The application's client talks to its pod's loopback:11211 (here, the pod's address).
   const app = createClient({ servers: [`${appPod.ip}:11211`] });
   const direct = leafPods.map((pod) => createClient({ servers: [`${pod.ip}:11211`] }));
