@@ -2,12 +2,15 @@
 // expectation each field names when it is wrong (config-errors.ts turns zod's issues into one
 // ConfigError). Routes name pools, so the schema is built knowing the file's pool names.
 import { z } from "zod";
+import { type EtcdAccessField, loadEtcdAccess } from "../discovery/etcd-access.ts";
 import { HashFunctions, type HashName } from "../hash/hash-functions.ts";
 import { ketamaServerName } from "../hash/ketama.ts";
 import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
+import { CredentialError } from "../security/secret-files.ts";
 import {
   Distribution,
+  type EtcdConfig,
   HEDGE_DEFAULTS,
   type HedgeSpec,
   type ListenAddress,
@@ -217,6 +220,16 @@ const pools = z
   .refine((record) => Object.keys(record).length > 0, { error: "at least one pool" })
   .transform((record): ReadonlyMap<string, PoolConfig> => new Map(Object.entries(record)));
 
+// What each credential field of the etcd section holds (paths are relative to the working directory).
+const ETCD_ACCESS_EXPECTED: Record<EtcdAccessField, string> = {
+  endpoints: "etcd endpoints, all https:// or all http://",
+  ca: "a PEM CA bundle file",
+  cert: "a PEM client certificate file",
+  key: "a PEM private key file",
+  username: "an etcd user name",
+  passwordFile: "a file whose first line is the password",
+};
+
 const listen = z.string({ error: '"host:port"' }).transform((text, ctx): ListenAddress => {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d+)$/.exec(text.trim());
   const port = Number(match?.[3]);
@@ -425,6 +438,7 @@ export function configSchema(facts: PoolFacts) {
     },
   );
 
+  const nonEmpty = (what: string) => z.string({ error: what }).min(1, { error: what });
   const etcd = strict({
     endpoints: z
       .array(z.string({ error: "an etcd URL or host:port" }).min(1, { error: "an etcd URL or host:port" }), {
@@ -435,9 +449,27 @@ export function configSchema(facts: PoolFacts) {
       .string({ error: 'a key prefix such as "/gravity"' })
       .min(1, { error: 'a key prefix such as "/gravity"' })
       .default("/gravity"),
+    ca: nonEmpty(ETCD_ACCESS_EXPECTED.ca).optional(),
+    cert: nonEmpty(ETCD_ACCESS_EXPECTED.cert).optional(),
+    key: nonEmpty(ETCD_ACCESS_EXPECTED.key).optional(),
+    username: nonEmpty(ETCD_ACCESS_EXPECTED.username).optional(),
+    passwordFile: nonEmpty(ETCD_ACCESS_EXPECTED.passwordFile).optional(),
+  }).transform((value, ctx): EtcdConfig => {
+    try {
+      return { ...loadEtcdAccess(value), prefix: value.prefix };
+    } catch (error) {
+      if (!(error instanceof CredentialError)) throw error;
+      const field = error.field as EtcdAccessField;
+      ctx.issues.push({
+        code: "custom",
+        path: [field],
+        message: `${ETCD_ACCESS_EXPECTED[field]} (${error.message})`,
+        input: value[field],
+      });
+      return z.NEVER;
+    }
   });
 
-  const nonEmpty = (what: string) => z.string({ error: what }).min(1, { error: what });
   const nats = strict({
     servers: z.array(nonEmpty("a NATS URL or host:port"), { error: "a list of NATS servers" }).min(1, {
       error: "at least one NATS server",

@@ -37,7 +37,8 @@ export class PoolDiscovery {
     if (base.etcd !== undefined) {
       for (const [name, spec] of base.pools) {
         if (spec.discovery === "etcd")
-          wanted.set(name, JSON.stringify([base.etcd.endpoints, base.etcd.prefix]));
+          // The whole section, credentials included: new files mean a new client. Never logged.
+          wanted.set(name, JSON.stringify(base.etcd));
       }
     }
     for (const [name, watcher] of this.watchers) {
@@ -49,8 +50,7 @@ export class PoolDiscovery {
     for (const [name, key] of wanted) {
       if (this.watchers.has(name) || base.etcd === undefined) continue;
       const membership = new EtcdMembership({
-        endpoints: [...base.etcd.endpoints],
-        prefix: base.etcd.prefix,
+        ...base.etcd,
         pool: name,
         log: this.log, // its lines name the pool
       });
