@@ -8,6 +8,7 @@ import { ketamaServerName } from "../hash/ketama.ts";
 import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
 import { CredentialError } from "../security/secret-files.ts";
+import { loadNatsCredentials, type NatsCredentialField } from "../transport/nats-credentials.ts";
 import {
   Distribution,
   type EtcdConfig,
@@ -15,6 +16,7 @@ import {
   type HedgeSpec,
   type ListenAddress,
   type LoaderConfig,
+  type NatsConfig,
   OnDown,
   type OperationRouteConfig,
   POOL_DEFAULTS,
@@ -228,6 +230,19 @@ const ETCD_ACCESS_EXPECTED: Record<EtcdAccessField, string> = {
   key: "a PEM private key file",
   username: "an etcd user name",
   passwordFile: "a file whose first line is the password",
+};
+
+// What each credential field of the nats section holds (paths are relative to the working directory).
+const NATS_CREDENTIAL_EXPECTED: Record<NatsCredentialField, string> = {
+  servers: "NATS servers",
+  ca: "a PEM CA bundle file",
+  cert: "a PEM client certificate file",
+  key: "a PEM private key file",
+  user: "a NATS user",
+  passwordFile: "a file whose first line is the password",
+  tokenFile: "a file whose first line is the token",
+  nkeyFile: "a file holding an NKey user seed",
+  credsFile: "a NATS .creds file",
 };
 
 const listen = z.string({ error: '"host:port"' }).transform((text, ctx): ListenAddress => {
@@ -480,6 +495,36 @@ export function configSchema(facts: PoolFacts) {
       subject: nonEmpty('a subject such as "gravity.invalidate"'),
       clusterId: nonEmpty("this cluster's id"),
     }).optional(),
+    ca: nonEmpty(NATS_CREDENTIAL_EXPECTED.ca).optional(),
+    cert: nonEmpty(NATS_CREDENTIAL_EXPECTED.cert).optional(),
+    key: nonEmpty(NATS_CREDENTIAL_EXPECTED.key).optional(),
+    user: nonEmpty(NATS_CREDENTIAL_EXPECTED.user).optional(),
+    passwordFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.passwordFile).optional(),
+    tokenFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.tokenFile).optional(),
+    nkeyFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.nkeyFile).optional(),
+    credsFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.credsFile).optional(),
+  }).transform((value, ctx): NatsConfig => {
+    const { servers, prefix, ingress, invalidation } = value;
+    try {
+      const credentials = loadNatsCredentials(value);
+      return {
+        servers,
+        prefix,
+        ingress,
+        ...(invalidation === undefined ? {} : { invalidation }),
+        credentials,
+      };
+    } catch (error) {
+      if (!(error instanceof CredentialError)) throw error;
+      const field = error.field as NatsCredentialField;
+      ctx.issues.push({
+        code: "custom",
+        path: [field],
+        message: `${NATS_CREDENTIAL_EXPECTED[field]} (${error.message})`,
+        input: value[field],
+      });
+      return z.NEVER;
+    }
   });
 
   const loader = z.discriminatedUnion(
@@ -571,10 +616,7 @@ export function configSchema(facts: PoolFacts) {
       if (value.etcd !== undefined) config.etcd = value.etcd;
       if (value.spool !== undefined) config.spool = value.spool;
       if (value.loaders !== undefined) config.loaders = value.loaders;
-      if (value.nats !== undefined) {
-        const { invalidation, ...rest } = value.nats;
-        config.nats = invalidation === undefined ? rest : { ...rest, invalidation };
-      }
+      if (value.nats !== undefined) config.nats = value.nats;
       return config;
     });
 }

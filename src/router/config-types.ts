@@ -2,6 +2,7 @@
 // the route tree over them, and the defaults of every optional field. config.ts re-exports all of it.
 import type { EtcdAccess } from "../discovery/etcd-access.ts";
 import type { HashName } from "../hash/hash-functions.ts";
+import type { NatsCredentials } from "../transport/nats-credentials.ts";
 
 /** How a pool spreads keys over its servers (src/hash): ketama (consistent) or modula (hash mod weight). */
 export const Distribution = { Ketama: "ketama", Modula: "modula" } as const;
@@ -308,6 +309,8 @@ export interface NatsConfig {
   ingress: boolean;
   /** Broadcast deletes on `subject` and apply other clusters' (default: off). */
   invalidation?: { subject: string; clusterId: string };
+  /** TLS and authentication, read from the files the section names (empty: plain, anonymous). */
+  credentials: NatsCredentials;
 }
 
 export interface RouterConfig {
