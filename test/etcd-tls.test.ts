@@ -177,6 +177,15 @@ test(
     );
     expect(wrong.exitCode).toBe(1);
     expect(wrong.stderr).toMatch(/refused the connection: .*authentication failed/);
+    const wrongRouterConfig = routerConfig(
+      "rbac-wrong.yaml",
+      `endpoints: ["${etcd.clientUrl}"], ca: ${pki.caFile}, username: gravity, passwordFile: ${file("wrong-router", WRONG_PASSWORD)}`,
+    );
+    const wrongRouter = await runGravity(["router", "--port", "0", "--config", wrongRouterConfig], {
+      deadlineMs: 15_000,
+    });
+    expect(wrongRouter.exitCode).toBe(1);
+    expect(wrongRouter.stderr).toMatch(/refused the connection: .*authentication failed/);
 
     expect(await leaf.stop("SIGTERM")).toBe(0);
     expect(await router.stop("SIGTERM")).toBe(0);
@@ -187,6 +196,8 @@ test(
       router.stderr(),
       wrong.stdout,
       wrong.stderr,
+      wrongRouter.stdout,
+      wrongRouter.stderr,
     ]) {
       expect(text).not.toContain(PASSWORD);
       expect(text).not.toContain(WRONG_PASSWORD);

@@ -176,6 +176,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   // (its destinations report to it), and the router's state before the first scrape.
   let current: () => RouterState = () => ({ root: NO_ROUTE, pools: new Map() });
   const metrics = routerMetrics(registry, { state: () => current(), counters });
+  await PoolDiscovery.checkAccess(config);
   const nats = await openNats(config);
   const spool = config.spool === undefined ? undefined : await DeleteSpool.open(config.spool);
   if (spool !== undefined && spool.destinations().length > 0) {

@@ -6,6 +6,8 @@
 //
 // A reload keeps every destination whose address did not change (router.ts), and ketama moves
 // only the keys of the servers that came or went.
+import { checkEtcdAccess, ETCD_CALL_TIMEOUT_MS } from "../discovery/etcd-client.ts";
+import { poolKeyPrefix } from "../discovery/etcd-keys.ts";
 import { EtcdMembership } from "../discovery/etcd-membership.ts";
 import { type DiscoveryLog, type Member, parseAddr } from "../discovery/membership.ts";
 import type { PoolConfig, RouterConfig } from "./config.ts";
@@ -25,6 +27,21 @@ export class PoolDiscovery {
   static needed(config: RouterConfig): boolean {
     for (const spec of config.pools.values()) if (spec.discovery === "etcd") return true;
     return false;
+  }
+
+  /**
+   * At start: throws GravityError (EETCDACCESS) with etcd's reason if `config` has etcd pools
+   * and etcd refuses its certificate or user; an etcd that cannot be reached is no error (the
+   * watches wait for it).
+   */
+  static async checkAccess(config: RouterConfig): Promise<void> {
+    if (config.etcd === undefined) return;
+    for (const [name, spec] of config.pools) {
+      if (spec.discovery !== "etcd") continue;
+      // A key the watch reads, so that a user without read access there is refused too.
+      await checkEtcdAccess(config.etcd, poolKeyPrefix(config.etcd.prefix, name), ETCD_CALL_TIMEOUT_MS);
+      return;
+    }
   }
 
   /**
