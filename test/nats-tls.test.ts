@@ -20,6 +20,7 @@ import {
   stopAll,
 } from "./helpers/servers.ts";
 import { makeTestPki, type TestPki } from "./helpers/tls.ts";
+import { pollUntil } from "./helpers/wait.ts";
 
 const PASSWORD = "nats-pass-5e1a77";
 const WRONG_PASSWORD = "nats-wrong-c0ffee";
@@ -237,6 +238,43 @@ test(
     expect(await nkeyRouter.stop("SIGTERM")).toBe(0);
     expect(await nkeyLeaf.stop("SIGTERM")).toBe(0);
     expectNoSecret([nkeyLeaf.stdout(), nkeyLeaf.stderr(), nkeyRouter.stdout(), nkeyRouter.stderr()], [seed]);
+  },
+  SERVER_TEST_MS,
+);
+
+test(
+  "a server that starts refusing a running leaf's password is logged once, not once per retry, and the leaf serves again once it accepts",
+  async () => {
+    const users = (password: string) =>
+      `authorization { users = [ { user: gravity, password: "${password}" } ] }`;
+    const nats = await startNats({ config: users(PASSWORD) });
+    const leaf = await natsLeaf(nats, [
+      "--nats-user",
+      "gravity",
+      "--nats-password-file",
+      file("pw-change", PASSWORD),
+    ]);
+    await leaf.waitForStdout(/nats connected/);
+    await nats.stop();
+    await nats.restart(undefined, users("another-password"));
+    // Retries go on (the server logs each refused one); the leaf says so once.
+    await pollUntil(
+      () => ((nats.stderr().match(/authentication error/g) ?? []).length >= 5 ? true : undefined),
+      { deadlineMs: 15_000, what: "five refused reconnection attempts" },
+    );
+    expect(leaf.stdout().match(/nats refused \(127\.0\.0\.1:\d+\): AUTHORIZATION_VIOLATION/g)).toHaveLength(
+      1,
+    );
+    expect(leaf.stdout().match(/nats disconnected/g)).toHaveLength(1);
+    const connects = (leaf.stdout().match(/nats connected/g) ?? []).length;
+    await nats.stop();
+    await nats.restart(undefined, users(PASSWORD));
+    await pollUntil(
+      () => ((leaf.stdout().match(/nats connected/g) ?? []).length > connects ? true : undefined),
+      { deadlineMs: 15_000, what: "the leaf to connect again" },
+    );
+    expect(await leaf.stop("SIGTERM")).toBe(0);
+    expectNoSecret([leaf.stdout(), leaf.stderr()], [PASSWORD, "another-password"]);
   },
   SERVER_TEST_MS,
 );

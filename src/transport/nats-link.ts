@@ -172,12 +172,14 @@ export class NatsLink {
     );
   }
 
-  private setDisconnected(reason: string): void {
+  // Returns whether the link was connected until now (a change of state, worth a log line).
+  private setDisconnected(reason: string): boolean {
     this.lastError = reason;
-    if (!this.isConnected) return;
+    if (!this.isConnected) return false;
     this.isConnected = false;
     const error = this.unreachable(`connection lost (${reason}) with the request in flight`);
     for (const listener of [...this.disconnectListeners]) listener(error);
+    return true;
   }
 
   private setConnected(server: string): void {
@@ -248,8 +250,8 @@ export class NatsLink {
   private async follow(nc: NatsConnection): Promise<void> {
     void nc.closed().then((error) => {
       if (this.nc !== nc) return;
-      this.setDisconnected(error instanceof Error ? `closed: ${error.message}` : "closed");
-      this.notify(NatsLinkStatus.Disconnected, nc.getServer());
+      if (this.setDisconnected(error instanceof Error ? `closed: ${error.message}` : "closed"))
+        this.notify(NatsLinkStatus.Disconnected, nc.getServer());
       this.nc = null;
       if (!this.closing)
         this.retryTimer = setTimeout(() => void this.attempt(), this.options.reconnectWaitMs ?? 250);
@@ -257,8 +259,9 @@ export class NatsLink {
     for await (const status of nc.status()) {
       if (this.nc !== nc) return;
       if (status.type === Events.Disconnect) {
-        this.setDisconnected(`disconnected from ${String(status.data)}`);
-        this.notify(NatsLinkStatus.Disconnected, String(status.data));
+        // nats.js reports each failed reconnection attempt; only the first is a change.
+        if (this.setDisconnected(`disconnected from ${String(status.data)}`))
+          this.notify(NatsLinkStatus.Disconnected, String(status.data));
       } else if (status.type === Events.Reconnect) {
         this.setConnected(String(status.data));
       }

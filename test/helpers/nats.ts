@@ -31,8 +31,11 @@ export interface NatsServer {
   stderr(): string;
   /** Stops the process (SIGTERM; SIGKILL after `deadlineMs`, default 5 s). Idempotent. */
   stop(deadlineMs?: number): Promise<void>;
-  /** Starts it again on the same port once stopped; resolves when it accepts connections. */
-  restart(deadlineMs?: number): Promise<void>;
+  /**
+   * Starts it again on the same port once stopped; resolves when it accepts connections. `config`
+   * replaces the configuration text it was started with (e.g. other users).
+   */
+  restart(deadlineMs?: number, config?: string): Promise<void>;
 }
 
 const all = new Set<NatsServer>();
@@ -139,9 +142,9 @@ export async function startNats(options: { deadlineMs?: number; config?: string 
         }
         current = null;
       },
-      async restart(restartDeadlineMs = deadlineMs) {
+      async restart(restartDeadlineMs = deadlineMs, config = options.config) {
         if (isRunning()) throw new Error(`nats-server on port ${port} is still running`);
-        current = spawnNats(port, options.config);
+        current = spawnNats(port, config);
         await waitAccepting(port, current, restartDeadlineMs);
       },
     };
