@@ -148,10 +148,18 @@ export async function checkEtcdAccess(access: EtcdAccess, key: string, deadlineM
     if (isAccessRefusal(error, etcd3))
       throw new GravityError(
         "EETCDACCESS",
-        `etcd ${access.endpoints.join(",")} refused the connection: ${describeError(error)}`,
+        `etcd ${access.endpoints.join(",")} refused the connection: ${describeGrpcError(error)}`,
         { cause: error },
       );
   } finally {
     client.close();
   }
+}
+
+/**
+ * describeError without what grpc-js appends to a failed connection's "Last error": the time it
+ * happened and an empty resolution note ("... (2026-01-01T00:00:00.000Z). Resolution note: ").
+ */
+function describeGrpcError(error: unknown): string {
+  return describeError(error).replace(/ \(\d{4}-\d\d-\d\dT[\d:.]+Z\)\. Resolution note:\s*$/, "");
 }
