@@ -309,7 +309,10 @@ export interface NatsConfig {
   ingress: boolean;
   /** Broadcast deletes on `subject` and apply other clusters' (default: off). */
   invalidation?: { subject: string; clusterId: string };
-  /** TLS and authentication, read from the files the section names (empty: plain, anonymous). */
+  /**
+   * TLS and authentication, read from the files the section names (empty: plain, anonymous).
+   * The NATS connection is opened at start: a reload re-reads the files but does not reconnect.
+   */
   credentials: NatsCredentials;
 }
 
