@@ -5,9 +5,9 @@ import { checkEtcdAccess, ETCD_CALL_TIMEOUT_MS, parseEtcdEndpoints } from "../di
 import { poolKeyPrefix } from "../discovery/etcd-keys.ts";
 import { type LeafRegistration, registerLeaf } from "../discovery/etcd-registration.ts";
 import { GravityError, UsageError } from "../errors.ts";
-import { CredentialError } from "../security/secret-files.ts";
 import { VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+import { withFlagNames } from "./credential-flags.ts";
 
 export const ETCD_FLAGS: readonly FlagSpec[] = [
   { name: "etcd", kind: FlagKind.String, default: "", help: "register in etcd: URL[,URL] (needs --pool)" },
@@ -141,18 +141,14 @@ function etcdAccessFromFlags(flags: FlagValues): EtcdAccess {
   } catch (error) {
     throw new UsageError(`--etcd: ${(error as Error).message}`);
   }
-  try {
-    return loadEtcdAccess({
+  return withFlagNames(ACCESS_FLAGS, () =>
+    loadEtcdAccess({
       endpoints,
       ca: flags["etcd-ca"] as string,
       cert: flags["etcd-cert"] as string,
       key: flags["etcd-key"] as string,
       username: flags["etcd-user"] as string,
       passwordFile: flags["etcd-password-file"] as string,
-    });
-  } catch (error) {
-    if (error instanceof CredentialError)
-      throw new UsageError(`${ACCESS_FLAGS[error.field as EtcdAccessField]}: ${error.message}`);
-    throw error;
-  }
+    }),
+  );
 }

@@ -3,7 +3,6 @@
 import { UsageError } from "../errors.ts";
 import { serveLeafOverNats } from "../leaf/nats-leaf.ts";
 import { NativeRequestHandler } from "../leaf/nats-native-handler.ts";
-import { CredentialError } from "../security/secret-files.ts";
 import {
   loadNatsCredentials,
   type NatsCredentialField,
@@ -11,6 +10,7 @@ import {
 } from "../transport/nats-credentials.ts";
 import { describeNatsStatus, NatsLink } from "../transport/nats-link.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+import { withFlagNames } from "./credential-flags.ts";
 
 export const NATS_FLAGS: readonly FlagSpec[] = [
   {
@@ -81,8 +81,8 @@ const CREDENTIAL_FLAGS: Record<NatsCredentialField, string> = {
 
 /** The TLS settings and credentials the --nats-* flags name; a bad one is a UsageError naming its flag. */
 function natsCredentialsFromFlags(flags: FlagValues, servers: readonly string[]): NatsCredentials {
-  try {
-    return loadNatsCredentials({
+  return withFlagNames(CREDENTIAL_FLAGS, () =>
+    loadNatsCredentials({
       servers,
       ca: flags["nats-ca"] as string,
       cert: flags["nats-cert"] as string,
@@ -92,12 +92,8 @@ function natsCredentialsFromFlags(flags: FlagValues, servers: readonly string[])
       tokenFile: flags["nats-token-file"] as string,
       nkeyFile: flags["nats-nkey-file"] as string,
       credsFile: flags["nats-creds"] as string,
-    });
-  } catch (error) {
-    if (error instanceof CredentialError)
-      throw new UsageError(`${CREDENTIAL_FLAGS[error.field as NatsCredentialField]}: ${error.message}`);
-    throw error;
-  }
+    }),
+  );
 }
 
 export interface LeafNats {
@@ -119,19 +115,14 @@ export async function serveNatsFromFlags(
   if (pool === "") throw new UsageError("--nats-pool: required with --nats (the pool this leaf serves)");
   const leafId = (flags["nats-leaf-id"] as string) || `${host}:${port}`;
   const serverList = servers.split(",");
-  const link = NatsLink.open({
+  // A server that refuses these credentials ends the start with its reason (one that is down does not).
+  const link = await NatsLink.openAccepted({
     servers: serverList,
     name: `gravity-leaf ${leafId}`,
     credentials: natsCredentialsFromFlags(flags, serverList),
     onStatus: (status, server, reason) =>
       console.log(`gravity leaf: ${describeNatsStatus(status, server, reason)}`),
   });
-  // A server that refuses these credentials ends the start with its reason (one that is down does not).
-  const refusal = await link.startRefusal();
-  if (refusal !== undefined) {
-    await link.close();
-    throw refusal;
-  }
   const handler = new NativeRequestHandler();
   const service = serveLeafOverNats({
     link,

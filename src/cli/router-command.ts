@@ -437,18 +437,13 @@ function splitListen(config: RouterConfig): [string | undefined, number | undefi
 // A server that refuses the configured credentials ends the start with its reason.
 async function openNats(config: RouterConfig): Promise<{ context: NatsContext } | undefined> {
   if (config.nats === undefined) return undefined;
-  const link = NatsLink.open({
+  const link = await NatsLink.openAccepted({
     servers: config.nats.servers,
     name: "gravity-router",
     credentials: config.nats.credentials,
     onStatus: (status, server, reason) =>
       console.log(`gravity router: ${describeNatsStatus(status, server, reason)}`),
   });
-  const refusal = await link.startRefusal();
-  if (refusal !== undefined) {
-    await link.close();
-    throw refusal;
-  }
   return { context: { link, prefix: config.nats.prefix } };
 }
 

@@ -7,20 +7,24 @@
 //   ca          https only; without it, https verifies etcd against the system's roots
 //   cert + key  both or neither, https only
 //   username + passwordFile   both or neither (etcd's Auth.Authenticate, then a token per call)
-import { CredentialError, readPemFile, readSecretFile } from "../security/secret-files.ts";
+import {
+  type ClientTlsPem,
+  CredentialError,
+  isGiven as given,
+  readClientTlsFiles,
+  readSecretFile,
+  requireBoth,
+} from "../security/secret-files.ts";
 
 /** TLS and RBAC settings with the files already read; plain data, so it can cross threads. */
 export interface EtcdAccess {
   /** etcd client URLs ("http(s)://host:port"), see parseEtcdEndpoints. */
   endpoints: readonly string[];
-  /** Set when the endpoints are https://. */
-  tls?: {
-    /** PEM CA bundle etcd's certificate must chain to; undefined: the system's roots. */
-    ca?: string;
-    /** PEM client certificate chain and key, for etcd's --client-cert-auth. */
-    cert?: string;
-    key?: string;
-  };
+  /**
+   * Set when the endpoints are https://: the CA etcd's certificate must chain to (undefined: the
+   * system's roots) and the client certificate for etcd's --client-cert-auth.
+   */
+  tls?: ClientTlsPem;
   /** An etcd user (etcd's RBAC, `etcdctl user add`). */
   auth?: { username: string; password: string };
 }
@@ -38,8 +42,6 @@ export interface EtcdAccessFiles {
   passwordFile?: string;
 }
 
-const given = (value: string | undefined): value is string => value !== undefined && value !== "";
-
 /**
  * Reads the files and checks the combination (see the table above). Throws CredentialError whose
  * `field` is the option at fault; its message names paths, never a file's contents.
@@ -55,24 +57,9 @@ export function loadEtcdAccess(files: EtcdAccessFiles): EtcdAccess {
   const tlsField = given(files.ca) ? "ca" : given(files.cert) ? "cert" : given(files.key) ? "key" : undefined;
   if (tlsField !== undefined && secure === 0)
     throw new CredentialError(tlsField, "needs https:// etcd endpoints (TLS)");
-  if (given(files.cert) !== given(files.key))
-    throw new CredentialError(
-      given(files.cert) ? "cert" : "key",
-      given(files.cert) ? "needs the client key too" : "needs the client certificate too",
-    );
-  if (secure !== 0) {
-    access.tls = {};
-    if (given(files.ca)) access.tls.ca = readPemFile(files.ca, "ca");
-    if (given(files.cert) && given(files.key)) {
-      access.tls.cert = readPemFile(files.cert, "cert");
-      access.tls.key = readPemFile(files.key, "key");
-    }
-  }
-  if (given(files.username) !== given(files.passwordFile))
-    throw new CredentialError(
-      given(files.username) ? "username" : "passwordFile",
-      given(files.username) ? "needs a password file too" : "needs a user name too",
-    );
+  const tls = readClientTlsFiles(files);
+  if (secure !== 0) access.tls = tls;
+  requireBoth(files, "username", "passwordFile", ["a user name", "a password file"]);
   if (given(files.username) && given(files.passwordFile))
     access.auth = { username: files.username, password: readSecretFile(files.passwordFile, "passwordFile") };
   return access;

@@ -245,6 +245,32 @@ const NATS_CREDENTIAL_EXPECTED: Record<NatsCredentialField, string> = {
   credsFile: "a NATS .creds file",
 };
 
+/**
+ * Runs `load` (which reads the credential files a section names): its CredentialError becomes an
+ * issue on the field at fault, worded as what that field holds (`expected`), then the error's
+ * reason; the input shown is the field's value (a path or a user name, never a file's contents).
+ */
+function withCredentialIssues<Field extends string, T>(
+  ctx: z.RefinementCtx,
+  value: Partial<Record<Field, unknown>>,
+  expected: Record<Field, string>,
+  load: () => T,
+): T {
+  try {
+    return load();
+  } catch (error) {
+    if (!(error instanceof CredentialError)) throw error;
+    const field = error.field as Field;
+    ctx.issues.push({
+      code: "custom",
+      path: [field],
+      message: `${expected[field]} (${error.message})`,
+      input: value[field],
+    });
+    return z.NEVER;
+  }
+}
+
 const listen = z.string({ error: '"host:port"' }).transform((text, ctx): ListenAddress => {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d+)$/.exec(text.trim());
   const port = Number(match?.[3]);
@@ -469,21 +495,13 @@ export function configSchema(facts: PoolFacts) {
     key: nonEmpty(ETCD_ACCESS_EXPECTED.key).optional(),
     username: nonEmpty(ETCD_ACCESS_EXPECTED.username).optional(),
     passwordFile: nonEmpty(ETCD_ACCESS_EXPECTED.passwordFile).optional(),
-  }).transform((value, ctx): EtcdConfig => {
-    try {
-      return { ...loadEtcdAccess(value), prefix: value.prefix };
-    } catch (error) {
-      if (!(error instanceof CredentialError)) throw error;
-      const field = error.field as EtcdAccessField;
-      ctx.issues.push({
-        code: "custom",
-        path: [field],
-        message: `${ETCD_ACCESS_EXPECTED[field]} (${error.message})`,
-        input: value[field],
-      });
-      return z.NEVER;
-    }
-  });
+  }).transform(
+    (value, ctx): EtcdConfig =>
+      withCredentialIssues(ctx, value, ETCD_ACCESS_EXPECTED, () => ({
+        ...loadEtcdAccess(value),
+        prefix: value.prefix,
+      })),
+  );
 
   const nats = strict({
     servers: z.array(nonEmpty("a NATS URL or host:port"), { error: "a list of NATS servers" }).min(1, {
@@ -505,26 +523,13 @@ export function configSchema(facts: PoolFacts) {
     credsFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.credsFile).optional(),
   }).transform((value, ctx): NatsConfig => {
     const { servers, prefix, ingress, invalidation } = value;
-    try {
-      const credentials = loadNatsCredentials(value);
-      return {
-        servers,
-        prefix,
-        ingress,
-        ...(invalidation === undefined ? {} : { invalidation }),
-        credentials,
-      };
-    } catch (error) {
-      if (!(error instanceof CredentialError)) throw error;
-      const field = error.field as NatsCredentialField;
-      ctx.issues.push({
-        code: "custom",
-        path: [field],
-        message: `${NATS_CREDENTIAL_EXPECTED[field]} (${error.message})`,
-        input: value[field],
-      });
-      return z.NEVER;
-    }
+    return withCredentialIssues(ctx, value, NATS_CREDENTIAL_EXPECTED, () => ({
+      servers,
+      prefix,
+      ingress,
+      ...(invalidation === undefined ? {} : { invalidation }),
+      credentials: loadNatsCredentials(value),
+    }));
   });
 
   const loader = z.discriminatedUnion(

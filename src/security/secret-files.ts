@@ -49,3 +49,45 @@ export function readCredentialFile(path: string, field: string): string {
   if (text.trim() === "") throw new CredentialError(field, `${JSON.stringify(path)} is empty`);
   return text;
 }
+
+/** Whether an optional path or name was given ("" and undefined: not given). */
+export function isGiven(value: string | undefined): value is string {
+  return value !== undefined && value !== "";
+}
+
+/**
+ * Throws CredentialError unless both or neither of the options `first` and `second` is given:
+ * the one given is at fault, and `what` names each ("needs <what of the other> too").
+ */
+export function requireBoth<Options extends object>(
+  options: Options,
+  first: keyof Options & string,
+  second: keyof Options & string,
+  what: readonly [string, string],
+): void {
+  const hasFirst = isGiven(options[first] as string | undefined);
+  if (hasFirst !== isGiven(options[second] as string | undefined))
+    throw new CredentialError(hasFirst ? first : second, `needs ${hasFirst ? what[1] : what[0]} too`);
+}
+
+/** PEM material for a TLS client: the CA that verifies the server, and a client certificate. */
+export interface ClientTlsPem {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/**
+ * Reads the TLS files given, under the option names "ca", "cert" and "key" (cert and key both or
+ * neither); none given is {}: verify against the system's roots, no client certificate.
+ */
+export function readClientTlsFiles(files: { ca?: string; cert?: string; key?: string }): ClientTlsPem {
+  requireBoth(files, "cert", "key", ["the client certificate", "the client key"]);
+  const pem: ClientTlsPem = {};
+  if (isGiven(files.ca)) pem.ca = readPemFile(files.ca, "ca");
+  if (isGiven(files.cert) && isGiven(files.key)) {
+    pem.cert = readPemFile(files.cert, "cert");
+    pem.key = readPemFile(files.key, "key");
+  }
+  return pem;
+}

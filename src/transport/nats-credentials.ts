@@ -9,22 +9,22 @@
 //   user + passwordFile | tokenFile | nkeyFile | credsFile    at most one of these
 import { type ConnectionOptions, credsAuthenticator, nkeyAuthenticator, nkeys } from "nats";
 import {
+  type ClientTlsPem,
   CredentialError,
+  isGiven as given,
+  readClientTlsFiles,
   readCredentialFile,
-  readPemFile,
   readSecretFile,
+  requireBoth,
 } from "../security/secret-files.ts";
 
 /** The files read; plain data, so a router's configuration carries it to its worker threads. */
 export interface NatsCredentials {
-  /** Set when TLS is on. */
-  tls?: {
-    /** PEM CA bundle the server's certificate must chain to; undefined: the system's roots. */
-    ca?: string;
-    /** PEM client certificate chain and key, for servers whose tls block says `verify: true`. */
-    cert?: string;
-    key?: string;
-  };
+  /**
+   * Set when TLS is on: the CA the server's certificate must chain to (undefined: the system's
+   * roots) and the client certificate for servers whose tls block says `verify: true`.
+   */
+  tls?: ClientTlsPem;
   user?: { name: string; password: string };
   token?: string;
   /** An NKey user seed ("SU..."). */
@@ -50,33 +50,16 @@ export type NatsCredentialFiles = { servers: readonly string[] } & Partial<
   Record<Exclude<NatsCredentialField, "servers">, string>
 >;
 
-const given = (value: string | undefined): value is string => value !== undefined && value !== "";
-
 /**
  * Reads the files and checks the combination (see the table above). Throws CredentialError whose
  * `field` is the option at fault; its message names paths, never a file's contents.
  */
 export function loadNatsCredentials(files: NatsCredentialFiles): NatsCredentials {
   const credentials: NatsCredentials = {};
-  if (given(files.cert) !== given(files.key))
-    throw new CredentialError(
-      given(files.cert) ? "cert" : "key",
-      given(files.cert) ? "needs the client key too" : "needs the client certificate too",
-    );
+  const tls = readClientTlsFiles(files);
   const tlsScheme = files.servers.some((server) => /^tls:\/\//i.test(server));
-  if (tlsScheme || given(files.ca) || given(files.cert)) {
-    credentials.tls = {};
-    if (given(files.ca)) credentials.tls.ca = readPemFile(files.ca, "ca");
-    if (given(files.cert) && given(files.key)) {
-      credentials.tls.cert = readPemFile(files.cert, "cert");
-      credentials.tls.key = readPemFile(files.key, "key");
-    }
-  }
-  if (given(files.user) !== given(files.passwordFile))
-    throw new CredentialError(
-      given(files.user) ? "user" : "passwordFile",
-      given(files.user) ? "needs a password file too" : "needs a user too",
-    );
+  if (tlsScheme || tls.ca !== undefined || tls.cert !== undefined) credentials.tls = tls;
+  requireBoth(files, "user", "passwordFile", ["a user", "a password file"]);
   const ways = (["passwordFile", "tokenFile", "nkeyFile", "credsFile"] as const).filter((field) =>
     given(files[field]),
   );

@@ -15,7 +15,7 @@
 // when it appears, and close() stops everything.
 //
 // A server that refuses us (a wrong password or token, a certificate it or we reject) is told apart
-// from one that cannot be reached: startRefusal() lets a starting process end with the reason, and
+// from one that cannot be reached: openAccepted() lets a starting process end with the reason, and
 // later the "refused" status is reported once per change of reason, not once per retry.
 import { connect, ErrorCode, Events, type NatsConnection } from "nats";
 import { ConnectionError } from "../errors.ts";
@@ -86,11 +86,17 @@ export class NatsLink {
   }
 
   /**
-   * After the first connection attempt: the error if the server refused us (credentials or
-   * certificates, which retrying will not fix), undefined if it connected or could not be reached.
+   * Opens as open() does and waits for the first connection attempt: rejects with the server's
+   * reason (ConnectionError "refused the connection: ...", the link closed) if the server refused
+   * us (credentials or certificates, which retrying will not fix); resolves once it connected or
+   * turned out unreachable (the link then keeps trying in the background).
    */
-  startRefusal(): Promise<ConnectionError | undefined> {
-    return this.firstAttempt;
+  static async openAccepted(options: NatsLinkOptions): Promise<NatsLink> {
+    const link = NatsLink.open(options);
+    const refusal = await link.firstAttempt;
+    if (refusal === undefined) return link;
+    await link.close();
+    throw refusal;
   }
 
   /** Connected now: NATS paths can be used. */

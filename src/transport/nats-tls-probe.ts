@@ -9,7 +9,7 @@
 //                                                          └── alert / error: the reason
 import { isIP, connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import type { NatsCredentials } from "./nats-credentials.ts";
+import type { ClientTlsPem } from "../security/secret-files.ts";
 
 const NATS_DEFAULT_PORT = 4222;
 
@@ -20,7 +20,7 @@ const NATS_DEFAULT_PORT = 4222;
  */
 export function probeNatsTls(
   server: string,
-  tls: NonNullable<NatsCredentials["tls"]>,
+  tls: ClientTlsPem,
   timeoutMs: number,
   settleMs = 200,
 ): Promise<string | undefined> {
