@@ -124,7 +124,7 @@ const TLS_REFUSAL = /SSL routines|CERTIFICATE|certificate|altnames|SSLV3_ALERT/;
  * Whether `error` says etcd refused who we are (a rejected or unverifiable certificate, a wrong
  * user or password, no permission), which retrying cannot fix, as opposed to etcd being unreachable.
  */
-export function isAccessRefusal(error: unknown, etcd3: Awaited<ReturnType<typeof loadEtcd3>>): boolean {
+function isAccessRefusal(error: unknown, etcd3: Awaited<ReturnType<typeof loadEtcd3>>): boolean {
   return (
     error instanceof etcd3.EtcdAuthenticationFailedError ||
     error instanceof etcd3.EtcdPermissionDeniedError ||
@@ -134,12 +134,13 @@ export function isAccessRefusal(error: unknown, etcd3: Awaited<ReturnType<typeof
 }
 
 /**
- * Checks at start that etcd accepts `access`: one read of `key` within `deadlineMs`. Throws
- * GravityError (code EETCDACCESS) with etcd's reason when etcd refuses the certificate or the
- * user; resolves when it answers, and also when it cannot be reached (the caller's retry loop
- * then waits for it, as without credentials).
+ * Checks at start that etcd accepts `access` (TLS, a user): one read of `key` within
+ * `deadlineMs`. Throws GravityError (code EETCDACCESS) with etcd's reason when etcd refuses the
+ * certificate or the user; resolves when it answers, and also when it cannot be reached (the
+ * caller's retry loop then waits for it, as without credentials).
  */
 export async function checkEtcdAccess(access: EtcdAccess, key: string, deadlineMs: number): Promise<void> {
+  if (access.tls === undefined && access.auth === undefined) return; // nothing etcd could refuse
   const etcd3 = await loadEtcd3();
   const client = await createEtcdClient(access, deadlineMs);
   try {
