@@ -2,7 +2,12 @@
 // through the router, side by side.
 //
 //   npm run bench:nats [-- --requests 50000 --concurrency 32 --repeats 3 --warmup 2000
-//                          --keys 10000 --value-bytes 100 --set-percent 10 --seed 1]
+//                          --keys 10000 --value-bytes 100 --set-percent 10 --seed 1 --tls]
+//
+// --tls: nats-server requires TLS with client certificates (`verify: true`) and a user and
+// password; leaves and the NATS router present them (a CA from test/helpers/tls.ts). The TCP
+// router is unchanged, so NATS/TCP with and without --tls gives what TLS and auth cost NATS.
+// Results go to bench/results/nats-tls.json then.
 //
 //                                       ┌─ router T: pool over TCP ──────────────────┐
 //   `concurrency` clients ──> one of ───┤  (pooled pipelined connections, 2 a leaf)  ├──> leaf a
@@ -40,6 +45,7 @@ import {
   startRouter,
   stopAll,
 } from "../test/helpers/servers.ts";
+import { makeTestPki } from "../test/helpers/tls.ts";
 import {
   concatSamples,
   firstLine,
@@ -82,6 +88,7 @@ const flags = parseFlags(process.argv.slice(2), [
   { name: "value-bytes", kind: "integer", default: 100, min: 1, max: 500_000, help: "value size" },
   { name: "set-percent", kind: "integer", default: 10, min: 0, max: 100, help: "share of sets, %" },
   { name: "seed", kind: "integer", default: 1, min: 0, max: 2 ** 32 - 1, help: "seed of the sequence" },
+  { name: "tls", kind: "boolean", default: false, help: "NATS over TLS with client certificates and a user" },
 ]);
 const requests = flags.requests as number;
 const warmup = flags.warmup as number;
@@ -91,6 +98,7 @@ const keyCount = flags.keys as number;
 const valueBytes = flags["value-bytes"] as number;
 const setPercent = flags["set-percent"] as number;
 const seed = flags.seed as number;
+const tls = flags.tls as boolean;
 
 const POOL = "np";
 const LEAF_IDS = ["a", "b"] as const;
@@ -215,6 +223,37 @@ async function preset(router: ServerProcess, keys: readonly string[], value: Uin
   }
 }
 
+/** A CA, nats-server's TLS and users blocks, and what leaves and the router present to it. */
+function natsSecurity() {
+  const pki = makeTestPki();
+  const passwordFile = join(pki.dir, "password");
+  writeFileSync(passwordFile, "bench-password\n");
+  return {
+    serverConfig:
+      `tls { cert_file: "${pki.serverCertFile}", key_file: "${pki.serverKeyFile}", ca_file: "${pki.caFile}", verify: true }\n` +
+      'authorization { users = [ { user: bench, password: "bench-password" } ] }',
+    leafFlags: [
+      "--nats-ca",
+      pki.caFile,
+      "--nats-cert",
+      pki.clientCertFile,
+      "--nats-key",
+      pki.clientKeyFile,
+      "--nats-user",
+      "bench",
+      "--nats-password-file",
+      passwordFile,
+    ],
+    routerFields: {
+      ca: pki.caFile,
+      cert: pki.clientCertFile,
+      key: pki.clientKeyFile,
+      user: "bench",
+      passwordFile,
+    },
+  };
+}
+
 const ms = (value: number) => (value >= 10 ? value.toFixed(1) : value.toFixed(3));
 
 requireBinary(COMPILED_GRAVITY);
@@ -244,8 +283,9 @@ const runs: RunResult[] = [];
 const samples: Record<Transport, Float64Array[]> = { tcp: [], nats: [] };
 const started = performance.now();
 try {
-  const natsServer: NatsServer = await startNats();
-  console.log(`nats-server on ${natsServer.url}`);
+  const security = tls ? natsSecurity() : { serverConfig: undefined, leafFlags: [], routerFields: {} };
+  const natsServer: NatsServer = await startNats({ config: security.serverConfig });
+  console.log(`nats-server on ${natsServer.url}${tls ? " (TLS, verify: true, user and password)" : ""}`);
   const leaves: LeafProcess[] = await Promise.all(
     LEAF_IDS.map((id) =>
       startLeaf(
@@ -262,6 +302,7 @@ try {
           POOL,
           "--nats-leaf-id",
           id,
+          ...security.leafFlags,
         ],
         { binary: "compiled" },
       ),
@@ -277,7 +318,7 @@ try {
   const configs: Record<Transport, object> = {
     tcp: { pools: { [POOL]: { servers } }, route: POOL },
     nats: {
-      nats: { servers: [natsServer.url] },
+      nats: { servers: [natsServer.url], ...security.routerFields },
       pools: { [POOL]: { transport: "nats", servers } },
       route: POOL,
     },
@@ -391,7 +432,7 @@ for (const [label, cell, ratio] of rows) {
 }
 console.log(`\ntotal time ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
-const written = writeResults("nats", {
+const written = writeResults(tls ? "nats-tls" : "nats", {
   peers: { gravity, natsServer: natsVersion },
   parameters: {
     requests,
@@ -407,7 +448,9 @@ const written = writeResults("nats", {
       tcp: `dist/gravity router, pool ${POOL}: the leaves over TCP (default 2 connections per leaf), names a, b`,
       nats: `dist/gravity router, pool ${POOL}: transport nats, the same leaves, names (leaf ids) a, b`,
     },
-    natsServer: "nats-server -a 127.0.0.1 (defaults)",
+    natsServer: tls
+      ? "nats-server -c: tls { verify: true } (P-256 certificates), authorization { users: [one user] }"
+      : "nats-server -a 127.0.0.1 (defaults)",
     client: `src/client createClient, one connection per in-flight request, timeout ${CLIENT_TIMEOUT_MS} ms; latency = call to reply`,
     sequence: `uniform keys, ${setPercent}% sets, sfc32 (bench/workloads.ts Rng) from the seed; the same in every run`,
     order: "runs alternate TCP, NATS, TCP, NATS...; keys set through each router before the runs",

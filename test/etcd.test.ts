@@ -26,7 +26,7 @@ const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   etcd = await startEtcd();
-  client = await createEtcdClient([etcd.clientUrl]);
+  client = await createEtcdClient({ endpoints: [etcd.clientUrl] });
 }, SERVER_TEST_MS);
 
 afterAll(async () => {
@@ -354,7 +354,7 @@ describe("etcd membership", () => {
 describe("etcd outages", () => {
   test("etcd stopped and restarted: the watcher keeps its list, logs once and resyncs; a lost lease re-registers", async () => {
     const own = await startEtcd();
-    const ownClient = await createEtcdClient([own.clientUrl]);
+    const ownClient = await createEtcdClient({ endpoints: [own.clientUrl] });
     cleanups.push(async () => ownClient.close());
     const watchLog = logCollector();
     const membership = new EtcdMembership({
@@ -456,7 +456,7 @@ describe("etcd outages", () => {
     cleanups.push(() => leaf.stop());
     await membersWhen(membership, idsAre("leaf"), 5000, "the leaf");
     // A stray key the restarted etcd will not have: the resync must drop it.
-    const stray = await createEtcdClient([own.clientUrl]);
+    const stray = await createEtcdClient({ endpoints: [own.clientUrl] });
     await stray.put(memberKey(PREFIX, "amnesia", "stray")).value(JSON.stringify({ addr: "127.0.0.1:6002" }));
     stray.close();
     await membersWhen(membership, idsAre("leaf", "stray"), CHANGE_DEADLINE_MS, "the stray key");

@@ -1,14 +1,42 @@
 // `gravity leaf --etcd URL[,URL] --pool NAME`: registering the leaf in etcd for routers whose
-// pool says `discovery: etcd`.
-import { parseEtcdEndpoints } from "../discovery/etcd-client.ts";
+// pool says `discovery: etcd`, over TLS and as an etcd user when the --etcd-* flags say so.
+import { type EtcdAccess, type EtcdAccessField, loadEtcdAccess } from "../discovery/etcd-access.ts";
+import { checkEtcdAccess, ETCD_CALL_TIMEOUT_MS, parseEtcdEndpoints } from "../discovery/etcd-client.ts";
+import { poolKeyPrefix } from "../discovery/etcd-keys.ts";
 import { type LeafRegistration, registerLeaf } from "../discovery/etcd-registration.ts";
 import { GravityError, UsageError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+import { withFlagNames } from "./credential-flags.ts";
 
 export const ETCD_FLAGS: readonly FlagSpec[] = [
   { name: "etcd", kind: FlagKind.String, default: "", help: "register in etcd: URL[,URL] (needs --pool)" },
   { name: "pool", kind: FlagKind.String, default: "", help: "the router pool this leaf joins (with --etcd)" },
+  {
+    name: "etcd-ca",
+    kind: FlagKind.String,
+    default: "",
+    help: "PEM CA bundle that etcd's certificate must chain to (https:// endpoints; default: system roots)",
+  },
+  {
+    name: "etcd-cert",
+    kind: FlagKind.String,
+    default: "",
+    help: "PEM client certificate for etcd's --client-cert-auth (with --etcd-key)",
+  },
+  { name: "etcd-key", kind: FlagKind.String, default: "", help: "PEM private key of --etcd-cert" },
+  {
+    name: "etcd-user",
+    kind: FlagKind.String,
+    default: "",
+    help: "etcd user (RBAC; with --etcd-password-file)",
+  },
+  {
+    name: "etcd-password-file",
+    kind: FlagKind.String,
+    default: "",
+    help: "file whose first line is --etcd-user's password",
+  },
   {
     name: "etcd-prefix",
     kind: FlagKind.String,
@@ -61,12 +89,7 @@ export async function registerFromFlags(
   }
   const pool = flags.pool as string;
   if (pool === "") throw new UsageError("--pool: required with --etcd (the router pool this leaf joins)");
-  let endpoints: string[];
-  try {
-    endpoints = parseEtcdEndpoints(etcd);
-  } catch (error) {
-    throw new UsageError(`--etcd: ${(error as Error).message}`);
-  }
+  const access = etcdAccessFromFlags(flags);
   let addr = flags.advertise as string;
   if (addr === "") {
     if (WILDCARD_HOSTS.has(listen)) {
@@ -77,10 +100,13 @@ export async function registerFromFlags(
     addr = listen.includes(":") ? `[${listen}]:${port}` : `${listen}:${port}`;
   }
   const leafId = (flags["leaf-id"] as string) || addr;
+  const prefix = flags["etcd-prefix"] as string;
+  // A certificate or user that etcd refuses ends the start here (an etcd that is down does not).
+  await checkEtcdAccess(access, poolKeyPrefix(prefix, pool), ETCD_CALL_TIMEOUT_MS);
   try {
     const registration = await registerLeaf({
-      endpoints,
-      prefix: flags["etcd-prefix"] as string,
+      ...access,
+      prefix,
       pool,
       leafId,
       addr,
@@ -96,4 +122,33 @@ export async function registerFromFlags(
     if (error instanceof TypeError) throw new UsageError(`--etcd/--pool/--leaf-id: ${error.message}`);
     throw new GravityError("EETCD", `cannot register in etcd: ${(error as Error).message}`, { cause: error });
   }
+}
+
+const ACCESS_FLAGS: Record<EtcdAccessField, string> = {
+  endpoints: "--etcd",
+  ca: "--etcd-ca",
+  cert: "--etcd-cert",
+  key: "--etcd-key",
+  username: "--etcd-user",
+  passwordFile: "--etcd-password-file",
+};
+
+/** The endpoints and credentials the --etcd* flags name; a bad one is a UsageError naming its flag. */
+function etcdAccessFromFlags(flags: FlagValues): EtcdAccess {
+  let endpoints: string[];
+  try {
+    endpoints = parseEtcdEndpoints(flags.etcd as string);
+  } catch (error) {
+    throw new UsageError(`--etcd: ${(error as Error).message}`);
+  }
+  return withFlagNames(ACCESS_FLAGS, () =>
+    loadEtcdAccess({
+      endpoints,
+      ca: flags["etcd-ca"] as string,
+      cert: flags["etcd-cert"] as string,
+      key: flags["etcd-key"] as string,
+      username: flags["etcd-user"] as string,
+      passwordFile: flags["etcd-password-file"] as string,
+    }),
+  );
 }

@@ -1,10 +1,16 @@
 // `gravity leaf --nats URL[,URL] --nats-pool NAME`: serving the leaf over NATS request/reply for
-// router pools with `transport: nats`.
+// router pools with `transport: nats`, over TLS and authenticated when the --nats-* flags say so.
 import { UsageError } from "../errors.ts";
 import { serveLeafOverNats } from "../leaf/nats-leaf.ts";
 import { NativeRequestHandler } from "../leaf/nats-native-handler.ts";
-import { NatsLink } from "../transport/nats-link.ts";
+import {
+  loadNatsCredentials,
+  type NatsCredentialField,
+  type NatsCredentials,
+} from "../transport/nats-credentials.ts";
+import { describeNatsStatus, NatsLink } from "../transport/nats-link.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
+import { withFlagNames } from "./credential-flags.ts";
 
 export const NATS_FLAGS: readonly FlagSpec[] = [
   {
@@ -26,7 +32,69 @@ export const NATS_FLAGS: readonly FlagSpec[] = [
     default: "gravity",
     help: "subject prefix (as the router's nats.prefix)",
   },
+  {
+    name: "nats-ca",
+    kind: FlagKind.String,
+    default: "",
+    help: "PEM CA bundle that the NATS server's certificate must chain to (turns TLS on)",
+  },
+  {
+    name: "nats-cert",
+    kind: FlagKind.String,
+    default: "",
+    help: "PEM client certificate for servers with tls { verify: true } (with --nats-key)",
+  },
+  { name: "nats-key", kind: FlagKind.String, default: "", help: "PEM private key of --nats-cert" },
+  { name: "nats-user", kind: FlagKind.String, default: "", help: "NATS user (with --nats-password-file)" },
+  {
+    name: "nats-password-file",
+    kind: FlagKind.String,
+    default: "",
+    help: "file whose first line is --nats-user's password",
+  },
+  {
+    name: "nats-token-file",
+    kind: FlagKind.String,
+    default: "",
+    help: "file whose first line is a NATS token",
+  },
+  {
+    name: "nats-nkey-file",
+    kind: FlagKind.String,
+    default: "",
+    help: "file holding an NKey user seed (SU...)",
+  },
+  { name: "nats-creds", kind: FlagKind.String, default: "", help: "NATS .creds file (user JWT and seed)" },
 ];
+
+const CREDENTIAL_FLAGS: Record<NatsCredentialField, string> = {
+  servers: "--nats",
+  ca: "--nats-ca",
+  cert: "--nats-cert",
+  key: "--nats-key",
+  user: "--nats-user",
+  passwordFile: "--nats-password-file",
+  tokenFile: "--nats-token-file",
+  nkeyFile: "--nats-nkey-file",
+  credsFile: "--nats-creds",
+};
+
+/** The TLS settings and credentials the --nats-* flags name; a bad one is a UsageError naming its flag. */
+function natsCredentialsFromFlags(flags: FlagValues, servers: readonly string[]): NatsCredentials {
+  return withFlagNames(CREDENTIAL_FLAGS, () =>
+    loadNatsCredentials({
+      servers,
+      ca: flags["nats-ca"] as string,
+      cert: flags["nats-cert"] as string,
+      key: flags["nats-key"] as string,
+      user: flags["nats-user"] as string,
+      passwordFile: flags["nats-password-file"] as string,
+      tokenFile: flags["nats-token-file"] as string,
+      nkeyFile: flags["nats-nkey-file"] as string,
+      credsFile: flags["nats-creds"] as string,
+    }),
+  );
+}
 
 export interface LeafNats {
   close(): Promise<void>;
@@ -46,10 +114,14 @@ export async function serveNatsFromFlags(
   }
   if (pool === "") throw new UsageError("--nats-pool: required with --nats (the pool this leaf serves)");
   const leafId = (flags["nats-leaf-id"] as string) || `${host}:${port}`;
-  const link = NatsLink.open({
-    servers: servers.split(","),
+  const serverList = servers.split(",");
+  // A server that refuses these credentials ends the start with its reason (one that is down does not).
+  const link = await NatsLink.openAccepted({
+    servers: serverList,
     name: `gravity-leaf ${leafId}`,
-    onStatus: (status, server) => console.log(`gravity leaf: nats ${status} (${server})`),
+    credentials: natsCredentialsFromFlags(flags, serverList),
+    onStatus: (status, server, reason) =>
+      console.log(`gravity leaf: ${describeNatsStatus(status, server, reason)}`),
   });
   const handler = new NativeRequestHandler();
   const service = serveLeafOverNats({

@@ -24,7 +24,7 @@ import { DeleteSpool } from "../router/spool.ts";
 import { RouterThreads, ThreadsRegistry } from "../router/threads.ts";
 import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
 import { InvalidationBus } from "../transport/nats-invalidation.ts";
-import { NatsLink } from "../transport/nats-link.ts";
+import { describeNatsStatus, NatsLink } from "../transport/nats-link.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, type FlagValues, flagHelp, parseFlags } from "./args.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
@@ -176,7 +176,8 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   // (its destinations report to it), and the router's state before the first scrape.
   let current: () => RouterState = () => ({ root: NO_ROUTE, pools: new Map() });
   const metrics = routerMetrics(registry, { state: () => current(), counters });
-  const nats = openNats(config);
+  await PoolDiscovery.checkAccess(config);
+  const nats = await openNats(config);
   const spool = config.spool === undefined ? undefined : await DeleteSpool.open(config.spool);
   if (spool !== undefined && spool.destinations().length > 0) {
     console.log(`gravity router: delete spool holds deletes for ${spool.destinations().join(", ")}`);
@@ -433,12 +434,15 @@ function splitListen(config: RouterConfig): [string | undefined, number | undefi
 }
 
 // NATS, when the config has a nats section: one link for the transport, the ingress and the bus.
-function openNats(config: RouterConfig): { context: NatsContext } | undefined {
+// A server that refuses the configured credentials ends the start with its reason.
+async function openNats(config: RouterConfig): Promise<{ context: NatsContext } | undefined> {
   if (config.nats === undefined) return undefined;
-  const link = NatsLink.open({
+  const link = await NatsLink.openAccepted({
     servers: config.nats.servers,
     name: "gravity-router",
-    onStatus: (status, server) => console.log(`gravity router: nats ${status} (${server})`),
+    credentials: config.nats.credentials,
+    onStatus: (status, server, reason) =>
+      console.log(`gravity router: ${describeNatsStatus(status, server, reason)}`),
   });
   return { context: { link, prefix: config.nats.prefix } };
 }

@@ -11,6 +11,7 @@
 // number marks which watcher and which in-flight get are current; events from older ones are
 // dropped, so a late event from a watcher being cancelled cannot undo a newer snapshot.
 import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import type { EtcdAccess } from "./etcd-access.ts";
 import { createEtcdClient, ETCD_CALL_TIMEOUT_MS } from "./etcd-client.ts";
 import { decodeMember, poolKeyPrefix } from "./etcd-keys.ts";
 import {
@@ -23,9 +24,8 @@ import {
 } from "./membership.ts";
 import { Backoff, describeError, OutageReporter } from "./retry.ts";
 
-export interface EtcdMembershipOptions {
-  /** etcd client URLs ("http://host:port"), see parseEtcdEndpoints. */
-  endpoints: readonly string[];
+/** Where etcd is and how to authenticate (EtcdAccess), and: */
+export interface EtcdMembershipOptions extends EtcdAccess {
   /** The key prefix shared with the leaves, e.g. "/gravity". */
   prefix: string;
   pool: string;
@@ -79,7 +79,7 @@ export class EtcdMembership implements Membership {
   start(): Promise<void> {
     if (!this.started && !this.stopped) {
       this.started = true;
-      createEtcdClient(this.options.endpoints, this.options.callTimeoutMs ?? ETCD_CALL_TIMEOUT_MS).then(
+      createEtcdClient(this.options, this.options.callTimeoutMs ?? ETCD_CALL_TIMEOUT_MS).then(
         (client) => {
           this.client = client;
           if (this.stopped) client.close();

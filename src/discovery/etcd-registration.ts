@@ -7,14 +7,14 @@
 //
 //   stop() (SIGTERM) -> delete the key if it is still under our lease -> revoke the lease
 import type { Etcd3, Lease } from "etcd3";
+import type { EtcdAccess } from "./etcd-access.ts";
 import { createEtcdClient, ETCD_CALL_TIMEOUT_MS } from "./etcd-client.ts";
 import { encodeMember, isKeySegment, memberKey } from "./etcd-keys.ts";
 import { type DiscoveryLog, parseAddr } from "./membership.ts";
 import { Backoff, describeError, OutageReporter } from "./retry.ts";
 
-export interface LeafRegistrationOptions {
-  /** etcd client URLs ("http://host:port"), see parseEtcdEndpoints. */
-  endpoints: readonly string[];
+/** Where etcd is and how to authenticate (EtcdAccess), and: */
+export interface LeafRegistrationOptions extends EtcdAccess {
   /** The key prefix shared by routers and leaves, e.g. "/gravity". */
   prefix: string;
   pool: string;
@@ -69,7 +69,7 @@ export async function registerLeaf(options: LeafRegistrationOptions): Promise<Le
     throw new TypeError("weight: expected a positive integer");
   if (!Number.isInteger(options.leaseTtlSeconds) || options.leaseTtlSeconds < 1)
     throw new TypeError("leaseTtlSeconds: expected an integer >= 1");
-  const client = await createEtcdClient(options.endpoints, options.callTimeoutMs ?? ETCD_CALL_TIMEOUT_MS);
+  const client = await createEtcdClient(options, options.callTimeoutMs ?? ETCD_CALL_TIMEOUT_MS);
   const registration = new EtcdRegistration(options, client);
   registration.begin();
   return registration;

@@ -2,16 +2,21 @@
 // expectation each field names when it is wrong (config-errors.ts turns zod's issues into one
 // ConfigError). Routes name pools, so the schema is built knowing the file's pool names.
 import { z } from "zod";
+import { type EtcdAccessField, loadEtcdAccess } from "../discovery/etcd-access.ts";
 import { HashFunctions, type HashName } from "../hash/hash-functions.ts";
 import { ketamaServerName } from "../hash/ketama.ts";
 import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
+import { CredentialError } from "../security/secret-files.ts";
+import { loadNatsCredentials, type NatsCredentialField } from "../transport/nats-credentials.ts";
 import {
   Distribution,
+  type EtcdConfig,
   HEDGE_DEFAULTS,
   type HedgeSpec,
   type ListenAddress,
   type LoaderConfig,
+  type NatsConfig,
   OnDown,
   type OperationRouteConfig,
   POOL_DEFAULTS,
@@ -216,6 +221,55 @@ const pools = z
   })
   .refine((record) => Object.keys(record).length > 0, { error: "at least one pool" })
   .transform((record): ReadonlyMap<string, PoolConfig> => new Map(Object.entries(record)));
+
+// What each credential field of the etcd section holds (paths are relative to the working directory).
+const ETCD_ACCESS_EXPECTED: Record<EtcdAccessField, string> = {
+  endpoints: "etcd endpoints, all https:// or all http://",
+  ca: "a PEM CA bundle file",
+  cert: "a PEM client certificate file",
+  key: "a PEM private key file",
+  username: "an etcd user name",
+  passwordFile: "a file whose first line is the password",
+};
+
+// What each credential field of the nats section holds (paths are relative to the working directory).
+const NATS_CREDENTIAL_EXPECTED: Record<NatsCredentialField, string> = {
+  servers: "NATS servers",
+  ca: "a PEM CA bundle file",
+  cert: "a PEM client certificate file",
+  key: "a PEM private key file",
+  user: "a NATS user",
+  passwordFile: "a file whose first line is the password",
+  tokenFile: "a file whose first line is the token",
+  nkeyFile: "a file holding an NKey user seed",
+  credsFile: "a NATS .creds file",
+};
+
+/**
+ * Runs `load` (which reads the credential files a section names): its CredentialError becomes an
+ * issue on the field at fault, worded as what that field holds (`expected`), then the error's
+ * reason; the input shown is the field's value (a path or a user name, never a file's contents).
+ */
+function withCredentialIssues<Field extends string, T>(
+  ctx: z.RefinementCtx,
+  value: Partial<Record<Field, unknown>>,
+  expected: Record<Field, string>,
+  load: () => T,
+): T {
+  try {
+    return load();
+  } catch (error) {
+    if (!(error instanceof CredentialError)) throw error;
+    const field = error.field as Field;
+    ctx.issues.push({
+      code: "custom",
+      path: [field],
+      message: `${expected[field]} (${error.message})`,
+      input: value[field],
+    });
+    return z.NEVER;
+  }
+}
 
 const listen = z.string({ error: '"host:port"' }).transform((text, ctx): ListenAddress => {
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9_.-]+)):(\d+)$/.exec(text.trim());
@@ -425,6 +479,7 @@ export function configSchema(facts: PoolFacts) {
     },
   );
 
+  const nonEmpty = (what: string) => z.string({ error: what }).min(1, { error: what });
   const etcd = strict({
     endpoints: z
       .array(z.string({ error: "an etcd URL or host:port" }).min(1, { error: "an etcd URL or host:port" }), {
@@ -435,9 +490,19 @@ export function configSchema(facts: PoolFacts) {
       .string({ error: 'a key prefix such as "/gravity"' })
       .min(1, { error: 'a key prefix such as "/gravity"' })
       .default("/gravity"),
-  });
+    ca: nonEmpty(ETCD_ACCESS_EXPECTED.ca).optional(),
+    cert: nonEmpty(ETCD_ACCESS_EXPECTED.cert).optional(),
+    key: nonEmpty(ETCD_ACCESS_EXPECTED.key).optional(),
+    username: nonEmpty(ETCD_ACCESS_EXPECTED.username).optional(),
+    passwordFile: nonEmpty(ETCD_ACCESS_EXPECTED.passwordFile).optional(),
+  }).transform(
+    (value, ctx): EtcdConfig =>
+      withCredentialIssues(ctx, value, ETCD_ACCESS_EXPECTED, () => ({
+        ...loadEtcdAccess(value),
+        prefix: value.prefix,
+      })),
+  );
 
-  const nonEmpty = (what: string) => z.string({ error: what }).min(1, { error: what });
   const nats = strict({
     servers: z.array(nonEmpty("a NATS URL or host:port"), { error: "a list of NATS servers" }).min(1, {
       error: "at least one NATS server",
@@ -448,6 +513,23 @@ export function configSchema(facts: PoolFacts) {
       subject: nonEmpty('a subject such as "gravity.invalidate"'),
       clusterId: nonEmpty("this cluster's id"),
     }).optional(),
+    ca: nonEmpty(NATS_CREDENTIAL_EXPECTED.ca).optional(),
+    cert: nonEmpty(NATS_CREDENTIAL_EXPECTED.cert).optional(),
+    key: nonEmpty(NATS_CREDENTIAL_EXPECTED.key).optional(),
+    user: nonEmpty(NATS_CREDENTIAL_EXPECTED.user).optional(),
+    passwordFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.passwordFile).optional(),
+    tokenFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.tokenFile).optional(),
+    nkeyFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.nkeyFile).optional(),
+    credsFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.credsFile).optional(),
+  }).transform((value, ctx): NatsConfig => {
+    const { servers, prefix, ingress, invalidation } = value;
+    return withCredentialIssues(ctx, value, NATS_CREDENTIAL_EXPECTED, () => ({
+      servers,
+      prefix,
+      ingress,
+      ...(invalidation === undefined ? {} : { invalidation }),
+      credentials: loadNatsCredentials(value),
+    }));
   });
 
   const loader = z.discriminatedUnion(
@@ -539,10 +621,7 @@ export function configSchema(facts: PoolFacts) {
       if (value.etcd !== undefined) config.etcd = value.etcd;
       if (value.spool !== undefined) config.spool = value.spool;
       if (value.loaders !== undefined) config.loaders = value.loaders;
-      if (value.nats !== undefined) {
-        const { invalidation, ...rest } = value.nats;
-        config.nats = invalidation === undefined ? rest : { ...rest, invalidation };
-      }
+      if (value.nats !== undefined) config.nats = value.nats;
       return config;
     });
 }

@@ -1,6 +1,8 @@
 // The router's configuration as the rest of the router sees it once validated: pools of leaves,
 // the route tree over them, and the defaults of every optional field. config.ts re-exports all of it.
+import type { EtcdAccess } from "../discovery/etcd-access.ts";
 import type { HashName } from "../hash/hash-functions.ts";
+import type { NatsCredentials } from "../transport/nats-credentials.ts";
 
 /** How a pool spreads keys over its servers (src/hash): ketama (consistent) or modula (hash mod weight). */
 export const Distribution = { Ketama: "ketama", Modula: "modula" } as const;
@@ -287,10 +289,12 @@ export interface ListenAddress {
 }
 
 /** A validated router configuration, every default applied. */
-/** The etcd cluster that pools with `discovery: etcd` watch. */
-export interface EtcdConfig {
-  /** Client URLs or host:port, at least one. */
-  endpoints: readonly string[];
+/**
+ * The etcd cluster that pools with `discovery: etcd` watch: its endpoints (client URLs or
+ * host:port, at least one) and, read from the files the section names, TLS and an etcd user
+ * (EtcdAccess).
+ */
+export interface EtcdConfig extends EtcdAccess {
   /** Key prefix, default "/gravity": leaves register under `{prefix}/pools/{pool}/{leafId}`. */
   prefix: string;
 }
@@ -305,6 +309,11 @@ export interface NatsConfig {
   ingress: boolean;
   /** Broadcast deletes on `subject` and apply other clusters' (default: off). */
   invalidation?: { subject: string; clusterId: string };
+  /**
+   * TLS and authentication, read from the files the section names (empty: plain, anonymous).
+   * The NATS connection is opened at start: a reload re-reads the files but does not reconnect.
+   */
+  credentials: NatsCredentials;
 }
 
 export interface RouterConfig {

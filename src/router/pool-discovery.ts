@@ -6,6 +6,8 @@
 //
 // A reload keeps every destination whose address did not change (router.ts), and ketama moves
 // only the keys of the servers that came or went.
+import { checkEtcdAccess, ETCD_CALL_TIMEOUT_MS } from "../discovery/etcd-client.ts";
+import { poolKeyPrefix } from "../discovery/etcd-keys.ts";
 import { EtcdMembership } from "../discovery/etcd-membership.ts";
 import { type DiscoveryLog, type Member, parseAddr } from "../discovery/membership.ts";
 import type { PoolConfig, RouterConfig } from "./config.ts";
@@ -28,6 +30,21 @@ export class PoolDiscovery {
   }
 
   /**
+   * At start: throws GravityError (EETCDACCESS) with etcd's reason if `config` has etcd pools
+   * and etcd refuses its certificate or user; an etcd that cannot be reached is no error (the
+   * watches wait for it).
+   */
+  static async checkAccess(config: RouterConfig): Promise<void> {
+    if (config.etcd === undefined) return;
+    for (const [name, spec] of config.pools) {
+      if (spec.discovery !== "etcd") continue;
+      // A key the watch reads, so that a user without read access there is refused too.
+      await checkEtcdAccess(config.etcd, poolKeyPrefix(config.etcd.prefix, name), ETCD_CALL_TIMEOUT_MS);
+      return;
+    }
+  }
+
+  /**
    * Takes a new base configuration (at start and on every reload): starts watching the etcd
    * pools it names, stops watching those it no longer names, and applies the composition.
    */
@@ -37,7 +54,8 @@ export class PoolDiscovery {
     if (base.etcd !== undefined) {
       for (const [name, spec] of base.pools) {
         if (spec.discovery === "etcd")
-          wanted.set(name, JSON.stringify([base.etcd.endpoints, base.etcd.prefix]));
+          // The whole section, credentials included: new files mean a new client. Never logged.
+          wanted.set(name, JSON.stringify(base.etcd));
       }
     }
     for (const [name, watcher] of this.watchers) {
@@ -49,8 +67,7 @@ export class PoolDiscovery {
     for (const [name, key] of wanted) {
       if (this.watchers.has(name) || base.etcd === undefined) continue;
       const membership = new EtcdMembership({
-        endpoints: [...base.etcd.endpoints],
-        prefix: base.etcd.prefix,
+        ...base.etcd,
         pool: name,
         log: this.log, // its lines name the pool
       });

@@ -11,7 +11,7 @@
 // As in mcrouter's proxies, each thread has its own connections to every leaf and its own TKO:
 // a leaf that fails is marked down by each thread that sends to it.
 import { createRegistry, errorKind, type Registry, routerMetrics } from "../metrics/registry.ts";
-import { NatsLink } from "../transport/nats-link.ts";
+import { describeNatsStatus, NatsLink } from "../transport/nats-link.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { type RouteHandle, unavailableRoute } from "./handles/handle.ts";
 import { LoadBudget } from "./load-budget.ts";
@@ -50,8 +50,9 @@ function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
       : NatsLink.open({
           servers: config.nats.servers,
           name: `gravity-router-${thread}`,
-          onStatus: (status, server) =>
-            console.log(`gravity router: thread ${thread}: nats ${status} (${server})`),
+          credentials: config.nats.credentials,
+          onStatus: (status, server, reason) =>
+            console.log(`gravity router: thread ${thread}: ${describeNatsStatus(status, server, reason)}`),
         });
   const router = new Router(
     config,

@@ -13,8 +13,14 @@
 // The first connect is our own loop (connect() with waitOnFirstConnect would keep retrying inside
 // nats.js with nothing we could close), so a router or leaf starts without NATS and picks it up
 // when it appears, and close() stops everything.
-import { connect, Events, type NatsConnection } from "nats";
+//
+// A server that refuses us (a wrong password or token, a certificate it or we reject) is told apart
+// from one that cannot be reached: openAccepted() lets a starting process end with the reason, and
+// later the "refused" status is reported once per change of reason, not once per retry.
+import { connect, ErrorCode, Events, type NatsConnection } from "nats";
 import { ConnectionError } from "../errors.ts";
+import { type NatsCredentials, natsConnectionOptions } from "./nats-credentials.ts";
+import { probeNatsTls } from "./nats-tls-probe.ts";
 
 export interface NatsLinkOptions {
   /** NATS servers: "host:port" or "nats://host:port", one or several. */
@@ -27,14 +33,21 @@ export interface NatsLinkOptions {
   connectTimeoutMs?: number;
   /** Client pings; a server that misses two is considered gone (default 10 s). */
   pingIntervalMs?: number;
-  /** Status changes, for logs and metrics: "connected", "disconnected", "reconnecting". */
-  onStatus?: (status: NatsLinkStatus, server: string) => void;
+  /** TLS and authentication (nats-credentials.ts); default none. */
+  credentials?: NatsCredentials;
+  /**
+   * Status changes, for logs and metrics: "connected", "disconnected", "closed", and "refused"
+   * with the server's reason (see describeNatsStatus).
+   */
+  onStatus?: (status: NatsLinkStatus, server: string, reason?: string) => void;
 }
 
 export const NatsLinkStatus = {
   Connected: "connected",
   Disconnected: "disconnected",
   Closed: "closed",
+  /** The server refused our credentials or a TLS handshake failed on a certificate. */
+  Refused: "refused",
 } as const;
 export type NatsLinkStatus = (typeof NatsLinkStatus)[keyof typeof NatsLinkStatus];
 
@@ -53,6 +66,11 @@ export class NatsLink {
   private readonly connectionListeners = new Set<(nc: NatsConnection) => void>();
   private readonly statusWatchers = new Set<() => void>(); // ready() calls waiting for a change
   private readonly servers: string[];
+  private refusedReason: string | undefined; // the last refusal reported, until a connect succeeds
+  private resolveFirstAttempt: (refusal: ConnectionError | undefined) => void = () => {};
+  private readonly firstAttempt = new Promise<ConnectionError | undefined>((resolve) => {
+    this.resolveFirstAttempt = resolve;
+  });
 
   private constructor(private readonly options: NatsLinkOptions) {
     this.servers = typeof options.servers === "string" ? [options.servers] : [...options.servers];
@@ -65,6 +83,20 @@ export class NatsLink {
     const link = new NatsLink(options);
     void link.attempt();
     return link;
+  }
+
+  /**
+   * Opens as open() does and waits for the first connection attempt: rejects with the server's
+   * reason (ConnectionError "refused the connection: ...", the link closed) if the server refused
+   * us (credentials or certificates, which retrying will not fix); resolves once it connected or
+   * turned out unreachable (the link then keeps trying in the background).
+   */
+  static async openAccepted(options: NatsLinkOptions): Promise<NatsLink> {
+    const link = NatsLink.open(options);
+    const refusal = await link.firstAttempt;
+    if (refusal === undefined) return link;
+    await link.close();
+    throw refusal;
   }
 
   /** Connected now: NATS paths can be used. */
@@ -120,6 +152,7 @@ export class NatsLink {
   /** Stops reconnecting and closes the connection (pending requests fail). */
   async close(): Promise<void> {
     this.closing = true;
+    this.resolveFirstAttempt(undefined);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.setDisconnected("closed");
     const nc = this.nc;
@@ -133,8 +166,8 @@ export class NatsLink {
     return () => this.statusWatchers.delete(callback);
   }
 
-  private notify(status: NatsLinkStatus, server: string): void {
-    this.options.onStatus?.(status, server);
+  private notify(status: NatsLinkStatus, server: string, reason?: string): void {
+    this.options.onStatus?.(status, server, reason);
     for (const watcher of [...this.statusWatchers]) watcher();
   }
 
@@ -145,17 +178,20 @@ export class NatsLink {
     );
   }
 
-  private setDisconnected(reason: string): void {
+  // Returns whether the link was connected until now (a change of state, worth a log line).
+  private setDisconnected(reason: string): boolean {
     this.lastError = reason;
-    if (!this.isConnected) return;
+    if (!this.isConnected) return false;
     this.isConnected = false;
     const error = this.unreachable(`connection lost (${reason}) with the request in flight`);
     for (const listener of [...this.disconnectListeners]) listener(error);
+    return true;
   }
 
   private setConnected(server: string): void {
     this.isConnected = true;
     this.lastError = "";
+    this.refusedReason = undefined;
     this.notify(NatsLinkStatus.Connected, server);
   }
 
@@ -174,13 +210,38 @@ export class NatsLink {
         timeout: this.options.connectTimeoutMs ?? 2000,
         pingInterval: this.options.pingIntervalMs ?? 10_000,
         waitOnFirstConnect: false,
+        ...natsConnectionOptions(this.options.credentials ?? {}),
       });
     } catch (error) {
-      this.lastError = `cannot connect to ${this.servers.join(",")} (${describe(error)})`;
+      const servers = this.servers.join(",");
+      let reason = describe(error);
+      let refused = isRefusal(error);
+      const tls = this.options.credentials?.tls;
+      if (!refused && tls !== undefined && (error as { code?: unknown }).code === ErrorCode.Timeout) {
+        // The timeout may hide a rejected client certificate (nats-tls-probe.ts).
+        const rejected = await probeNatsTls(
+          this.servers[0] as string,
+          tls,
+          this.options.connectTimeoutMs ?? 2000,
+        );
+        if (rejected !== undefined) {
+          refused = true;
+          reason = `TLS handshake rejected: ${rejected}`;
+        }
+      }
+      this.lastError = `${refused ? "refused by" : "cannot connect to"} ${servers} (${reason})`;
+      if (refused && this.refusedReason !== this.lastError) {
+        this.refusedReason = this.lastError;
+        this.notify(NatsLinkStatus.Refused, servers, reason);
+      }
+      this.resolveFirstAttempt(
+        refused ? new ConnectionError(this.name, `refused the connection: ${reason}`) : undefined,
+      );
       if (!this.closing)
         this.retryTimer = setTimeout(() => void this.attempt(), this.options.reconnectWaitMs ?? 250);
       return;
     }
+    this.resolveFirstAttempt(undefined);
     if (this.closing) {
       await nc.close();
       return;
@@ -195,8 +256,8 @@ export class NatsLink {
   private async follow(nc: NatsConnection): Promise<void> {
     void nc.closed().then((error) => {
       if (this.nc !== nc) return;
-      this.setDisconnected(error instanceof Error ? `closed: ${error.message}` : "closed");
-      this.notify(NatsLinkStatus.Disconnected, nc.getServer());
+      if (this.setDisconnected(error instanceof Error ? `closed: ${error.message}` : "closed"))
+        this.notify(NatsLinkStatus.Disconnected, nc.getServer());
       this.nc = null;
       if (!this.closing)
         this.retryTimer = setTimeout(() => void this.attempt(), this.options.reconnectWaitMs ?? 250);
@@ -204,8 +265,9 @@ export class NatsLink {
     for await (const status of nc.status()) {
       if (this.nc !== nc) return;
       if (status.type === Events.Disconnect) {
-        this.setDisconnected(`disconnected from ${String(status.data)}`);
-        this.notify(NatsLinkStatus.Disconnected, String(status.data));
+        // nats.js reports each failed reconnection attempt; only the first is a change.
+        if (this.setDisconnected(`disconnected from ${String(status.data)}`))
+          this.notify(NatsLinkStatus.Disconnected, String(status.data));
       } else if (status.type === Events.Reconnect) {
         this.setConnected(String(status.data));
       }
@@ -219,6 +281,29 @@ export function maxPayloadBytes(nc: NatsConnection): number {
 }
 
 const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+/** One log line for a status change from NatsLinkOptions.onStatus. */
+export function describeNatsStatus(status: NatsLinkStatus, server: string, reason?: string): string {
+  return `nats ${status} (${server})${reason === undefined ? "" : `: ${reason}`}`;
+}
+
+// Errors that retrying with the same settings cannot fix: the server said no to who we are, or a
+// TLS handshake failed on a certificate (ours or the server's), or TLS is wanted and not offered.
+const REFUSAL_CODES = new Set<string>([
+  ErrorCode.AuthorizationViolation,
+  ErrorCode.AuthenticationExpired,
+  ErrorCode.AuthenticationTimeout,
+  ErrorCode.Tls,
+  ErrorCode.ServerOptionNotAvailable,
+]);
+const TLS_REFUSAL = /certificate|CERTIFICATE|altnames|SSL routines|SSLV3_ALERT/;
+
+function isRefusal(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && REFUSAL_CODES.has(code)) return true;
+  return TLS_REFUSAL.test(describe(error));
+}
 
 function describe(error: unknown): string {
   if (error instanceof Error) {

@@ -12,10 +12,12 @@
 //                  restart({ wipe: true }) empties the data dir first (a new, empty cluster:
 //                  single members only)
 //   destroy()   -> stop and remove the temp dir
+//   startEtcd({ tls }) -> the client URL is https:// with the given certificate (peers stay
+//                  plain on loopback); `clientCertAuth` adds etcd's --client-cert-auth
 //
 // A test calls `afterAll(stopAllEtcd)`: the process registry in servers.ts is private to it, so
 // these processes have their own. A process-exit hook SIGKILLs whatever is left if the runner dies.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -29,7 +31,7 @@ export const ETCD = "/usr/bin/etcd";
 export interface EtcdServer {
   /** The member's name in the cluster. */
   readonly name: string;
-  /** "http://127.0.0.1:port": what the gravity discovery modules take as an endpoint. */
+  /** "http(s)://127.0.0.1:port": what the gravity discovery modules take as an endpoint. */
   readonly clientUrl: string;
   readonly clientPort: number;
   readonly peerPort: number;
@@ -94,11 +96,24 @@ export interface EtcdTiming {
 // of the election timeout is still ten heartbeats.
 const TEST_TIMING: EtcdTiming = { heartbeatMs: 50, electionMs: 500 };
 
+/** TLS on the client URL: etcd's --cert-file and --key-file (PEM file paths). */
+export interface EtcdTls {
+  certFile: string;
+  keyFile: string;
+  /** The CA that signed certFile (the health checks verify etcd by it). */
+  caFile: string;
+  /** etcd's --trusted-ca-file caFile and --client-cert-auth: clients must present a certificate it signed. */
+  clientCertAuth: boolean;
+  /** The client certificate the health checks present (needed with clientCertAuth). */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+}
+
 /**
  * Starts a one-member etcd on free loopback ports (retrying if another process takes a port
  * first) and resolves once it reports itself healthy, within `deadlineMs` (default 15 s).
  */
-export async function startEtcd(options: { deadlineMs?: number } = {}): Promise<EtcdServer> {
+export async function startEtcd(options: { deadlineMs?: number; tls?: EtcdTls } = {}): Promise<EtcdServer> {
   const cluster = await startEtcdCluster(1, options);
   return cluster.members[0] as EtcdServer;
 }
@@ -110,7 +125,7 @@ export async function startEtcd(options: { deadlineMs?: number } = {}): Promise<
  */
 export async function startEtcdCluster(
   size: number,
-  options: { deadlineMs?: number } = {},
+  options: { deadlineMs?: number; tls?: EtcdTls } = {},
 ): Promise<EtcdCluster> {
   const binary = requireEtcd();
   const attempts = 5;
@@ -130,6 +145,7 @@ export async function startEtcdCluster(
         initialCluster,
         token,
         timing: size === 1 ? undefined : TEST_TIMING,
+        tls: options.tls,
       }),
     );
     const cluster: EtcdCluster = {
@@ -157,11 +173,14 @@ interface MemberSpec {
   token: string;
   /** undefined: etcd's defaults. */
   timing: EtcdTiming | undefined;
+  /** undefined: plain http on the client URL. */
+  tls: EtcdTls | undefined;
 }
 
 function etcdServer(binary: string, dir: string, member: MemberSpec): EtcdServer {
   const { clientPort, peerPort } = member;
-  const clientUrl = `http://${HOST}:${clientPort}`;
+  const tls = member.tls;
+  const clientUrl = `${tls === undefined ? "http" : "https"}://${HOST}:${clientPort}`;
   const peerUrl = `http://${HOST}:${peerPort}`;
   const dataDir = join(dir, "data");
   const args = [
@@ -185,6 +204,24 @@ function etcdServer(binary: string, dir: string, member: MemberSpec): EtcdServer
     "--initial-cluster-state",
     "new",
   ];
+  if (tls !== undefined) {
+    args.push("--cert-file", tls.certFile, "--key-file", tls.keyFile);
+    // etcd 3.4 requires client certificates whenever it has a --trusted-ca-file.
+    if (tls.clientCertAuth) args.push("--trusted-ca-file", tls.caFile, "--client-cert-auth");
+  }
+  // What the health check presents: the CA that signed etcd's certificate, and a client certificate.
+  const healthTls =
+    tls === undefined
+      ? undefined
+      : {
+          ca: readFileSync(tls.caFile, "utf8"),
+          ...(tls.clientCertFile === undefined || tls.clientKeyFile === undefined
+            ? {}
+            : {
+                cert: readFileSync(tls.clientCertFile, "utf8"),
+                key: readFileSync(tls.clientKeyFile, "utf8"),
+              }),
+        };
   if (member.timing !== undefined)
     args.push(
       "--heartbeat-interval",
@@ -250,7 +287,10 @@ function etcdServer(binary: string, dir: string, member: MemberSpec): EtcdServer
               );
             }
             try {
-              const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+              const response = await fetch(`${clientUrl}/health`, {
+                signal: AbortSignal.timeout(1000),
+                ...(healthTls === undefined ? {} : { tls: healthTls }),
+              });
               const body = (await response.json()) as { health?: unknown };
               return body.health === "true" ? true : undefined;
             } catch {

@@ -3,10 +3,15 @@
 //   startNats() -> nats-server -a 127.0.0.1 -p <free port> -> resolves once the port accepts
 //   server.stop()    SIGTERM, wait for the exit (SIGKILL past a deadline)
 //   server.restart() the same command on the same port: clients reconnect to it by themselves
+//   startNats({ config }) -> nats-server -c <file>: `listen` on the free port, then `config`
+//                    (e.g. a tls {} block with verify: true, an authorization {} block)
 //
 // A test file calls `afterAll(stopAllNats)`: the process registry in servers.ts is private to it,
 // so these processes have their own (as twemproxy.ts does). A process-exit hook SIGKILLs whatever
 // is left if the runner dies first.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { killOnExit } from "./processes.ts";
 import { freePort, HOST, requireBinary } from "./servers.ts";
@@ -26,8 +31,11 @@ export interface NatsServer {
   stderr(): string;
   /** Stops the process (SIGTERM; SIGKILL after `deadlineMs`, default 5 s). Idempotent. */
   stop(deadlineMs?: number): Promise<void>;
-  /** Starts it again on the same port once stopped; resolves when it accepts connections. */
-  restart(deadlineMs?: number): Promise<void>;
+  /**
+   * Starts it again on the same port once stopped; resolves when it accepts connections. `config`
+   * replaces the configuration text it was started with (e.g. other users).
+   */
+  restart(deadlineMs?: number, config?: string): Promise<void>;
 }
 
 const all = new Set<NatsServer>();
@@ -54,8 +62,15 @@ interface Running {
   err: { text: string };
 }
 
-function spawnNats(port: number): Running {
-  const proc = Bun.spawn([requireNatsServer(), "-a", HOST, "-p", String(port)], {
+// With `config` (nats-server configuration text), the server reads a file holding it after its listen line.
+function spawnNats(port: number, config: string | undefined): Running {
+  let args = ["-a", HOST, "-p", String(port)];
+  if (config !== undefined) {
+    const file = join(mkdtempSync(join(tmpdir(), "gravity-nats-")), "nats.conf");
+    writeFileSync(file, `listen: "${HOST}:${port}"\n${config}\n`);
+    args = ["-c", file];
+  }
+  const proc = Bun.spawn([requireNatsServer(), ...args], {
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -89,12 +104,15 @@ async function waitAccepting(port: number, running: Running, deadlineMs: number)
   );
 }
 
-/** Starts nats-server on a free loopback port, retrying if another process takes the port first. */
-export async function startNats(options: { deadlineMs?: number } = {}): Promise<NatsServer> {
+/**
+ * Starts nats-server on a free loopback port, retrying if another process takes the port first.
+ * `config`: configuration text for nats-server -c (TLS, authorization), the listen line added.
+ */
+export async function startNats(options: { deadlineMs?: number; config?: string } = {}): Promise<NatsServer> {
   const deadlineMs = options.deadlineMs ?? 10_000;
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    let current: Running | null = spawnNats(port);
+    let current: Running | null = spawnNats(port, options.config);
     try {
       await waitAccepting(port, current, deadlineMs);
     } catch (error) {
@@ -124,9 +142,9 @@ export async function startNats(options: { deadlineMs?: number } = {}): Promise<
         }
         current = null;
       },
-      async restart(restartDeadlineMs = deadlineMs) {
+      async restart(restartDeadlineMs = deadlineMs, config = options.config) {
         if (isRunning()) throw new Error(`nats-server on port ${port} is still running`);
-        current = spawnNats(port);
+        current = spawnNats(port, config);
         await waitAccepting(port, current, restartDeadlineMs);
       },
     };
