@@ -25,7 +25,7 @@ import { Pool } from "../src/router/pool.ts";
 import type { Sender } from "../src/transport/transport.ts";
 import { fromLatin1, McClient } from "./helpers/mc-client.ts";
 import { getRequest, setRequest } from "./helpers/requests.ts";
-import { routeLines } from "./helpers/router-stats.ts";
+import { metricValue, routeLines } from "./helpers/router-stats.ts";
 import {
   HOST,
   type LeafProcess,
@@ -383,14 +383,8 @@ class Load {
 }
 
 /** gravity_router_route_events_total{route="replicated",event=...} from /metrics. */
-async function repairEvent(metricsUrl: string, event: string): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  const match = new RegExp(
-    `^gravity_router_route_events_total\\{route="replicated",event="${event}"\\} (\\d+)$`,
-    "m",
-  ).exec(text);
-  if (match === null) throw new Error(`no repair event ${event} in /metrics`);
-  return Number(match[1]);
+function repairEvent(metricsUrl: string, event: string): Promise<number> {
+  return metricValue(metricsUrl, "gravity_router_route_events_total", { route: "replicated", event });
 }
 
 /** Waits until the router reads `port` first: the leaf is back up and recovering (read-repair.ts). */

@@ -36,3 +36,23 @@ export async function routeLines(routerPort: number, op: string, key: string): P
     client.close();
   }
 }
+
+/**
+ * The value of one series on a Prometheus /metrics page: `name` with exactly `labels` (none by
+ * default). Throws if the page has no such series.
+ */
+export async function metricValue(
+  url: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(url)).text();
+  const rendered = Object.entries(labels)
+    .map(([label, value]) => `${label}="${value}"`)
+    .join(",");
+  const series = rendered === "" ? name : `${name}{${rendered}}`;
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  throw new Error(`no series ${series} on ${url}`);
+}
