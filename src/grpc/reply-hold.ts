@@ -4,7 +4,8 @@
 //
 //   request message ── its connection has room? (held + reserved + guess <= maxConnectionBytes,
 //        │              or nothing held or running; the guess is the largest reply the connection
-//        │              got, else the largest the process sent; before any, one call at a time)
+//        │              got, else the largest the process sent; before the process's first
+//        │              reply, one call at a time in the whole process)
 //        ├─ no: the call waits (nothing is read for it), in order, until the connection has room
 //        └─ yes: reserve the guess ─> handler (server.ts refuses it at once with RESOURCE_EXHAUSTED
 //                                     when every connection together holds over maxTotalBytes)
@@ -54,6 +55,7 @@ export class ReplyHold {
   // with nothing held or running are dropped, their own guess with them).
   private largestReplyBytes: number | undefined;
   private churnBytes = 0; // reply bytes since the last forced collection
+  private running = 0; // calls admitted and not yet finished, every connection
 
   constructor(private readonly limits: ReplyHoldLimits = REPLY_HOLD_DEFAULTS) {}
 
@@ -123,9 +125,9 @@ export class ReplyHold {
   }
 
   private hasRoom(connection: Connection): boolean {
-    if (connection.running === 0 && connection.heldBytes === 0) return true;
     const guess = this.guessOf(connection);
-    if (guess === undefined) return false;
+    if (guess === undefined) return this.running === 0;
+    if (connection.running === 0 && connection.heldBytes === 0) return true;
     return connection.heldBytes + connection.reservedBytes + guess <= this.limits.maxConnectionBytes;
   }
 
@@ -148,6 +150,7 @@ export class ReplyHold {
     const connection = this.connection(peer);
     const bytes = this.guessOf(connection) ?? 0;
     connection.running++;
+    this.running++;
     connection.reservedBytes += bytes;
     this.totalBytes += bytes;
     return bytes;
@@ -159,9 +162,12 @@ export class ReplyHold {
     connection.heldBytes += heldBytes;
     this.totalBytes += heldBytes - reservedBytes;
     connection.guessBytes = Math.max(connection.guessBytes ?? 0, heldBytes);
+    const first = this.largestReplyBytes === undefined;
     this.largestReplyBytes = Math.max(this.largestReplyBytes ?? 0, heldBytes);
     this.sawReply(heldBytes);
-    this.settle(peer, connection);
+    // The first reply of the process is every connection's first guess.
+    if (first) this.settleAll();
+    else this.settle(peer, connection);
   }
 
   // Under pressure (a quarter of maxTotalBytes held), every quarter of it in replies forces a full
@@ -177,10 +183,17 @@ export class ReplyHold {
   private finish(peer: string, reservedBytes: number, heldBytes: number): void {
     const connection = this.connection(peer);
     connection.running--;
+    this.running--;
     connection.reservedBytes -= reservedBytes;
     connection.heldBytes -= heldBytes;
     this.totalBytes -= reservedBytes + heldBytes;
-    this.settle(peer, connection);
+    // Before the first reply one call runs at a time, whichever connection waits for it.
+    if (this.largestReplyBytes === undefined) this.settleAll();
+    else this.settle(peer, connection);
+  }
+
+  private settleAll(): void {
+    for (const [peer, connection] of [...this.connections]) this.settle(peer, connection);
   }
 
   // Lets waiting calls go on while there is room; forgets a connection with nothing left.
