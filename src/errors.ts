@@ -123,3 +123,14 @@ export class NoHealthyDestinationError extends GravityError {
     this.name = "NoHealthyDestinationError";
   }
 }
+
+/**
+ * Whether `error` says a request did not (or may not have) reached its destination: it could not
+ * connect or lost the connection, timed out, or the destination is marked down. What sends a
+ * request to a gutter (src/router/handles/gutter.ts) and a delete to the spool (spooling-sender.ts).
+ */
+export function isOutage(error: unknown): boolean {
+  return (
+    error instanceof ConnectionError || error instanceof TimeoutError || error instanceof DestinationDownError
+  );
+}

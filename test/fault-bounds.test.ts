@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import { latin1, McClient } from "./helpers/mc-client.ts";
+import { statOf as statOfPort, statsOf } from "./helpers/router-stats.ts";
 import {
   HOST,
   rssBytes,
@@ -17,7 +18,8 @@ import {
   startRouter,
   stopAll,
 } from "./helpers/servers.ts";
-import { pollUntil, withDeadline } from "./helpers/wait.ts";
+import { sampleRss } from "./helpers/stalled-readers.ts";
+import { pollUntil, settled, withDeadline } from "./helpers/wait.ts";
 
 const MIB = 1024 * 1024;
 /** What the router may grow by under either fault (issue 14's target). */
@@ -35,58 +37,8 @@ function writeConfig(name: string, config: unknown): string {
   return file;
 }
 
-/** Samples VmRSS of `pid` every few ms until stopped; resolves with the largest sample. */
-function sampleRss(pid: number): { stop(): Promise<number> } {
-  let running = true;
-  const sampled = (async () => {
-    let peak = 0;
-    while (running) {
-      peak = Math.max(peak, await rssBytes(pid));
-      await Bun.sleep(5);
-    }
-    return peak;
-  })();
-  return {
-    stop: () => {
-      running = false;
-      return sampled;
-    },
-  };
-}
-
-/** The router's (or a leaf's) `stats` as a map. */
-async function stats(server: ServerProcess): Promise<Map<string, string>> {
-  const client = await McClient.connect(server.port);
-  try {
-    await client.send("stats\r\n");
-    const text = new TextDecoder("latin1").decode(
-      await client.read((unread) => {
-        const end = Buffer.from(unread).indexOf("END\r\n");
-        return end === -1 ? undefined : end + 5;
-      }, "stats"),
-    );
-    const lines = text.split("\r\n").filter((line) => line.startsWith("STAT "));
-    return new Map(lines.map((line) => line.slice(5).split(" ", 2) as [string, string]));
-  } finally {
-    client.close();
-  }
-}
-
-const statOf = async (server: ServerProcess, name: string) => Number((await stats(server)).get(name));
-
-/** Resolves once `read()` returns the same number twice `intervalMs` apart (nothing moves any more). */
-async function settled(read: () => Promise<number>, what: string, intervalMs = 300): Promise<number> {
-  let last = Number.NaN;
-  return pollUntil(
-    async () => {
-      const now = await read();
-      const same = now === last;
-      last = now;
-      return same ? now : undefined;
-    },
-    { deadlineMs: 20_000, intervalMs, what },
-  );
-}
+const stats = (server: ServerProcess) => statsOf(server.port);
+const statOf = (server: ServerProcess, name: string) => statOfPort(server.port, name);
 
 test("stalled readers: 20 clients pipeline gets of a 900 KB value and never read; RSS within idle + 64 MiB, then the router serves", async () => {
   const leaf = await startLeaf(["--port", "0", "--memory", "64m"]);

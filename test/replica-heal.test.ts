@@ -25,6 +25,7 @@ import { Pool } from "../src/router/pool.ts";
 import type { Sender } from "../src/transport/transport.ts";
 import { fromLatin1, McClient } from "./helpers/mc-client.ts";
 import { getRequest, setRequest } from "./helpers/requests.ts";
+import { metricValue, routeLines } from "./helpers/router-stats.ts";
 import {
   HOST,
   type LeafProcess,
@@ -286,16 +287,10 @@ async function startReplicated(route: Record<string, unknown>): Promise<RouterUn
 
 /** The port of the leaf a get of `key` goes to first, as the router's introspection answers. */
 async function firstReadPort(router: ServerProcess, key: string): Promise<number> {
-  const client = await McClient.connect(router.port);
-  try {
-    await client.send(`get __gravity__.route(get,${key})\r\n`);
-    const text = fromLatin1(await client.readThroughLine("END"));
-    const match = /^\S+:(\d+) read\r$/m.exec(text);
-    if (match === null) throw new Error(`no read line in ${JSON.stringify(text)}`);
-    return Number(match[1]);
-  } finally {
-    client.close();
-  }
+  const lines = await routeLines(router.port, "get", key);
+  const match = lines.map((line) => /^\S+:(\d+) read$/.exec(line)).find((found) => found !== null);
+  if (match == null) throw new Error(`no read line in ${JSON.stringify(lines)}`);
+  return Number(match[1]);
 }
 
 /** Stores `keys` through the client (value `v:<key>`); returns those acknowledged. */
@@ -388,14 +383,8 @@ class Load {
 }
 
 /** gravity_router_route_events_total{route="replicated",event=...} from /metrics. */
-async function repairEvent(metricsUrl: string, event: string): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  const match = new RegExp(
-    `^gravity_router_route_events_total\\{route="replicated",event="${event}"\\} (\\d+)$`,
-    "m",
-  ).exec(text);
-  if (match === null) throw new Error(`no repair event ${event} in /metrics`);
-  return Number(match[1]);
+function repairEvent(metricsUrl: string, event: string): Promise<number> {
+  return metricValue(metricsUrl, "gravity_router_route_events_total", { route: "replicated", event });
 }
 
 /** Waits until the router reads `port` first: the leaf is back up and recovering (read-repair.ts). */

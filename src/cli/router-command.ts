@@ -20,7 +20,7 @@ import type { NatsContext } from "../router/pool.ts";
 import { PoolDiscovery } from "../router/pool-discovery.ts";
 import { Router } from "../router/router.ts";
 import { RouterCounters, type RouterState, startRouterServer } from "../router/server.ts";
-import { DeleteSpool } from "../router/spool.ts";
+import { DeleteSpool, describeRecovery } from "../router/spool.ts";
 import { RouterThreads, ThreadsRegistry } from "../router/threads.ts";
 import { ingressDelete, serveIngress } from "../transport/nats-ingress.ts";
 import { InvalidationBus } from "../transport/nats-invalidation.ts";
@@ -175,13 +175,14 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
   // Reads the router through a forward reference: the recorder must exist before the router
   // (its destinations report to it), and the router's state before the first scrape.
   let current: () => RouterState = () => ({ root: NO_ROUTE, pools: new Map() });
-  const metrics = routerMetrics(registry, { state: () => current(), counters });
+  const spool = await openSpool(config);
+  const metrics = routerMetrics(registry, {
+    state: () => current(),
+    counters,
+    ...(spool === undefined ? {} : { spool }),
+  });
   await PoolDiscovery.checkAccess(config);
   const nats = await openNats(config);
-  const spool = config.spool === undefined ? undefined : await DeleteSpool.open(config.spool);
-  if (spool !== undefined && spool.destinations().length > 0) {
-    console.log(`gravity router: delete spool holds deletes for ${spool.destinations().join(", ")}`);
-  }
   const router = new Router(
     config,
     counters,
@@ -391,6 +392,19 @@ function loadLimits(flags: FlagValues): LoadLimits {
 function logHealth(thread: number, destination: string, down: boolean): void {
   const where = thread === 0 ? "" : `thread ${thread}: `;
   console.log(`gravity router: ${where}${destination} ${down ? "marked down (TKO)" : "is back up"}`);
+}
+
+// Opens the config's delete spool; says what opening dropped and why, and what waits for replay.
+async function openSpool(config: RouterConfig): Promise<DeleteSpool | undefined> {
+  if (config.spool === undefined) return undefined;
+  const spool = await DeleteSpool.open({
+    ...config.spool,
+    log: (line) => console.error(`gravity router: ${line}`),
+  });
+  for (const recovery of spool.recovered) console.error(`gravity router: ${describeRecovery(recovery)}`);
+  if (spool.destinations().length > 0)
+    console.log(`gravity router: delete spool holds deletes for ${spool.destinations().join(", ")}`);
+  return spool;
 }
 
 // The delete spool's log files belong to one process and one route tree: deletes spooled by one

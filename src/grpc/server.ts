@@ -2,8 +2,10 @@
 // CacheBackend (the leaf's store or the router's route tree).
 //
 //   HTTP/2 connection ── at most maxConcurrentStreams open streams (the client queues the rest)
-//        └─ call ── inFlight < maxConcurrentCalls? ── no: RESOURCE_EXHAUSTED at once
-//                        └─ yes: decode ─ check group and key ─ backend ─ reply or status (status.ts)
+//        └─ call ── waits while its connection holds too many unread reply bytes (reply-hold.ts)
+//             └─ unread replies of all connections under maxTotalBytes, and
+//                inFlight < maxConcurrentCalls? ── no: RESOURCE_EXHAUSTED at once
+//                  └─ yes: decode ─ check group and key ─ backend ─ reply or status (status.ts)
 //
 // Both bounds matter on Bun: its http2 overflowed the stack ("Maximum call stack size exceeded",
 // the process died) with ~20k concurrent streams on one connection. The stream limit keeps any one
@@ -47,6 +49,7 @@ import { Health } from "./generated/health/v1/health_pb.ts";
 import { healthService } from "./health.ts";
 import { GroupFilter } from "./item-key.ts";
 import { REFLECTION_SERVICES, ReflectionIndex, reflectionServices } from "./reflection.ts";
+import { ReplyHold, type ReplyHoldLimits } from "./reply-hold.ts";
 import {
   CacheService,
   GroupCacheService,
@@ -89,6 +92,8 @@ export interface GrpcServerOptions {
   tls?: TlsMaterial | null;
   /** Bearer tokens (metadata `authorization: Bearer <token>`) required on every call but Health's. */
   tokens?: BearerTokens | null;
+  /** Reply bytes clients may leave unread, per connection and in all (default REPLY_HOLD_DEFAULTS). */
+  replyHold?: ReplyHoldLimits;
 }
 
 export interface GrpcServer {
@@ -97,8 +102,10 @@ export interface GrpcServer {
   readonly port: number;
   /** Calls being answered now. */
   readonly inFlight: number;
-  /** Calls refused with RESOURCE_EXHAUSTED because maxConcurrentCalls were in flight. */
+  /** Calls refused with RESOURCE_EXHAUSTED: maxConcurrentCalls were in flight, or replies unread past replyHold. */
   readonly rejectedCalls: number;
+  /** Value bytes of replies written by handlers and not yet read by their clients. */
+  readonly heldReplyBytes: number;
   /** Stops accepting calls, lets those in progress finish for up to `graceMs`, then cancels the rest. */
   close(graceMs?: number): Promise<void>;
 }
@@ -161,6 +168,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const counted = new Map<string, GroupCounters>();
   let inFlight = 0;
   let rejectedCalls = 0;
+  const held = new ReplyHold(options.replyHold);
 
   function countersOf(group: string): GroupCounters {
     let counters = counted.get(group);
@@ -181,6 +189,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     return (call: ServerUnaryCall<Req | MalformedRequest, Res>, callback: sendUnaryData<Res>) => {
       if (unauthenticated(call.metadata)) {
         callback(UNAUTHENTICATED);
+        return;
+      }
+      const unread = held.refusal();
+      if (unread !== undefined) {
+        rejectedCalls++;
+        callback({ code: status.RESOURCE_EXHAUSTED, details: unread });
         return;
       }
       if (inFlight >= maxCalls) {
@@ -299,7 +313,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ),
   };
 
-  const server = new Server({ "grpc.max_concurrent_streams": maxStreams });
+  const server = new Server({
+    "grpc.max_concurrent_streams": maxStreams,
+    interceptors: [held.interceptor()],
+  });
   server.addService(serverDefinition(CacheService), cache);
   server.addService(serverDefinition(GroupCacheService), groupCache);
   server.addService(serverDefinition(UnpackagedGroupCacheService), groupCache);
@@ -327,6 +344,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     port,
     get inFlight() {
       return inFlight;
+    },
+    get heldReplyBytes() {
+      return held.totalBytes;
     },
     get rejectedCalls() {
       return rejectedCalls;

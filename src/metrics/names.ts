@@ -237,6 +237,24 @@ export const RouterMetrics = {
     "What route handles did, by route (loader, gutter, warmup, replicated) and event (their counters).",
     ["route", "event"],
   ),
+  spoolRefused: counter(
+    "gravity_router_spool_refused_deletes_total",
+    "Deletes the delete spool refused (SERVER_ERROR to the client), by reason: full (maxBytes) or io (a write failed).",
+    ["reason"],
+  ),
+  spoolDropped: counter(
+    "gravity_router_spool_dropped_bytes_total",
+    "Bytes of spooled deletes dropped when the spool was opened, by reason: torn (a write cut short), corrupt (bad length, checksum or header), over_limit (more than maxBytes).",
+    ["reason"],
+  ),
+  spoolReplayed: counter(
+    "gravity_router_spool_replayed_deletes_total",
+    "Spooled deletes replayed to their leaf once it answered again.",
+  ),
+  spoolBytes: gauge(
+    "gravity_router_spool_bytes",
+    "Bytes of deletes the delete spool holds on disk now (against its maxBytes).",
+  ),
   hedgesWon: counter(
     "gravity_router_hedges_won_total",
     "Hedged reads whose reply arrived first and was used.",

@@ -222,10 +222,22 @@ export interface RouterTotalsView {
   readonly budget: { readonly overloaded: number; readonly inFlight: number; readonly bufferedBytes: number };
 }
 
+/** What routerMetrics reads of the delete spool at scrape time (src/router/spool.ts DeleteSpool fits). */
+export interface SpoolView {
+  readonly bytes: number;
+  readonly counters: {
+    readonly refused: Readonly<Record<string, number>>;
+    readonly droppedBytes: Readonly<Record<string, number>>;
+    readonly replayed: number;
+  };
+}
+
 export interface RouterMetricsSource {
   /** The current route tree's pools (read per scrape, so a reload shows at once). */
   state: () => RouterStateView;
   counters: RouterTotalsView;
+  /** The delete spool, when the config has one. */
+  spool?: SpoolView;
 }
 
 /** What the router's request path calls; each call is a few property lookups and one increment. */
@@ -267,6 +279,16 @@ export function routerMetrics(registry: Registry, source: RouterMetricsSource): 
   mirroredCounter(registry, RouterMetrics.overloaded, () => [[NO_LABELS, counters.budget.overloaded]]);
   mirroredGauge(registry, RouterMetrics.inFlight, () => counters.budget.inFlight);
   mirroredGauge(registry, RouterMetrics.bufferedBytes, () => counters.budget.bufferedBytes);
+  // Without a spool in the config: no series, and 0 bytes.
+  const spool = source.spool;
+  const byReason = (group: Readonly<Record<string, number>> | undefined) =>
+    Object.entries(group ?? {}).map(([reason, total]) => [{ reason }, total] as const);
+  mirroredCounter(registry, RouterMetrics.spoolRefused, () => byReason(spool?.counters.refused));
+  mirroredCounter(registry, RouterMetrics.spoolDropped, () => byReason(spool?.counters.droppedBytes));
+  mirroredCounter(registry, RouterMetrics.spoolReplayed, () =>
+    spool === undefined ? [] : [[NO_LABELS, spool.counters.replayed]],
+  );
+  mirroredGauge(registry, RouterMetrics.spoolBytes, () => spool?.bytes ?? 0);
 
   // Pools and destinations change on reload: each scrape starts from no series, so a removed
   // destination disappears instead of reporting its last state forever.

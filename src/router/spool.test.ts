@@ -1,11 +1,11 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConnectionError } from "../errors.ts";
 import { Reply, ReplyType } from "../protocol/reply.ts";
-import { DeleteSpool, SpoolFullError, spoolFileName } from "./spool.ts";
+import { DeleteSpool, SpoolFullError, SpoolIoError, spoolFileName } from "./spool.ts";
 
 const DEST = "127.0.0.1:11211";
 const utf8 = new TextEncoder();
@@ -126,7 +126,16 @@ describe("DeleteSpool", () => {
 
     const reopened = await DeleteSpool.open({ dir, maxBytes: 1 << 20 });
     expect(texts(reopened.records(DEST))).toEqual(["delete a\r\n", "delete b\r\n"]);
-    expect(reopened.recovered).toEqual([{ destination: DEST, records: 2, droppedBytes: torn.length }]);
+    expect(reopened.recovered).toEqual([
+      {
+        destination: DEST,
+        reason: "torn",
+        detail: `the record at byte ${good} runs past the end of the file`,
+        records: 2,
+        droppedBytes: torn.length,
+      },
+    ]);
+    expect(reopened.counters.droppedBytes).toEqual({ torn: torn.length, corrupt: 0, over_limit: 0 });
     expect(statSync(path).size).toBe(good);
     await reopened.append(DEST, del("c"));
     await reopened.close();
@@ -150,6 +159,11 @@ describe("DeleteSpool", () => {
 
     const reopened = await DeleteSpool.open({ dir, maxBytes: 1 << 20 });
     expect(texts(reopened.records(DEST))).toEqual(["delete a\r\n"]);
+    expect(reopened.recovered.map(({ destination, reason }) => [destination, reason])).toEqual([
+      ["10.0.0.9:1", "torn"],
+      [DEST, "corrupt"],
+    ]);
+    expect(reopened.recovered[1]?.detail).toMatch(/^the record at byte \d+ fails its checksum$/);
     expect(reopened.pending("10.0.0.9:1")).toBe(0);
     expect(statSync(other).size).toBe(0);
     await reopened.append("10.0.0.9:1", del("q"));
@@ -159,30 +173,86 @@ describe("DeleteSpool", () => {
     await third.close();
   });
 
-  test("a file that is not a spool is refused, not overwritten", async () => {
+  test("a file that is not a spool is moved aside, not overwritten, and the spool opens without it", async () => {
     const dir = await freshDir();
-    writeFileSync(join(dir, spoolFileName(DEST)), "something else entirely\n");
-    await expect(DeleteSpool.open({ dir, maxBytes: 1 << 20 })).rejects.toThrow("not a delete spool file");
+    const path = join(dir, spoolFileName(DEST));
+    writeFileSync(path, "something else entirely\n");
+    const spool = await DeleteSpool.open({ dir, maxBytes: 1 << 20 });
+    expect(spool.pending(DEST)).toBe(0);
+    expect(spool.recovered).toEqual([
+      {
+        destination: DEST,
+        reason: "corrupt",
+        detail: `not a delete spool file (no GSPOOL1 header): moved to ${path}.corrupt`,
+        records: 0,
+        droppedBytes: 24,
+      },
+    ]);
+    expect(readFileSync(`${path}.corrupt`, "latin1")).toBe("something else entirely\n");
+    await spool.append(DEST, del("a"));
+    await spool.close();
+    const reopened = await DeleteSpool.open({ dir, maxBytes: 1 << 20 });
+    expect(texts(reopened.records(DEST))).toEqual(["delete a\r\n"]);
+    expect(reopened.recovered).toEqual([]);
+    await reopened.close();
   });
 
-  test("past maxBytes appends are refused (nothing written) until a replay frees room", async () => {
+  test("reopened with a lower maxBytes, each log keeps its oldest records in turn; the rest is dropped and counted", async () => {
+    const dir = await freshDir();
+    const record = 8 + del("k0").length;
+    const spool = await DeleteSpool.open({ dir, maxBytes: 1 << 20 });
+    for (const key of ["a0", "a1", "a2", "a3"]) await spool.append(DEST, del(key));
+    for (const key of ["b0"]) await spool.append("10.0.0.2:1", del(key));
+    await spool.close();
+
+    const lowered = await DeleteSpool.open({ dir, maxBytes: record * 3 });
+    expect(texts(lowered.records("10.0.0.2:1"))).toEqual(["delete b0\r\n"]);
+    expect(texts(lowered.records(DEST))).toEqual(["delete a0\r\n", "delete a1\r\n"]);
+    expect(lowered.bytes).toBe(record * 3);
+    expect(lowered.recovered).toEqual([
+      {
+        destination: DEST,
+        reason: "over_limit",
+        detail: `the spool held more than maxBytes ${record * 3}: the newest 2 deletes went`,
+        records: 2,
+        droppedBytes: record * 2,
+      },
+    ]);
+    expect(lowered.counters.droppedBytes.over_limit).toBe(record * 2);
+    expect(statSync(join(dir, spoolFileName(DEST))).size).toBe(8 + record * 2);
+    await lowered.close();
+    const again = await DeleteSpool.open({ dir, maxBytes: record * 3 });
+    expect(again.recovered).toEqual([]);
+    expect(texts(again.records(DEST))).toEqual(["delete a0\r\n", "delete a1\r\n"]);
+    await again.close();
+  });
+
+  test("past maxBytes appends are refused (nothing written, counted, logged once) until a replay frees room", async () => {
     const dir = await freshDir();
     const record = 8 + del("k0").length; // frame + payload
-    const spool = await DeleteSpool.open({ dir, maxBytes: record * 3 });
+    const lines: string[] = [];
+    const spool = await DeleteSpool.open({ dir, maxBytes: record * 3, log: (line) => lines.push(line) });
     for (const key of ["k0", "k1", "k2"]) await spool.append(DEST, del(key));
     expect(spool.bytes).toBe(record * 3);
     const refused = spool.append(DEST, del("k3"));
     await expect(refused).rejects.toBeInstanceOf(SpoolFullError);
+    expect(spool.counters.refused).toEqual({ full: 1, io: 0 });
     await expect(refused).rejects.toThrow("delete spool full");
     // The bound covers every destination together.
     await expect(spool.append("10.0.0.2:1", del("k4"))).rejects.toBeInstanceOf(SpoolFullError);
     expect(spool.pending(DEST)).toBe(3);
     const size = statSync(join(dir, spoolFileName(DEST))).size;
     expect(size).toBe(8 + record * 3);
+    expect(spool.counters.refused).toEqual({ full: 2, io: 0 });
+    expect(lines).toEqual([
+      `delete spool is full (holds ${record * 3} of ${record * 3} bytes): refusing deletes (SERVER_ERROR) until it can take them`,
+    ]);
 
     await spool.replay(DEST, deleted);
     expect(spool.bytes).toBe(0);
+    expect(spool.counters.replayed).toBe(3);
     await spool.append(DEST, del("k5"));
+    expect(lines.slice(1)).toEqual(["delete spool takes deletes again (2 refused while it was full)"]);
     expect(texts(spool.records(DEST))).toEqual(["delete k5\r\n"]);
     // A new instance counts what is on disk against the bound.
     await spool.append(DEST, del("k6"));
@@ -192,6 +262,22 @@ describe("DeleteSpool", () => {
     expect(reopened.bytes).toBe(record * 3);
     await expect(reopened.append(DEST, del("k8"))).rejects.toBeInstanceOf(SpoolFullError);
     await reopened.close();
+  });
+
+  test("a write that fails is refused with SpoolIoError, counted and logged once", async () => {
+    const dir = await freshDir();
+    const lines: string[] = [];
+    const spool = await DeleteSpool.open({ dir, maxBytes: 1 << 20, log: (line) => lines.push(line) });
+    // The log's path is a directory: opening it for append fails as a full or broken disk would.
+    mkdirSync(join(dir, spoolFileName(DEST)));
+    await expect(spool.append(DEST, del("a"))).rejects.toBeInstanceOf(SpoolIoError);
+    await expect(spool.append(DEST, del("b"))).rejects.toBeInstanceOf(SpoolIoError);
+    expect(spool.counters.refused).toEqual({ full: 0, io: 2 });
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toStartWith("delete spool cannot write (");
+    await spool.append("10.0.0.2:1", del("c"));
+    expect(lines[1]).toBe("delete spool takes deletes again (2 refused while it could not write)");
+    await spool.close();
   });
 
   test("appends during a replay are replayed after the older records, and survive a stop", async () => {

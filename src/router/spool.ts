@@ -11,7 +11,11 @@
 //   record  u32 LE payload length · u32 LE CRC-32 of (length bytes, payload) · payload
 //
 // A crash can leave a torn last record (a write cut short): opening the log drops everything from
-// the first record that is incomplete or fails its checksum, and truncates the file there. Deletes
+// the first record that is incomplete or fails its checksum, and truncates the file there. A file
+// whose header is not ours is moved aside (<name>.spool.corrupt), never overwritten. A directory
+// holding more than maxBytes (the limit was lowered across a restart) keeps the oldest records of
+// each log, taken in turn, up to maxBytes, and truncates the rest away. Every drop is reported in
+// `recovered` (the router logs it) and counted; so is every delete the spool refuses. Deletes
 // are idempotent, so a record that was applied but not yet compacted away when the router stopped
 // is simply applied again; the worst a replay can do is delete a value written after the delete
 // was spooled (a miss, never stale data). One process owns a spool directory at a time.
@@ -27,6 +31,36 @@ export interface DeleteSpoolOptions {
   dir: string;
   /** Bytes of records (headers included) the spool holds, over all destinations; past it appends are refused. */
   maxBytes: number;
+  /**
+   * Called with one line when the spool starts refusing deletes (full, or its disk failing) and
+   * when it accepts them again: once per change of state, not per delete.
+   */
+  log?: (line: string) => void;
+}
+
+/** Why opening the spool dropped records. */
+export const SpoolDropReason = {
+  /** The last record runs past the end of the file (a write cut short by a crash). */
+  Torn: "torn",
+  /** A record's length or checksum is wrong, or the file's header is not a spool's. */
+  Corrupt: "corrupt",
+  /** The directory held more than maxBytes (the limit was lowered): the newest records went. */
+  OverLimit: "over_limit",
+} as const;
+export type SpoolDropReason = (typeof SpoolDropReason)[keyof typeof SpoolDropReason];
+
+/** Why the spool refused a delete (the client got SERVER_ERROR). */
+export const SpoolRefusal = { Full: "full", Io: "io" } as const;
+export type SpoolRefusal = (typeof SpoolRefusal)[keyof typeof SpoolRefusal];
+
+/** What the spool did, for /metrics; the spool only increments them. */
+export interface SpoolCounters {
+  /** Deletes refused, by why. */
+  refused: Record<SpoolRefusal, number>;
+  /** Bytes dropped when the spool was opened, by why. */
+  droppedBytes: Record<SpoolDropReason, number>;
+  /** Spooled deletes replayed to their destination (answered, error replies included). */
+  replayed: number;
 }
 
 /** The spool holds `maxBytes` already: the delete was not spooled (the client gets SERVER_ERROR). */
@@ -48,13 +82,24 @@ export class SpoolIoError extends GravityError {
   }
 }
 
-/** What opening found in one log past its last good record (a crash mid-write). */
+/** What opening dropped from one log, and why. */
 export interface SpoolRecovery {
   destination: string;
+  reason: SpoolDropReason;
+  /** What exactly was wrong, for the log (e.g. "the record at byte 120 fails its checksum"). */
+  detail: string;
   /** Records kept (they will be replayed). */
   records: number;
-  /** Bytes dropped from the end of the file. */
+  /** Bytes dropped from the file. */
   droppedBytes: number;
+}
+
+/** One line saying what was dropped from a spool log on open and why (the router logs it). */
+export function describeRecovery(recovery: SpoolRecovery): string {
+  return (
+    `delete spool: ${recovery.destination}: dropped ${recovery.droppedBytes} bytes ` +
+    `(${recovery.reason}: ${recovery.detail}); ${recovery.records} deletes kept for replay`
+  );
 }
 
 /** What one replay did. `error` is what stopped it early; `remaining` records wait for the next one. */
@@ -70,6 +115,7 @@ export interface ReplayResult {
 
 const SUFFIX = ".spool";
 const TMP_SUFFIX = ".spool.tmp";
+const CORRUPT_SUFFIX = ".spool.corrupt";
 const HEADER = new TextEncoder().encode("GSPOOL1\n");
 const FRAME_BYTES = 8; // length + checksum
 /** A record longer than this is corruption, not a delete (memcached keys are at most 250 bytes). */
@@ -88,30 +134,46 @@ export function spoolFileName(destination: string): string {
 /** Append-only logs of deletes per destination, fsync'd and bounded; see the file comment. */
 export class DeleteSpool {
   private readonly logs = new Map<string, DestinationLog>();
+  readonly counters: SpoolCounters = {
+    refused: { full: 0, io: 0 },
+    droppedBytes: { torn: 0, corrupt: 0, over_limit: 0 },
+    replayed: 0,
+  };
+  private refusing: SpoolRefusal | undefined; // why deletes are being refused now, if they are
+  private refusedWhile = 0; // deletes refused since `refusing` was set
 
   private constructor(
     private readonly options: DeleteSpoolOptions,
-    /** Logs whose tail was torn or corrupt when opened, and what was dropped. */
-    readonly recovered: readonly SpoolRecovery[],
+    /** What opening dropped from each log, and why. */
+    readonly recovered: SpoolRecovery[],
   ) {}
 
-  /** Opens (creating) the directory and loads every log in it, dropping torn tails. */
+  /**
+   * Opens (creating) the directory and loads every log in it: drops torn or corrupt tails, moves
+   * aside files that are not spools, and trims the whole to maxBytes (see the file comment).
+   */
   static async open(options: DeleteSpoolOptions): Promise<DeleteSpool> {
     if (!(options.maxBytes > 0))
       throw new RangeError(`spool maxBytes must be positive, got ${options.maxBytes}`);
     await mkdir(options.dir, { recursive: true });
-    const recovered: SpoolRecovery[] = [];
-    const spool = new DeleteSpool(options, recovered);
+    const spool = new DeleteSpool(options, []);
     for (const entry of (await readdir(options.dir)).sort()) {
       // A crash during compaction leaves the tmp copy beside the intact original.
       if (entry.endsWith(TMP_SUFFIX)) await rm(join(options.dir, entry), { force: true });
       if (!entry.endsWith(SUFFIX)) continue;
       const destination = decodeURIComponent(entry.slice(0, -SUFFIX.length));
-      const log = new DestinationLog(destination, join(options.dir, entry), options.dir);
+      const path = join(options.dir, entry);
+      const log = new DestinationLog(destination, path, options.dir);
       const dropped = await log.load();
-      if (dropped > 0) recovered.push({ destination, records: log.pending, droppedBytes: dropped });
-      spool.logs.set(destination, log);
+      if (dropped === undefined) {
+        spool.logs.set(destination, log);
+        continue;
+      }
+      const { movedAside, ...recovery } = dropped;
+      spool.recover({ destination, ...recovery, records: log.pending });
+      if (!movedAside) spool.logs.set(destination, log);
     }
+    await spool.trimToLimit();
     return spool;
   }
 
@@ -147,8 +209,10 @@ export class DeleteSpool {
         new RangeError(`a spooled request is 1..${MAX_RECORD_BYTES} bytes, got ${request.length}`),
       );
     const recordBytes = FRAME_BYTES + request.length;
-    if (this.bytes + recordBytes > this.options.maxBytes)
+    if (this.bytes + recordBytes > this.options.maxBytes) {
+      this.refuse(SpoolRefusal.Full, `holds ${this.bytes} of ${this.options.maxBytes} bytes`);
       return Promise.reject(new SpoolFullError(destination, this.options.maxBytes));
+    }
     let log = this.logs.get(destination);
     if (log === undefined) {
       log = new DestinationLog(
@@ -158,7 +222,13 @@ export class DeleteSpool {
       );
       this.logs.set(destination, log);
     }
-    return log.append(request.slice());
+    return log.append(request.slice()).then(
+      () => this.accepted(),
+      (error: unknown) => {
+        if (error instanceof SpoolIoError) this.refuse(SpoolRefusal.Io, error.message);
+        throw error;
+      },
+    );
   }
 
   /**
@@ -170,12 +240,82 @@ export class DeleteSpool {
   replay(destination: string, send: (request: Uint8Array) => Promise<Reply>): Promise<ReplayResult> {
     const log = this.logs.get(destination);
     if (log === undefined) return Promise.resolve({ applied: 0, errorReplies: 0, remaining: 0 });
-    return log.replay(send);
+    return log.replay(send).then((result) => {
+      this.counters.replayed += result.applied;
+      return result;
+    });
   }
 
   /** Waits for pending writes and closes the files; records stay on disk for the next open. */
   async close(): Promise<void> {
     await Promise.all([...this.logs.values()].map((log) => log.close()));
+  }
+
+  private recover(recovery: SpoolRecovery): void {
+    this.recovered.push(recovery);
+    this.counters.droppedBytes[recovery.reason] += recovery.droppedBytes;
+  }
+
+  // Keeps at most maxBytes of records: each log's oldest first, one record of each log in turn, so
+  // no destination loses all its deletes to another's; a log stops at its first record that does
+  // not fit (what is kept of a log is always its oldest records). The rest is truncated away.
+  private async trimToLimit(): Promise<void> {
+    if (this.bytes <= this.options.maxBytes) return;
+    const logs = [...this.logs.values()];
+    const kept = logs.map(() => 0);
+    const full = logs.map(() => false);
+    let bytes = 0;
+    for (let progress = true; progress; ) {
+      progress = false;
+      logs.forEach((log, i) => {
+        const record = full[i] ? undefined : log.recordBytes(kept[i] as number);
+        if (record === undefined) return;
+        if (bytes + record > this.options.maxBytes) {
+          full[i] = true;
+          return;
+        }
+        bytes += record;
+        kept[i] = (kept[i] as number) + 1;
+        progress = true;
+      });
+    }
+    for (const [i, log] of logs.entries()) {
+      const before = log.pending;
+      const droppedBytes = await log.keepOldest(kept[i] as number);
+      if (droppedBytes === 0) continue;
+      this.recover({
+        destination: log.destination,
+        reason: SpoolDropReason.OverLimit,
+        detail: `the spool held more than maxBytes ${this.options.maxBytes}: the newest ${before - log.pending} deletes went`,
+        records: log.pending,
+        droppedBytes,
+      });
+    }
+  }
+
+  // A delete was refused: counted, and logged if deletes were accepted until now (or refused for
+  // another reason).
+  private refuse(why: SpoolRefusal, detail: string): void {
+    this.counters.refused[why]++;
+    if (this.refusing === why) {
+      this.refusedWhile++;
+      return;
+    }
+    this.refusing = why;
+    this.refusedWhile = 1;
+    const what = why === SpoolRefusal.Full ? "is full" : "cannot write";
+    this.options.log?.(
+      `delete spool ${what} (${detail}): refusing deletes (SERVER_ERROR) until it can take them`,
+    );
+  }
+
+  private accepted(): void {
+    if (this.refusing === undefined) return;
+    this.options.log?.(
+      `delete spool takes deletes again (${this.refusedWhile} refused while it ${this.refusing === SpoolRefusal.Full ? "was full" : "could not write"})`,
+    );
+    this.refusing = undefined;
+    this.refusedWhile = 0;
   }
 }
 
@@ -219,31 +359,74 @@ class DestinationLog {
   }
 
   // Reads the file; keeps every record up to the first torn or corrupt one and truncates there.
-  // Returns the number of bytes dropped.
-  async load(): Promise<number> {
+  // A file without our header is renamed aside (it may be someone else's: never overwritten).
+  // Returns what was dropped and why, or undefined if the file was whole.
+  async load(): Promise<
+    { reason: SpoolDropReason; detail: string; droppedBytes: number; movedAside: boolean } | undefined
+  > {
     const bytes = new Uint8Array(await readFile(this.path));
-    if (bytes.length < HEADER.length) {
+    if (bytes.length < HEADER.length && startsWith(HEADER, bytes)) {
       // Cut short while being created: nothing was ever acknowledged from it.
       await this.truncateFile(0);
       this.fileBytes = 0;
-      return bytes.length;
+      if (bytes.length === 0) return undefined;
+      const detail = `the header is cut short at ${bytes.length} bytes`;
+      return { reason: SpoolDropReason.Torn, detail, droppedBytes: bytes.length, movedAside: false };
     }
-    if (!startsWith(bytes, HEADER)) throw new SpoolIoError(`${this.path}: not a delete spool file`);
+    if (!startsWith(bytes, HEADER)) {
+      const aside = this.path.slice(0, -SUFFIX.length) + CORRUPT_SUFFIX;
+      await rename(this.path, aside);
+      const detail = `not a delete spool file (no GSPOOL1 header): moved to ${aside}`;
+      return { reason: SpoolDropReason.Corrupt, detail, droppedBytes: bytes.length, movedAside: true };
+    }
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = HEADER.length;
-    while (offset + FRAME_BYTES <= bytes.length) {
+    let reason: SpoolDropReason = SpoolDropReason.Torn;
+    let detail = `the record at byte ${offset} runs past the end of the file`;
+    while (offset < bytes.length) {
+      detail = `the record at byte ${offset} runs past the end of the file`;
+      if (offset + FRAME_BYTES > bytes.length) break;
       const length = view.getUint32(offset, true);
       const checksum = view.getUint32(offset + 4, true);
       const end = offset + FRAME_BYTES + length;
-      if (length === 0 || length > MAX_RECORD_BYTES || end > bytes.length) break;
+      if (length === 0 || length > MAX_RECORD_BYTES) {
+        reason = SpoolDropReason.Corrupt;
+        detail = `the record at byte ${offset} has length ${length}, outside 1..${MAX_RECORD_BYTES}`;
+        break;
+      }
+      if (end > bytes.length) break;
       const payload = bytes.slice(offset + FRAME_BYTES, end);
-      if (recordChecksum(bytes.subarray(offset, offset + 4), payload) !== checksum) break;
+      if (recordChecksum(bytes.subarray(offset, offset + 4), payload) !== checksum) {
+        reason = SpoolDropReason.Corrupt;
+        detail = `the record at byte ${offset} fails its checksum`;
+        break;
+      }
       this.records.push(payload);
       offset = end;
     }
     this.fileBytes = offset;
-    if (offset < bytes.length) await this.truncateFile(offset);
-    return bytes.length - offset;
+    if (offset === bytes.length) return undefined;
+    await this.truncateFile(offset);
+    return { reason, detail, droppedBytes: bytes.length - offset, movedAside: false };
+  }
+
+  /** Framed bytes of the record at `index`, or undefined past the last one (for trimming on open). */
+  recordBytes(index: number): number | undefined {
+    const record = this.records[index];
+    return record === undefined ? undefined : FRAME_BYTES + record.length;
+  }
+
+  // Keeps the `count` oldest records and truncates the file after them (on open, nothing applied
+  // yet). Returns the bytes dropped.
+  async keepOldest(count: number): Promise<number> {
+    if (count >= this.records.length) return 0;
+    let offset = HEADER.length;
+    for (const record of this.records.slice(0, count)) offset += FRAME_BYTES + record.length;
+    const dropped = this.fileBytes - offset;
+    await this.truncateFile(offset);
+    this.records = this.records.slice(0, count);
+    this.fileBytes = offset;
+    return dropped;
   }
 
   append(payload: Uint8Array): Promise<void> {

@@ -13,7 +13,7 @@
 // spooled for it has been replayed, so a read never sees the value a spooled delete removes, and
 // a set sent after the delete lands after it. A delete refused by the spool (full, or its disk
 // failing) is an error the client sees as SERVER_ERROR: it is never dropped silently.
-import { ConnectionError, DestinationDownError, TimeoutError } from "../errors.ts";
+import { isOutage } from "../errors.ts";
 import { Reply, ReplyType } from "../protocol/reply.ts";
 import { Op, type Request } from "../protocol/request.ts";
 import { parseRequest } from "../protocol/request-parser.ts";
@@ -123,7 +123,7 @@ export class SpoolingSender implements Sender {
   // A delete that could not reach the destination is spooled and answered as applied; anything
   // else (or a delete the spool refuses) fails as it would have.
   private async failed(request: Request, error: unknown): Promise<Reply> {
-    if (!isTransportFailure(error)) throw error;
+    if (!isOutage(error)) throw error;
     const reply = spooledReply(request);
     if (reply === undefined) throw error;
     await this.spool.append(this.inner.name, request.wire);
@@ -143,13 +143,6 @@ export class SpoolingSender implements Sender {
     }, this.retryMs);
     this.timer.unref?.();
   }
-}
-
-/** Errors that say the request did not (or may not have) reached the destination. */
-export function isTransportFailure(error: unknown): boolean {
-  return (
-    error instanceof ConnectionError || error instanceof TimeoutError || error instanceof DestinationDownError
-  );
 }
 
 /**

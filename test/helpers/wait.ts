@@ -35,3 +35,24 @@ export async function pollUntil<T>(
     await Bun.sleep(intervalMs);
   }
 }
+
+/**
+ * Resolves with `read()`'s value once it returns the same number twice `intervalMs` apart: a
+ * counter that stopped moving (the requests a stalled load lets through). Rejects after `deadlineMs`.
+ */
+export function settled(
+  read: () => Promise<number>,
+  what: string,
+  options: { intervalMs?: number; deadlineMs?: number } = {},
+): Promise<number> {
+  let last = Number.NaN;
+  return pollUntil(
+    async () => {
+      const now = await read();
+      const same = now === last;
+      last = now;
+      return same ? now : undefined;
+    },
+    { deadlineMs: options.deadlineMs ?? 20_000, intervalMs: options.intervalMs ?? 300, what },
+  );
+}

@@ -26,7 +26,7 @@
 // delete must retry it (mcrouter's failover settings do not fail deletes over by default either).
 // A failed gutter delete does not fail the client's delete: the copy it missed lives at most
 // ttlSeconds and is read only if the leaf goes down within that time; it is counted.
-import { ConnectionError, DestinationDownError, TimeoutError } from "../../errors.ts";
+import { isOutage } from "../../errors.ts";
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../../protocol/encoder.ts";
 import type { Reply } from "../../protocol/reply.ts";
 import { Op, OpKind, type Request } from "../../protocol/request.ts";
@@ -105,13 +105,6 @@ export class GutterRoute implements RouteHandle {
     if (fromPrimary.status === "rejected") throw fromPrimary.reason;
     return fromPrimary.value;
   }
-}
-
-/** The failures that send a request to the gutter: the leaf is unreachable, not merely unhappy. */
-export function isOutage(error: unknown): boolean {
-  return (
-    error instanceof ConnectionError || error instanceof TimeoutError || error instanceof DestinationDownError
-  );
 }
 
 // memcached: an exptime above 30 days is a Unix time, not a number of seconds from now.
