@@ -209,8 +209,16 @@ test("the sidecar overlay's pods run as declared: probes, etcd registration, rou
   // The leaves registered under their pod names with their pod IPs.
   const etcdClient = new Etcd3({ hosts: `http://${services.get("gravity-etcd")}:2379` });
   try {
-    const registered = await etcdClient.getAll().prefix("/gravity/pools/main/").strings();
-    expect(Object.keys(registered).sort()).toEqual(leafPods.map((p) => `/gravity/pools/main/${p.name}`));
+    // A leaf is ready once its store is up; it registers just after, so wait for all three keys.
+    const expected = leafPods.map((p) => `/gravity/pools/main/${p.name}`);
+    const registered = await pollUntil(
+      async () => {
+        const keys = await etcdClient.getAll().prefix("/gravity/pools/main/").strings();
+        return Object.keys(keys).length >= expected.length ? keys : undefined;
+      },
+      { deadlineMs: 20_000, intervalMs: 100, what: "the three leaves to register in etcd" },
+    );
+    expect(Object.keys(registered).sort()).toEqual(expected);
     for (const pod of leafPods)
       expect(registered[`/gravity/pools/main/${pod.name}`]).toContain(`${pod.ip}:11211`);
   } finally {
