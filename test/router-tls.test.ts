@@ -4,11 +4,16 @@
 // carries another name, is refused (the router's down-leaf error, the log naming the certificate
 // problem) unless serverName matches; a leaf run with --tls-ca accepts the router only with its
 // client certificate; and a pool's bad tls section is a config error naming the field (exit 2 at
-// start, the old config kept on reload).
+// start, the old config kept on reload). A server that accepts TCP and never answers the handshake
+// fails the connect at its timeout and loses the socket, rather than holding requests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Client, createClient } from "../src/client/index.ts";
+import { ConnectionError } from "../src/errors.ts";
+import { encodeVersion } from "../src/protocol/encoder.ts";
+import { Expect } from "../src/protocol/reply.ts";
+import { TcpConnection } from "../src/transport/connection.ts";
 import {
   HOST,
   type LeafProcess,
@@ -295,4 +300,46 @@ describe("a pool's tls section in the config", () => {
     },
     SERVER_TEST_MS,
   );
+});
+
+describe("a TLS connection whose handshake never completes", () => {
+  test("fails the connect at connectTimeoutMs and closes the socket", async () => {
+    let closedByClient = false;
+    let accepted = 0;
+    // Accepts and reads, never answers: the client's ClientHello goes unanswered.
+    const silent = Bun.listen<undefined>({
+      hostname: HOST,
+      port: 0,
+      socket: {
+        open: () => void accepted++,
+        data: () => {},
+        close: () => {
+          closedByClient = true;
+        },
+      },
+    });
+    const connection = new TcpConnection({
+      host: HOST,
+      port: silent.port,
+      tls: { ca: pki.ca },
+      timeoutMs: 5000,
+      connectTimeoutMs: 300,
+    });
+    try {
+      const error = await connection.send(encodeVersion(), Expect.Line).then(
+        () => new Error("expected a rejection, got a reply"),
+        (caught: Error) => caught,
+      );
+      expect(error).toBeInstanceOf(ConnectionError);
+      expect(error.message).toContain("cannot connect: connect timed out after 300 ms");
+      expect(accepted).toBe(1);
+      await pollUntil(() => (closedByClient ? true : undefined), {
+        deadlineMs: 5000,
+        what: "the abandoned handshake's socket to close",
+      });
+    } finally {
+      await connection.close();
+      silent.stop(true);
+    }
+  });
 });

@@ -352,8 +352,8 @@ export class TcpConnection {
   private onConnectFailed(cause: Error): void {
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.connectTimer = null;
-    this.dropHandshake();
     this.attempt++; // a connect that completes after its timeout is closed at once
+    this.dropHandshake(); // after the attempt moved on: its terminate reports a failed handshake at once
     const error = new ConnectionError(this.destination, `cannot connect: ${cause.message}`, { cause });
     this.backoff(error);
     this.failAll(error);
