@@ -23,7 +23,7 @@
 // timeout covers the handshake and a refused certificate fails the connect with the verifier's
 // reason ("unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)"). Under TLS 1.3
 // a server that refuses our client certificate says so after the client's handshake completes: the
-// socket then fails with the server's alert, which is described in the error (tlsAlertHint).
+// socket then fails with the server's alert, which is described in the error (TLS_ALERT_HINTS).
 import { ConnectionError, OverloadedError, ProtocolError, TimeoutError } from "../errors.ts";
 import type { Expect, Reply } from "../protocol/reply.ts";
 import { ReplyParser, type ReplyParserOptions, type ReplySink } from "../protocol/reply-parser.ts";
@@ -556,23 +556,19 @@ export class TcpConnection {
 }
 
 // What a TLS alert from the server means for us, by the alert's name in BoringSSL's message.
-const TLS_ALERT_HINTS: readonly (readonly [string, string])[] = [
-  ["CERTIFICATE_REQUIRED", "the server requires a client certificate (tls.cert and tls.key)"],
+const TLS_ALERT_HINTS: readonly (readonly [alert: string, hint: string])[] = [
+  ["CERTIFICATE_REQUIRED", "the server requires a client certificate"],
   ["UNKNOWN_CA", "the server does not trust our client certificate's CA"],
   ["BAD_CERTIFICATE", "the server refused our client certificate"],
   ["CERTIFICATE_EXPIRED", "the server found a certificate expired"],
 ];
 
-/** The hint for a TLS alert named in `message`, or undefined. */
-export function tlsAlertHint(message: string): string | undefined {
-  return TLS_ALERT_HINTS.find(([alert]) => message.includes(alert))?.[1];
-}
-
-// A TLS failure as one readable Error: what failed, the verifier's or the alert's words, its code.
+// A TLS failure as one readable Error: what failed, a hint for a known alert, the verifier's or
+// the alert's words, and the error's code when the words do not already hold it.
 function tlsFailure(what: string, error: Error | undefined | null): Error {
   const message = error?.message ?? "no reason given";
   const code = (error as { code?: unknown } | undefined | null)?.code;
-  const hint = tlsAlertHint(message);
+  const hint = TLS_ALERT_HINTS.find(([alert]) => message.includes(alert))?.[1];
   const detail = `${message}${typeof code === "string" && !message.includes(code) ? ` (${code})` : ""}`;
   return new Error(`${what}: ${hint === undefined ? detail : `${hint}: ${detail}`}`, { cause: error });
 }
