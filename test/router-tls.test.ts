@@ -1,11 +1,12 @@
 // TLS from the router to its leaves, on compiled processes with CAs made for the test: a router
 // whose pools name the leaves' CA serves sets and gets through sharded and replicated pools (with
-// listener threads, which get the same TLS); a leaf whose certificate another CA signed, or that
-// carries another name, is refused (the router's down-leaf error, the log naming the certificate
-// problem) unless serverName matches; a leaf run with --tls-ca accepts the router only with its
-// client certificate; and a pool's bad tls section is a config error naming the field (exit 2 at
-// start, the old config kept on reload). A server that accepts TCP and never answers the handshake
-// fails the connect at its timeout and loses the socket, rather than holding requests.
+// listener threads, which get the same TLS) and to leaves discovered through etcd; a leaf whose
+// certificate another CA signed, or that carries another name, is refused (the router's down-leaf
+// error, the log naming the certificate problem) unless serverName matches; a leaf run with
+// --tls-ca accepts the router only with its client certificate; and a pool's bad tls section is a
+// config error naming the field (exit 2 at start, the old config kept on reload). A server that
+// accepts TCP and never answers the handshake fails the connect at its timeout and loses the
+// socket, rather than holding requests.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { ConnectionError } from "../src/errors.ts";
 import { encodeVersion } from "../src/protocol/encoder.ts";
 import { Expect } from "../src/protocol/reply.ts";
 import { TcpConnection } from "../src/transport/connection.ts";
+import { startEtcd, stopAllEtcd } from "./helpers/etcd.ts";
 import {
   HOST,
   type LeafProcess,
@@ -59,7 +61,10 @@ beforeAll(async () => {
   ]);
 }, SERVER_TEST_MS);
 
-afterAll(stopAll);
+afterAll(async () => {
+  await stopAll();
+  await stopAllEtcd();
+});
 
 function writeConfig(config: unknown): string {
   const file = join(pki.dir, `router-${++configCount}.json`);
@@ -167,6 +172,27 @@ describe("a router to TLS leaves", () => {
     SERVER_TEST_MS,
   );
 });
+
+test(
+  "a pool with discovery: etcd speaks TLS to the leaves it discovers",
+  async () => {
+    const etcd = await startEtcd();
+    const etcdFlags = ["--etcd", etcd.clientUrl, "--etcd-prefix", "/tls-test", "--pool", "found"];
+    const router = await routerWith({
+      etcd: { endpoints: [etcd.clientUrl], prefix: "/tls-test" },
+      pools: { found: { discovery: "etcd", timeoutMs: 2000, tls: { ca: pki.caFile } } },
+      route: "found",
+    });
+    // A leaf that speaks only TLS: the router's sets reach it only over TLS.
+    await startLeaf(
+      ["--port", "0", "--tls-cert", pki.serverCertFile, "--tls-key", pki.serverKeyFile, ...etcdFlags],
+      { binary: "compiled" },
+    );
+    await router.waitForStdout(/membership changed \(pools found: 1\)/, 10_000);
+    expect(await roundTrip(router, "discovered", 10)).toEqual(expected("discovered", 10));
+  },
+  SERVER_TEST_MS,
+);
 
 describe("certificates the router refuses", () => {
   test(
