@@ -255,6 +255,8 @@ describe("certificates the router refuses", () => {
         }),
       );
       expect(await refusedReplies(foreignCert)).not.toContain("STORED");
+      const closed = await foreignCert.waitForStdout(/marked down \(TKO\): (.*)$/m);
+      expect(closed[1]).toContain("as a server that refuses our client certificate does");
     },
     SERVER_TEST_MS,
   );

@@ -119,6 +119,7 @@ export class TcpConnection {
   private currentState: ConnectionState = ConnectionState.Idle;
   private socket: Socket | null = null;
   private handshaking: Socket | null = null; // TLS: connected, certificate not yet verified
+  private heardFromSocket = false; // whether the open socket has sent us any bytes
   private attempt = 0; // numbers connect attempts; events of older attempts are ignored
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private openWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -344,6 +345,7 @@ export class TcpConnection {
     this.connectTimer = null;
     socket.setNoDelay(true);
     this.socket = socket;
+    this.heardFromSocket = false;
     this.currentState = ConnectionState.Open;
     for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
     this.writeQueued();
@@ -365,10 +367,17 @@ export class TcpConnection {
       this.closing.done();
       this.closing = null;
     } else if (socket === this.socket) {
-      this.onLost(error ?? new Error("closed by the server"));
+      this.onLost(error ?? new Error(this.silentCloseReason()));
     } else if (socket === this.handshaking) {
       this.onConnectFailed(error ?? new Error("closed by the server during the TLS handshake"));
     }
+  }
+
+  // Under TLS 1.3 a server that refuses our client certificate may close without an alert, right
+  // after the handshake: a TLS socket closed before sending anything says what that may mean.
+  private silentCloseReason(): string {
+    if (this.options.tls === undefined || this.heardFromSocket) return "closed by the server";
+    return "closed by the server before any reply (as a server that refuses our client certificate does)";
   }
 
   // A connect abandoned during its TLS handshake (timeout, close): its socket goes too.
@@ -401,6 +410,7 @@ export class TcpConnection {
   }
 
   private onData(data: Uint8Array): void {
+    this.heardFromSocket = true;
     try {
       this.parser.feed(data);
     } catch (error) {
