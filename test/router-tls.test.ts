@@ -245,7 +245,9 @@ describe("certificates the router refuses", () => {
       const withoutCert = await routerWith(poolConfig([address(mutualLeaf)], { ca: pki.caFile }));
       expect(await refusedReplies(withoutCert)).not.toContain("STORED");
       const line = await withoutCert.waitForStdout(/marked down \(TKO\): (.*)$/m);
-      expect(line[1]).toContain("the server requires a client certificate");
+      // The leaf's alert, or, when our first request crossed its close and the reset came first
+      // (Linux then drops the alert unread), the hint for a socket lost before any reply.
+      expect(line[1]).toMatch(/the server requires a client certificate|refuses our client certificate/);
       // A client certificate from a CA the leaf does not trust is refused too.
       const foreignCert = await routerWith(
         poolConfig([address(mutualLeaf)], {

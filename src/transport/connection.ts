@@ -328,7 +328,7 @@ export class TcpConnection {
         error: (socket, error) => {
           const cause =
             tls !== undefined && error.message.includes("SSL routines") ? tlsFailure("TLS", error) : error;
-          if (socket === this.socket) this.onLost(cause);
+          if (socket === this.socket) this.onLost(this.lostBeforeReply(cause));
           else if (socket === this.handshaking) this.onConnectFailed(cause);
         },
         connectError: (_socket, error) => {
@@ -367,17 +367,21 @@ export class TcpConnection {
       this.closing.done();
       this.closing = null;
     } else if (socket === this.socket) {
-      this.onLost(error ?? new Error(this.silentCloseReason()));
+      this.onLost(this.lostBeforeReply(error ?? new Error("closed by the server")));
     } else if (socket === this.handshaking) {
       this.onConnectFailed(error ?? new Error("closed by the server during the TLS handshake"));
     }
   }
 
-  // Under TLS 1.3 a server that refuses our client certificate may close without an alert, right
-  // after the handshake: a TLS socket closed before sending anything says what that may mean.
-  private silentCloseReason(): string {
-    if (this.options.tls === undefined || this.heardFromSocket) return "closed by the server";
-    return "closed by the server before any reply (as a server that refuses our client certificate does)";
+  // Under TLS 1.3 a server that refuses our client certificate may close the socket (or reset it,
+  // when our first request is on its way) without an alert, right after the handshake: a TLS socket
+  // lost before it sent anything says what that may mean.
+  private lostBeforeReply(cause: Error): Error {
+    if (this.options.tls === undefined || this.heardFromSocket || cause.message.includes("SSL routines")) {
+      return cause;
+    }
+    const hint = "before any reply (as a server that refuses our client certificate does)";
+    return new Error(`${cause.message}, ${hint}`, { cause });
   }
 
   // A connect abandoned during its TLS handshake (timeout, close): its socket goes too.
