@@ -187,7 +187,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
     config,
     counters,
     {
-      onHealthChange: (destination, down) => logHealth(0, destination.name, down),
+      onHealthChange: (destination, down, reason) => logHealth(0, destination.name, down, reason),
       onReply: (destination, ms) => metrics.observeDestination(destination.name, ms / 1000),
       onError: (destination, error) => metrics.countDestinationError(destination.name, errorKind(error)),
     },
@@ -389,9 +389,10 @@ function loadLimits(flags: FlagValues): LoadLimits {
   };
 }
 
-function logHealth(thread: number, destination: string, down: boolean): void {
+function logHealth(thread: number, destination: string, down: boolean, reason?: string): void {
   const where = thread === 0 ? "" : `thread ${thread}: `;
-  console.log(`gravity router: ${where}${destination} ${down ? "marked down (TKO)" : "is back up"}`);
+  const change = down ? `marked down (TKO)${reason === undefined ? "" : `: ${reason}`}` : "is back up";
+  console.log(`gravity router: ${where}${destination} ${change}`);
 }
 
 // Opens the config's delete spool; says what opening dropped and why, and what waits for replay.

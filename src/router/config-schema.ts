@@ -8,6 +8,7 @@ import { ketamaServerName } from "../hash/ketama.ts";
 import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
 import { CredentialError } from "../security/secret-files.ts";
+import { type ClientTls, readPemFile } from "../security/tls.ts";
 import { loadNatsCredentials, type NatsCredentialField } from "../transport/nats-credentials.ts";
 import {
   Distribution,
@@ -172,6 +173,43 @@ const tko = strict({
   }
 });
 
+// A PEM file named by the config, read as the config is loaded: a bad path fails the load (or the
+// reload, which keeps the old config) instead of every handshake later.
+const pemFile = z.string({ error: "the path of a PEM file" }).transform((path, ctx): string => {
+  const read = path === "" ? { problem: "an empty path" } : readPemFile(path);
+  if ("pem" in read) return read.pem;
+  ctx.issues.push({ code: "custom", message: `a readable PEM file (${read.problem})`, input: path });
+  return z.NEVER;
+});
+
+// TLS to a pool's leaves; the leaf's certificate must chain to `ca` and name the host or serverName.
+const poolTls = strict({
+  ca: pemFile,
+  cert: pemFile.optional(),
+  key: pemFile.optional(),
+  serverName: z
+    .string({ error: "the name the leaves' certificates carry" })
+    .regex(/^[A-Za-z0-9_.:-]+$/, { error: "the name the leaves' certificates carry" })
+    .optional(),
+})
+  .superRefine((value, ctx) => {
+    if ((value.cert === undefined) !== (value.key === undefined)) {
+      const missing = value.cert === undefined ? "cert" : "key";
+      ctx.addIssue({
+        code: "custom",
+        path: [missing],
+        message: `a ${missing === "cert" ? "client certificate" : "private key"} file too (cert and key go together)`,
+      });
+    }
+  })
+  .transform((value): ClientTls => {
+    const tls: ClientTls = { ca: value.ca };
+    if (value.cert !== undefined && value.key !== undefined)
+      Object.assign(tls, { cert: value.cert, key: value.key });
+    if (value.serverName !== undefined) tls.serverName = value.serverName;
+    return tls;
+  });
+
 const pool = strict({
   servers: servers.default(() => []),
   discovery: oneOf(["static", "etcd"]).default(POOL_DEFAULTS.discovery),
@@ -185,6 +223,7 @@ const pool = strict({
   maxInFlight: integer(1, 65_536).default(POOL_DEFAULTS.maxInFlight),
   maxQueued: integer(0, 1_048_576).default(POOL_DEFAULTS.maxQueued),
   tko: tko.default(() => ({ ...POOL_DEFAULTS.tko })),
+  tls: poolTls.optional(),
 })
   .superRefine((value, ctx) => {
     if (value.maxConnections !== undefined && value.maxConnections < value.connections) {
@@ -199,6 +238,13 @@ const pool = strict({
         code: "custom",
         path: ["servers"],
         message: "no servers with discovery: etcd (the pool's members come from etcd)",
+      });
+    }
+    if (value.transport === "nats" && value.tls !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tls"],
+        message: "no tls with transport: nats (TLS to NATS is set in the top-level nats section)",
       });
     }
     const totalWeight = value.servers.reduce((sum, entry) => sum + entry.weight, 0);

@@ -2,6 +2,7 @@
 // the route tree over them, and the defaults of every optional field. config.ts re-exports all of it.
 import type { EtcdAccess } from "../discovery/etcd-access.ts";
 import type { HashName } from "../hash/hash-functions.ts";
+import type { ClientTls } from "../security/tls.ts";
 import type { NatsCredentials } from "../transport/nats-credentials.ts";
 
 /** How a pool spreads keys over its servers (src/hash): ketama (consistent) or modula (hash mod weight). */
@@ -65,6 +66,11 @@ export interface PoolConfig {
   /** Requests waiting to be written, per connection, 0..1048576, default 4096; past it a request fails at once. */
   maxQueued: number;
   tko: TkoConfig;
+  /**
+   * TLS to the pool's leaves (transport tcp only; discovered members too): the PEM text of the
+   * files the config names, read when it is loaded. Absent: plaintext.
+   */
+  tls?: ClientTls;
 }
 
 /** The defaults of a pool's optional fields. */

@@ -550,7 +550,7 @@ describe("validation errors name the field and what was expected", () => {
       "router.yaml: routes: expected one of the fields listen, etcd, nats, spool, loaders, pools, route",
     );
     expect(poolError("{servers: [], conections: 3}")).toBe(
-      "router.yaml: pools.main.conections: expected one of the fields servers, discovery, transport, hash, distribution, connections, maxConnections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko",
+      "router.yaml: pools.main.conections: expected one of the fields servers, discovery, transport, hash, distribution, connections, maxConnections, timeoutMs, connectTimeoutMs, maxInFlight, maxQueued, tko, tls",
     );
     expect(poolError("{tko: {failure: 3}}")).toBe(
       "router.yaml: pools.main.tko.failure: expected one of the fields failures, probeIntervalMs, maxProbeIntervalMs",

@@ -5,6 +5,7 @@ import { type HashFunction, HashFunctions, type HashName } from "../hash/hash-fu
 import { KetamaRing, ketamaServerName } from "../hash/ketama.ts";
 import { ModulaRing } from "../hash/modula.ts";
 import type { Ring } from "../hash/ring.ts";
+import type { ClientTls } from "../security/tls.ts";
 import { NatsDestination } from "../transport/nats-destination.ts";
 import type { NatsLink } from "../transport/nats-link.ts";
 import { TcpDestination } from "../transport/tcp-destination.ts";
@@ -42,6 +43,8 @@ export interface PoolSpec {
   maxInFlight: number;
   maxQueued: number;
   tko: TkoOptions;
+  /** TLS to every leaf of a tcp pool; absent: plaintext. */
+  tls?: ClientTls;
 }
 
 /**
@@ -96,6 +99,7 @@ export class Pool {
         maxInFlight: spec.maxInFlight,
         maxQueued: spec.maxQueued,
         tko: spec.tko,
+        ...(spec.tls === undefined ? {} : { tls: spec.tls }),
         ...hooks,
       });
       return spool === undefined ? destination : new SpoolingSender(destination, spool);
@@ -146,5 +150,6 @@ export function destinationKey(server: ServerSpec, spec: PoolSpec): string {
     spec.maxInFlight,
     spec.maxQueued,
     spec.tko,
+    spec.tls ?? null, // PEM text: a reload that finds renewed certificates reconnects
   ]);
 }

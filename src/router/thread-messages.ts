@@ -40,6 +40,6 @@ export type FromRouterWorker =
   | { type: "metrics"; id: number; metrics: MetricsJson }
   | { type: "stopped"; id: number }
   | { type: "delete"; key: Uint8Array }
-  | { type: "health"; destination: string; down: boolean }
+  | { type: "health"; destination: string; down: boolean; reason?: string }
   /** A request (`id`) or the start (no id) failed. */
   | { type: "error"; id?: number; message: string };

@@ -49,8 +49,8 @@ export interface RouterThreadsOptions {
   sasl?: SaslPasswords;
   /** Called with the key of every client delete a worker served (null: workers do not forward). */
   onDelete: ((key: Uint8Array) => void) | null;
-  /** Called when a worker marks a destination down (TKO) or up again. */
-  onHealthChange: (thread: number, destination: string, down: boolean) => void;
+  /** Called when a worker marks a destination down (TKO, with the last failure's words) or up again. */
+  onHealthChange: (thread: number, destination: string, down: boolean, reason?: string) => void;
   /** Called if a worker dies after start (the router is then incomplete). */
   onFatal: (error: Error) => void;
 }
@@ -168,7 +168,7 @@ export class RouterThreads {
         if (message.type === "delete") options.onDelete?.(message.key);
         else if (message.type === "health") {
           started.noteHealth(link.thread, message.destination, message.down);
-          options.onHealthChange(link.thread, message.destination, message.down);
+          options.onHealthChange(link.thread, message.destination, message.down, message.reason);
         }
       });
       link.worker.addEventListener("close", () => {

@@ -58,7 +58,13 @@ function start(message: Extract<ToRouterWorker, { type: "start" }>): Running {
     config,
     counters,
     {
-      onHealthChange: (destination, down) => post({ type: "health", destination: destination.name, down }),
+      onHealthChange: (destination, down, reason) =>
+        post({
+          type: "health",
+          destination: destination.name,
+          down,
+          ...(reason === undefined ? {} : { reason }),
+        }),
       onReply: (destination, ms) => metrics.observeDestination(destination.name, ms / 1000),
       onError: (destination, error) => metrics.countDestinationError(destination.name, errorKind(error)),
     },

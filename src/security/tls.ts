@@ -20,15 +20,22 @@ export interface TlsPaths {
   ca: string;
 }
 
-function readPem(path: string, flag: string): string {
+/** The PEM text of a file, or why it cannot serve as one (unreadable, or no PEM block in it). */
+export function readPemFile(path: string): { pem: string } | { problem: string } {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new UsageError(`${flag}: cannot read ${JSON.stringify(path)}: ${(error as Error).message}`);
+    return { problem: `cannot read ${JSON.stringify(path)}: ${(error as Error).message}` };
   }
-  if (!text.includes("-----BEGIN ")) throw new UsageError(`${flag}: ${JSON.stringify(path)} is not PEM`);
-  return text;
+  if (!text.includes("-----BEGIN ")) return { problem: `${JSON.stringify(path)} is not PEM` };
+  return { pem: text };
+}
+
+function readPem(path: string, flag: string): string {
+  const read = readPemFile(path);
+  if ("problem" in read) throw new UsageError(`${flag}: ${read.problem}`);
+  return read.pem;
 }
 
 /** The files named by --tls-cert, --tls-key and --tls-ca, or null when TLS is off (neither given). */
@@ -59,5 +66,35 @@ export function bunTlsOptions(tls: TlsMaterial): {
     cert: tls.cert,
     key: tls.key,
     ...(tls.ca === undefined ? {} : { ca: tls.ca, requestCert: true, rejectUnauthorized: true }),
+  };
+}
+
+/**
+ * TLS towards a server (the router's connections to its leaves): the CA the server's certificate
+ * must chain to, optionally a client certificate for servers that require one (mutual TLS), and
+ * the name the certificate must carry when it is not the host connected to. PEM text, not paths.
+ */
+export interface ClientTls {
+  ca: string;
+  /** Client certificate chain and its key: both or neither. */
+  cert?: string;
+  key?: string;
+  /** Checked against the server's certificate and sent as SNI; default the host connected to. */
+  serverName?: string;
+}
+
+/** Bun's TLS options (Bun.connect) for a client: the server's certificate is always verified. */
+export function bunClientTlsOptions(tls: ClientTls): {
+  ca: string;
+  cert?: string;
+  key?: string;
+  serverName?: string;
+  rejectUnauthorized: true;
+} {
+  return {
+    ca: tls.ca,
+    ...(tls.cert === undefined || tls.key === undefined ? {} : { cert: tls.cert, key: tls.key }),
+    ...(tls.serverName === undefined ? {} : { serverName: tls.serverName }),
+    rejectUnauthorized: true,
   };
 }

@@ -17,9 +17,17 @@
 // socket (or one that never connects) fails everything pending with ConnectionError, and for a
 // backoff delay (doubling per failure in a row, capped) new requests fail at once instead of
 // waiting on a server that is down; the first request after the delay connects again.
+//
+// TLS (options.tls): the connection opens when the handshake has verified the server's certificate,
+// not at the TCP connect (Bun's `open` comes first, and a write then is not taken), so the connect
+// timeout covers the handshake and a refused certificate fails the connect with the verifier's
+// reason ("unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)"). Under TLS 1.3
+// a server that refuses our client certificate says so after the client's handshake completes: the
+// socket then fails with the server's alert, which is described in the error (TLS_ALERT_HINTS).
 import { ConnectionError, OverloadedError, ProtocolError, TimeoutError } from "../errors.ts";
 import type { Expect, Reply } from "../protocol/reply.ts";
 import { ReplyParser, type ReplyParserOptions, type ReplySink } from "../protocol/reply-parser.ts";
+import { bunClientTlsOptions, type ClientTls } from "../security/tls.ts";
 
 export interface TcpConnectionOptions {
   host: string;
@@ -37,6 +45,8 @@ export interface TcpConnectionOptions {
   /** Cap of the reconnect delay (default 5000 ms). */
   maxReconnectDelayMs?: number;
   parser?: ReplyParserOptions;
+  /** TLS to the server, its certificate verified against tls.ca; default plaintext. */
+  tls?: ClientTls;
 }
 
 /** Where a connection is in its life. */
@@ -108,6 +118,8 @@ export class TcpConnection {
 
   private currentState: ConnectionState = ConnectionState.Idle;
   private socket: Socket | null = null;
+  private handshaking: Socket | null = null; // TLS: connected, certificate not yet verified
+  private heardFromSocket = false; // whether the open socket has sent us any bytes
   private attempt = 0; // numbers connect attempts; events of older attempts are ignored
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private openWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -253,6 +265,7 @@ export class TcpConnection {
     this.failAll(error);
     this.rejectOpenWaiters(error);
     this.dropWrites();
+    this.dropHandshake();
     const socket = this.socket;
     this.socket = null;
     if (socket === null) return this.closed;
@@ -279,17 +292,31 @@ export class TcpConnection {
         this.onConnectFailed(new Error(`connect timed out after ${connectTimeoutMs} ms`));
       }
     }, connectTimeoutMs);
+    const tls = this.options.tls;
     Bun.connect<undefined>({
       hostname: this.options.host,
       port: this.options.port,
+      ...(tls === undefined ? {} : { tls: bunClientTlsOptions(tls) }),
       socket: {
         binaryType: "uint8array",
         open: (socket) => {
           if (attempt !== this.attempt) {
             socket.terminate();
-            return;
+          } else if (tls === undefined) {
+            this.onOpen(socket);
+          } else {
+            this.handshaking = socket;
           }
-          this.onOpen(socket);
+        },
+        handshake: (socket, verified, error) => {
+          if (attempt !== this.attempt) return;
+          this.handshaking = null;
+          if (verified) {
+            this.onOpen(socket);
+          } else {
+            socket.terminate();
+            this.onConnectFailed(tlsFailure("TLS handshake failed", error));
+          }
         },
         data: (socket, data) => {
           if (socket === this.socket) this.onData(data);
@@ -299,7 +326,10 @@ export class TcpConnection {
         },
         close: (socket, error) => this.onSocketClosed(socket, error),
         error: (socket, error) => {
-          if (socket === this.socket) this.onLost(error);
+          const cause =
+            tls !== undefined && error.message.includes("SSL routines") ? tlsFailure("TLS", error) : error;
+          if (socket === this.socket) this.onLost(this.lostBeforeReply(cause));
+          else if (socket === this.handshaking) this.onConnectFailed(cause);
         },
         connectError: (_socket, error) => {
           if (attempt === this.attempt) this.onConnectFailed(error);
@@ -315,6 +345,7 @@ export class TcpConnection {
     this.connectTimer = null;
     socket.setNoDelay(true);
     this.socket = socket;
+    this.heardFromSocket = false;
     this.currentState = ConnectionState.Open;
     for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
     this.writeQueued();
@@ -324,6 +355,7 @@ export class TcpConnection {
     if (this.connectTimer !== null) clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.attempt++; // a connect that completes after its timeout is closed at once
+    this.dropHandshake(); // after the attempt moved on: its terminate reports a failed handshake at once
     const error = new ConnectionError(this.destination, `cannot connect: ${cause.message}`, { cause });
     this.backoff(error);
     this.failAll(error);
@@ -335,8 +367,28 @@ export class TcpConnection {
       this.closing.done();
       this.closing = null;
     } else if (socket === this.socket) {
-      this.onLost(error ?? new Error("closed by the server"));
+      this.onLost(this.lostBeforeReply(error ?? new Error("closed by the server")));
+    } else if (socket === this.handshaking) {
+      this.onConnectFailed(error ?? new Error("closed by the server during the TLS handshake"));
     }
+  }
+
+  // Under TLS 1.3 a server that refuses our client certificate may close the socket (or reset it,
+  // when our first request is on its way) without an alert, right after the handshake: a TLS socket
+  // lost before it sent anything says what that may mean.
+  private lostBeforeReply(cause: Error): Error {
+    if (this.options.tls === undefined || this.heardFromSocket || cause.message.includes("SSL routines")) {
+      return cause;
+    }
+    const hint = "before any reply (as a server that refuses our client certificate does)";
+    return new Error(`${cause.message}, ${hint}`, { cause });
+  }
+
+  // A connect abandoned during its TLS handshake (timeout, close): its socket goes too.
+  private dropHandshake(): void {
+    const socket = this.handshaking;
+    this.handshaking = null;
+    if (socket !== null) socket.terminate();
   }
 
   // The open socket failed or was closed by the peer.
@@ -362,6 +414,7 @@ export class TcpConnection {
   }
 
   private onData(data: Uint8Array): void {
+    this.heardFromSocket = true;
     try {
       this.parser.feed(data);
     } catch (error) {
@@ -514,6 +567,24 @@ export class TcpConnection {
     }
     this.armTimer();
   }
+}
+
+// What a TLS alert from the server means for us, by the alert's name in BoringSSL's message.
+const TLS_ALERT_HINTS: readonly (readonly [alert: string, hint: string])[] = [
+  ["CERTIFICATE_REQUIRED", "the server requires a client certificate"],
+  ["UNKNOWN_CA", "the server does not trust our client certificate's CA"],
+  ["BAD_CERTIFICATE", "the server refused our client certificate"],
+  ["CERTIFICATE_EXPIRED", "the server found a certificate expired"],
+];
+
+// A TLS failure as one readable Error: what failed, a hint for a known alert, the verifier's or
+// the alert's words, and the error's code when the words do not already hold it.
+function tlsFailure(what: string, error: Error | undefined | null): Error {
+  const message = error?.message ?? "no reason given";
+  const code = (error as { code?: unknown } | undefined | null)?.code;
+  const hint = TLS_ALERT_HINTS.find(([alert]) => message.includes(alert))?.[1];
+  const detail = `${message}${typeof code === "string" && !message.includes(code) ? ` (${code})` : ""}`;
+  return new Error(`${what}: ${hint === undefined ? detail : `${hint}: ${detail}`}`, { cause: error });
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {

@@ -30,6 +30,7 @@ export class TcpDestination implements Sender {
   // refused hundreds of thousands of times a second, and an Error per refusal (its stack trace
   // included) was the bulk of the router's garbage then.
   private readonly downError: DestinationDownError;
+  private lastFailure: Error | null = null; // the latest TKO failure: the reason given when marked down
 
   constructor(private readonly options: TcpDestinationOptions) {
     this.pool = new TcpPool(options);
@@ -38,7 +39,7 @@ export class TcpDestination implements Sender {
     this.tko = new TkoTracker({
       tko: options.tko,
       send: (request, expect) => this.pool.send(request, expect),
-      onChange: (down) => options.onHealthChange?.(this, down),
+      onChange: (down) => options.onHealthChange?.(this, down, down ? this.lastFailure?.message : undefined),
     });
   }
 
@@ -78,7 +79,10 @@ export class TcpDestination implements Sender {
       return reply;
     } catch (error) {
       this.stats.failed();
-      if (isTkoFailure(error)) this.tko.failed();
+      if (isTkoFailure(error)) {
+        this.lastFailure = error as Error;
+        this.tko.failed();
+      }
       this.options.onError?.(this, error);
       throw error;
     }

@@ -26,8 +26,8 @@ export interface Sender {
 
 /** What a pool's owner wants to hear from its senders (logs and metrics), whatever the transport. */
 export interface SenderHooks {
-  /** Called when the sender is marked down (TKO) or comes back. */
-  onHealthChange?: (sender: Sender, down: boolean) => void;
+  /** Called when the sender is marked down (TKO), with the last failure's words if known, or comes back. */
+  onHealthChange?: (sender: Sender, down: boolean, reason?: string) => void;
   /** Called with each reply's latency in milliseconds. */
   onReply?: (sender: Sender, ms: number) => void;
   /** Called with each failed request's error. */
