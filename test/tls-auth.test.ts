@@ -13,6 +13,7 @@ import {
   type ServiceError,
   status,
 } from "@grpc/grpc-js";
+import { createClient } from "../src/client/index.ts";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
 import {
   HealthCheckResponse_ServingStatus,
@@ -83,6 +84,21 @@ async function pymemcacheOverTls(port: number, clientCert: string[] = []): Promi
 describe("memcached over TLS", () => {
   test("pymemcache with the CA stores and reads; a plaintext client gets nothing", async () => {
     expect(await pymemcacheOverTls(leaf.port)).toBe("over tls");
+    // The TypeScript client with the CA reads what pymemcache stored; one that does not trust it fails.
+    const trusting = createClient({ servers: [`127.0.0.1:${leaf.port}`], tls: { ca: pki.ca } });
+    const foreign = createClient({
+      servers: [`127.0.0.1:${leaf.port}`],
+      tls: { ca: makeTestPki().ca }, // another CA
+      timeoutMs: 2000,
+    });
+    try {
+      expect(await trusting.getString("tls-key")).toBe("over tls");
+      await trusting.set("ts-tls", "from the typescript client");
+      expect(await trusting.getString("ts-tls")).toBe("from the typescript client");
+      await expect(foreign.getString("tls-key")).rejects.toThrow();
+    } finally {
+      await Promise.all([trusting.close(), foreign.close()]);
+    }
     // Plaintext bytes are not a TLS handshake: the connection closes without a memcached reply.
     const replies: string[] = [];
     const closed = new Promise<void>((resolve) => {
@@ -194,6 +210,24 @@ test(
     expect(withCert.status).toBe(200);
     await expect(pymemcacheOverTls(mutual.port)).rejects.toThrow();
     expect(await pymemcacheOverTls(mutual.port, [pki.clientCertFile, pki.clientKeyFile])).toBe("over tls");
+    // The TypeScript client: refused without a client certificate, served with one.
+    const anonymous = createClient({
+      servers: [`127.0.0.1:${mutual.port}`],
+      tls: { ca: pki.ca },
+      timeoutMs: 2000,
+    });
+    const certified = createClient({
+      servers: [`127.0.0.1:${mutual.port}`],
+      tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+      timeoutMs: 2000,
+    });
+    try {
+      await expect(anonymous.set("ts-mtls", "x")).rejects.toThrow();
+      await certified.set("ts-mtls", "with a certificate");
+      expect(await certified.getString("ts-mtls")).toBe("with a certificate");
+    } finally {
+      await Promise.all([anonymous.close(), certified.close()]);
+    }
     expect(await mutual.stop("SIGTERM")).toBe(0);
   },
   SERVER_TEST_MS,
@@ -207,7 +241,7 @@ test(
       [["--tls-key", pki.serverKeyFile], /--tls-key: needs --tls-cert/],
       [["--tls-ca", pki.caFile], /--tls-ca: needs --tls-cert and --tls-key/],
       [["--tls-cert", "/nonexistent.pem", "--tls-key", pki.serverKeyFile], /--tls-cert: cannot read/],
-      [["--tls-cert", tokenFile, "--tls-key", pki.serverKeyFile], /--tls-cert: .* is not PEM/],
+      [["--tls-cert", tokenFile, "--tls-key", pki.serverKeyFile], /--tls-cert: .* is not a PEM file/],
       [["--auth-token-file", "/nonexistent"], /--auth-token-file: cannot read/],
     ];
     for (const [args, message] of cases) {

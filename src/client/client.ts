@@ -29,6 +29,7 @@ import {
   type Value,
 } from "../protocol/encoder.ts";
 import { Expect, type Item, type Reply, ReplyType } from "../protocol/reply.ts";
+import type { ClientTls } from "../security/tls.ts";
 import { TcpPool } from "../transport/tcp-pool.ts";
 
 export type { Key, Value } from "../protocol/encoder.ts";
@@ -62,6 +63,11 @@ export interface ClientOptions {
   reconnectDelayMs?: number;
   /** Cap of the reconnect delay (default 5000 ms). */
   maxReconnectDelayMs?: number;
+  /**
+   * TLS to every server (PEM text): the CA their certificates must chain to, a client certificate
+   * and key for servers run with --tls-ca, and the name to verify when it is not the host.
+   */
+  tls?: ClientTls;
 }
 
 export interface SetOptions {
@@ -139,6 +145,7 @@ export class Client {
           maxQueued: options.maxQueued,
           reconnectDelayMs: options.reconnectDelayMs,
           maxReconnectDelayMs: options.maxReconnectDelayMs,
+          ...(options.tls === undefined ? {} : { tls: options.tls }),
         }),
     );
     const hashName = options.hash ?? "md5";

@@ -7,8 +7,8 @@ import { HashFunctions, type HashName } from "../hash/hash-functions.ts";
 import { ketamaServerName } from "../hash/ketama.ts";
 import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
-import { CredentialError } from "../security/secret-files.ts";
-import { type ClientTls, readPemFile } from "../security/tls.ts";
+import { CredentialError, readPemFile } from "../security/secret-files.ts";
+import type { ClientTls } from "../security/tls.ts";
 import { loadNatsCredentials, type NatsCredentialField } from "../transport/nats-credentials.ts";
 import {
   Distribution,
@@ -176,9 +176,16 @@ const tko = strict({
 // A PEM file named by the config, read as the config is loaded: a bad path fails the load (or the
 // reload, which keeps the old config) instead of every handshake later.
 const pemFile = z.string({ error: "the path of a PEM file" }).transform((path, ctx): string => {
-  const read = path === "" ? { problem: "an empty path" } : readPemFile(path);
-  if ("pem" in read) return read.pem;
-  ctx.issues.push({ code: "custom", message: `a readable PEM file (${read.problem})`, input: path });
+  let problem = "an empty path";
+  if (path !== "") {
+    try {
+      return readPemFile(path, "");
+    } catch (error) {
+      if (!(error instanceof CredentialError)) throw error;
+      problem = error.message;
+    }
+  }
+  ctx.issues.push({ code: "custom", message: `a readable PEM file (${problem})`, input: path });
   return z.NEVER;
 });
 

@@ -1,8 +1,8 @@
 // TLS material for the listeners that carry cache data (memcached port, HTTP, gRPC): a certificate
 // chain and key in PEM, and optionally the CA that client certificates must chain to (mutual TLS).
 // Read once at start, so a bad path is a startup error naming the flag, not a failed handshake later.
-import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
+import { CredentialError, readPemFile } from "./secret-files.ts";
 
 export interface TlsMaterial {
   /** PEM certificate chain, the server's first. */
@@ -20,22 +20,13 @@ export interface TlsPaths {
   ca: string;
 }
 
-/** The PEM text of a file, or why it cannot serve as one (unreadable, or no PEM block in it). */
-export function readPemFile(path: string): { pem: string } | { problem: string } {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    return { problem: `cannot read ${JSON.stringify(path)}: ${(error as Error).message}` };
-  }
-  if (!text.includes("-----BEGIN ")) return { problem: `${JSON.stringify(path)} is not PEM` };
-  return { pem: text };
-}
-
 function readPem(path: string, flag: string): string {
-  const read = readPemFile(path);
-  if ("problem" in read) throw new UsageError(`${flag}: ${read.problem}`);
-  return read.pem;
+  try {
+    return readPemFile(path, flag);
+  } catch (error) {
+    if (error instanceof CredentialError) throw new UsageError(`${flag}: ${error.message}`);
+    throw error;
+  }
 }
 
 /** The files named by --tls-cert, --tls-key and --tls-ca, or null when TLS is off (neither given). */
