@@ -237,6 +237,26 @@ describe("check (SIGHUP)", () => {
     expect(events.seen).toHaveLength(1);
   });
 
+  test("a certificate renewed under the same path is a change; the same files again are not", async () => {
+    const events = new Events();
+    const caFile = join(dir, "ca.pem");
+    const pem = (body: string) => `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
+    writeFileSync(caFile, pem("first"));
+    writeFileSync(
+      file,
+      `pools: {main: {servers: ["127.0.0.1:11311"], tls: {ca: ${JSON.stringify(caFile)}}}}\nroute: main\n`,
+    );
+    const watching = watch(file, events, 60_000);
+    expect(watching.check("SIGHUP")).toBe(false);
+    writeFileSync(caFile, pem("renewed"));
+    expect(watching.check("SIGHUP")).toBe(true);
+    const event = await events.next("the renewed certificate");
+    if ("error" in event) throw event.error;
+    expect(event.config.pools.get("main")?.tls?.ca).toBe(pem("renewed"));
+    expect(watching.check("SIGHUP")).toBe(false);
+    expect(events.seen).toHaveLength(1);
+  });
+
   test("a bad file is reported, not thrown, and the same bad text is reported once", async () => {
     const events = new Events();
     const watching = watch(file, events, 60_000);

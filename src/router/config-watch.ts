@@ -2,18 +2,27 @@
 //
 //   fs.watch(the file's directory) ──any event──> debounce (100 ms after the last event) ──> read
 //   check(why) (SIGHUP) ──────────────────────────────────────────────────────────────────> read
-//     the same text as last time (or the same read error) ──> nothing
-//     new text ──parseConfig──> onChange(config) | onError(ConfigError)
+//     read ──parseConfig (which reads the PEM and secret files the config names)──>
+//       the same config as last time (or the same error) ──> nothing
+//       else ──> onChange(config) | onError(ConfigError)
 //
 // The directory is watched, not the file, and every event in it schedules a read: editors save by
 // writing a new file and renaming it over the old one (a watch on the old inode hears nothing
 // more), and Kubernetes updates a mounted ConfigMap by swapping a `..data` symlink beside the file,
 // an event that names `..data`, not the file. Comparing the text filters out the noise. The
-// debounce lets a burst (truncate, write, write, rename) settle into one read.
+// debounce lets a burst (truncate, write, write, rename) settle into one read. The parsed config is
+// compared, not only the text, so a certificate or password renewed under the same path is a change
+// (picked up by SIGHUP, or by the watch when the file sits beside the config).
 import { type FSWatcher, watch } from "node:fs";
 import { dirname } from "node:path";
 import { ConfigError } from "../errors.ts";
-import { parseConfig, type RouterConfig, readConfigText, requireConfigFormat } from "./config.ts";
+import {
+  type ConfigFormat,
+  parseConfig,
+  type RouterConfig,
+  readConfigText,
+  requireConfigFormat,
+} from "./config.ts";
 
 /** The quiet time after the last change event before the file is read, ms. */
 export const CONFIG_DEBOUNCE_MS = 100;
@@ -27,8 +36,9 @@ export interface WatchConfigOptions {
 export interface ConfigWatch {
   /**
    * Reads the file at once, as a change event would after its debounce, with `why` given to the
-   * callbacks; false when its text is the one last acted on (nothing is called then), so a SIGHUP
-   * after an edit the watch already applied does not reload (and log) the same file twice.
+   * callbacks; false when it (and the files it names) gives the config last acted on (nothing is
+   * called then), so a SIGHUP after an edit the watch already applied does not reload (and log)
+   * the same file twice.
    */
   check(why: string): boolean;
   /** Stops watching; no callback runs after it. */
@@ -53,7 +63,7 @@ export function watchConfig(
 ): ConfigWatch {
   const format = requireConfigFormat(file);
   const debounceMs = options.debounceMs ?? CONFIG_DEBOUNCE_MS;
-  let last = snapshot(file); // the text last acted on, or the read error's message
+  let last = read(file, format); // the config last acted on, or the error
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
 
@@ -61,22 +71,11 @@ export function watchConfig(
     clearTimeout(timer);
     timer = undefined;
     if (stopped) return false;
-    const now = snapshot(file);
+    const now = read(file, format);
     if (now.key === last.key) return false;
     last = now;
-    if (now.error !== undefined) {
-      onError(now.error, why);
-      return true;
-    }
-    let config: RouterConfig;
-    try {
-      config = parseConfig(now.key, file, format);
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      onError(error, why);
-      return true;
-    }
-    onChange(config, why);
+    if (now.config === undefined) onError(now.error, why);
+    else onChange(now.config, why);
     return true;
   };
 
@@ -114,13 +113,21 @@ export function watchConfig(
   };
 }
 
-// The file's text as `key`, or a read error: its message as `key` (so the same error is reported
-// once, and the file's return with its old text is a change).
-function snapshot(file: string): { key: string; error?: ConfigError } {
+// The file read and parsed, with a `key` that is equal for equal outcomes: the config as JSON (the
+// text of the PEM and secret files it names included), or the error's message.
+function read(
+  file: string,
+  format: ConfigFormat,
+): { key: string; config: RouterConfig } | { key: string; config?: undefined; error: ConfigError } {
   try {
-    return { key: readConfigText(file) };
+    const config = parseConfig(readConfigText(file), file, format);
+    return { key: JSON.stringify(config, withMaps), config };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    return { key: `\u0000${error.message}`, error }; // NUL: no text read is confused with it
+    return { key: `\u0000${error.message}`, error }; // NUL: no JSON is confused with it
   }
+}
+
+function withMaps(_key: string, value: unknown): unknown {
+  return value instanceof Map ? [...value] : value;
 }
