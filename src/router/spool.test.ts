@@ -195,6 +195,15 @@ describe("DeleteSpool", () => {
     expect(texts(reopened.records(DEST))).toEqual(["delete a\r\n"]);
     expect(reopened.recovered).toEqual([]);
     await reopened.close();
+    // A second foreign file finds the name taken: it goes beside the first, which is kept.
+    writeFileSync(path, "another stranger\n");
+    const third = await DeleteSpool.open({ dir, maxBytes: 1 << 20 });
+    expect(third.recovered[0]?.detail).toBe(
+      `not a delete spool file (no GSPOOL1 header): moved to ${path}.corrupt.1`,
+    );
+    expect(readFileSync(`${path}.corrupt`, "latin1")).toBe("something else entirely\n");
+    expect(readFileSync(`${path}.corrupt.1`, "latin1")).toBe("another stranger\n");
+    await third.close();
   });
 
   test("reopened with a lower maxBytes, each log keeps its oldest records in turn; the rest is dropped and counted", async () => {
@@ -262,6 +271,22 @@ describe("DeleteSpool", () => {
     expect(reopened.bytes).toBe(record * 3);
     await expect(reopened.append(DEST, del("k8"))).rejects.toBeInstanceOf(SpoolFullError);
     await reopened.close();
+  });
+
+  test("appends admitted before the spool filled, completing after, do not announce that it takes deletes again", async () => {
+    const dir = await freshDir();
+    const record = 8 + del("k0").length;
+    const lines: string[] = [];
+    const spool = await DeleteSpool.open({ dir, maxBytes: record * 2, log: (line) => lines.push(line) });
+    const admitted = [spool.append(DEST, del("k0")), spool.append(DEST, del("k1"))];
+    await expect(spool.append(DEST, del("k2"))).rejects.toBeInstanceOf(SpoolFullError);
+    await Promise.all(admitted);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith("delete spool is full");
+    await spool.replay(DEST, deleted);
+    await spool.append(DEST, del("k3"));
+    expect(lines.slice(1)).toEqual(["delete spool takes deletes again (1 refused while it was full)"]);
+    await spool.close();
   });
 
   test("a write that fails is refused with SpoolIoError, counted and logged once", async () => {

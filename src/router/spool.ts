@@ -21,7 +21,7 @@
 // was spooled (a miss, never stale data). One process owns a spool directory at a time.
 
 import type { FileHandle } from "node:fs/promises";
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, rm, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { GravityError } from "../errors.ts";
 import type { Reply } from "../protocol/reply.ts";
@@ -141,6 +141,10 @@ export class DeleteSpool {
   };
   private refusing: SpoolRefusal | undefined; // why deletes are being refused now, if they are
   private refusedWhile = 0; // deletes refused since `refusing` was set
+  // Appends numbered as they are admitted: one admitted before the refusals began that completes
+  // after them says nothing about whether the spool takes deletes again.
+  private appendsAdmitted = 0;
+  private admittedBeforeRefusing = 0;
 
   private constructor(
     private readonly options: DeleteSpoolOptions,
@@ -222,8 +226,9 @@ export class DeleteSpool {
       );
       this.logs.set(destination, log);
     }
+    const admitted = ++this.appendsAdmitted;
     return log.append(request.slice()).then(
-      () => this.accepted(),
+      () => this.accepted(admitted),
       (error: unknown) => {
         if (error instanceof SpoolIoError) this.refuse(SpoolRefusal.Io, error.message);
         throw error;
@@ -303,14 +308,17 @@ export class DeleteSpool {
     }
     this.refusing = why;
     this.refusedWhile = 1;
+    this.admittedBeforeRefusing = this.appendsAdmitted;
     const what = why === SpoolRefusal.Full ? "is full" : "cannot write";
     this.options.log?.(
       `delete spool ${what} (${detail}): refusing deletes (SERVER_ERROR) until it can take them`,
     );
   }
 
-  private accepted(): void {
-    if (this.refusing === undefined) return;
+  // The append admitted `admitted`-th is on disk: if it was admitted after the refusals began, the
+  // spool takes deletes again.
+  private accepted(admitted: number): void {
+    if (this.refusing === undefined || admitted <= this.admittedBeforeRefusing) return;
     this.options.log?.(
       `delete spool takes deletes again (${this.refusedWhile} refused while it ${this.refusing === SpoolRefusal.Full ? "was full" : "could not write"})`,
     );
@@ -374,8 +382,7 @@ class DestinationLog {
       return { reason: SpoolDropReason.Torn, detail, droppedBytes: bytes.length, movedAside: false };
     }
     if (!startsWith(bytes, HEADER)) {
-      const aside = this.path.slice(0, -SUFFIX.length) + CORRUPT_SUFFIX;
-      await rename(this.path, aside);
+      const aside = await moveAside(this.path, this.path.slice(0, -SUFFIX.length) + CORRUPT_SUFFIX);
       const detail = `not a delete spool file (no GSPOOL1 header): moved to ${aside}`;
       return { reason: SpoolDropReason.Corrupt, detail, droppedBytes: bytes.length, movedAside: true };
     }
@@ -622,4 +629,20 @@ async function syncDirectory(dir: string): Promise<void> {
 function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
   for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
   return true;
+}
+
+// Moves `path` to `aside`, or to `aside.1`, `aside.2`, ... when that name is taken: a file moved
+// aside earlier is never overwritten (link fails on an existing name, where rename would replace it).
+async function moveAside(path: string, aside: string): Promise<string> {
+  for (let n = 0; ; n++) {
+    const name = n === 0 ? aside : `${aside}.${n}`;
+    try {
+      await link(path, name);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") continue;
+      throw error;
+    }
+    await unlink(path);
+    return name;
+  }
 }
