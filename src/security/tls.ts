@@ -89,3 +89,17 @@ export function bunClientTlsOptions(tls: ClientTls): {
     rejectUnauthorized: true,
   };
 }
+
+// What a TLS handshake that failed on a certificate says: BoringSSL's library and reason codes in
+// Bun ("SSL routines", "SSLV3_ALERT_BAD_CERTIFICATE", "CERTIFICATE_REQUIRED"), and the verifier's
+// words in Bun's and Node's tls ("unable to verify the first certificate", "... altnames").
+const TLS_REFUSAL = /SSL routines|SSLV3_ALERT|CERTIFICATE|certificate|altnames/;
+
+/**
+ * Whether an error message says a TLS handshake was refused on a certificate (ours or the
+ * server's) or an alert, which retrying with the same files cannot fix; a reset, a closed socket or
+ * a timeout is not one.
+ */
+export function isTlsRefusal(message: string): boolean {
+  return TLS_REFUSAL.test(message);
+}
