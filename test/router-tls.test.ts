@@ -276,17 +276,17 @@ describe("a pool's tls section in the config", () => {
     [
       "cert without key",
       () => poolConfig(servers, { ca: pki.caFile, cert: pki.clientCertFile }),
-      "pools.main.tls.key",
+      "pools.main.tls.key: expected a PEM private key file too (with cert), but it is missing",
     ],
     [
       "an unreadable file",
       () => poolConfig(servers, { ca: join(pki.dir, "no-such-ca.pem") }),
-      "pools.main.tls.ca: expected a readable PEM file (cannot read",
+      "pools.main.tls.ca: expected a PEM CA bundle file (cannot read",
     ],
     [
       "a file that is not PEM",
       () => poolConfig(servers, { ca: join(pki.dir, "server.ext") }),
-      "pools.main.tls.ca: expected a readable PEM file",
+      "pools.main.tls.ca: expected a PEM CA bundle file (",
     ],
     [
       "tls on a nats pool",
@@ -326,7 +326,7 @@ describe("a pool's tls section in the config", () => {
           what: "the router's refusal of the reload",
         },
       );
-      expect(refused).toContain("pools.main.tls.ca: expected a readable PEM file");
+      expect(refused).toContain("pools.main.tls.ca: expected a PEM CA bundle file (cannot read");
       expect(await roundTrip(router, "after-reload", 5)).toEqual(expected("after-reload", 5));
     },
     SERVER_TEST_MS,

@@ -5,9 +5,9 @@ import { checkEtcdAccess, ETCD_CALL_TIMEOUT_MS, parseEtcdEndpoints } from "../di
 import { poolKeyPrefix } from "../discovery/etcd-keys.ts";
 import { type LeafRegistration, registerLeaf } from "../discovery/etcd-registration.ts";
 import { GravityError, UsageError } from "../errors.ts";
+import { withFlagNames } from "../security/secret-files.ts";
 import { VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
-import { withFlagNames } from "./credential-flags.ts";
 
 export const ETCD_FLAGS: readonly FlagSpec[] = [
   { name: "etcd", kind: FlagKind.String, default: "", help: "register in etcd: URL[,URL] (needs --pool)" },

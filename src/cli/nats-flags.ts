@@ -3,6 +3,7 @@
 import { UsageError } from "../errors.ts";
 import { serveLeafOverNats } from "../leaf/nats-leaf.ts";
 import { NativeRequestHandler } from "../leaf/nats-native-handler.ts";
+import { withFlagNames } from "../security/secret-files.ts";
 import {
   loadNatsCredentials,
   type NatsCredentialField,
@@ -10,7 +11,6 @@ import {
 } from "../transport/nats-credentials.ts";
 import { describeNatsStatus, NatsLink } from "../transport/nats-link.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
-import { withFlagNames } from "./credential-flags.ts";
 
 export const NATS_FLAGS: readonly FlagSpec[] = [
   {
