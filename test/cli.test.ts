@@ -63,6 +63,22 @@ describe("bad flags exit 2 with one line naming the flag", () => {
     { args: ["leaf", "-vvvv"], names: ["-vvvv"] },
     // --check-config says what is wrong and exits 2, as a start would.
     { args: ["router", "--check-config", "/nonexistent/gravity.yaml"], names: ["/nonexistent/gravity.yaml"] },
+    // Credential flags without the connection they are for are refused, not ignored.
+    ...["--etcd-ca", "--etcd-cert", "--etcd-key", "--etcd-user", "--etcd-password-file"].map((flag) => ({
+      args: ["leaf", flag, "some-file"],
+      names: [`${flag}: only with --etcd`],
+    })),
+    ...[
+      "--nats-ca",
+      "--nats-cert",
+      "--nats-key",
+      "--nats-user",
+      "--nats-password-file",
+      "--nats-token-file",
+      "--nats-nkey-file",
+      "--nats-creds",
+    ].map((flag) => ({ args: ["leaf", flag, "some-file"], names: [`${flag}: only with --nats`] })),
+    { args: ["leaf", "--pool", "main"], names: ["--pool: only with --etcd"] },
   ];
   for (const { args, env, names } of cases) {
     const label = `${env === undefined ? "" : `${Object.entries(env)[0]?.join("=")} `}gravity ${args.join(" ")}`;

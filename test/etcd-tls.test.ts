@@ -244,6 +244,6 @@ test("etcd credential flags and fields that cannot work name the flag or field a
   const router = await runGravity(["router", "--port", "0", "--config", config], { deadlineMs: 15_000 });
   expect(router.exitCode).toBe(2);
   expect(router.stderr).toContain(
-    `${config}: etcd.cert: expected a PEM client certificate file (needs the client key too)`,
+    `${config}: etcd.key: expected a PEM private key file too (with cert), but it is missing`,
   );
 });

@@ -6,7 +6,8 @@
 // --tls-ca accepts the router only with its client certificate; and a pool's bad tls section is a
 // config error naming the field (exit 2 at start, the old config kept on reload). A server that
 // accepts TCP and never answers the handshake fails the connect at its timeout and loses the
-// socket, rather than holding requests.
+// socket, rather than holding requests. A TLS connection lost right after its handshake, before any
+// reply, says a refused client certificate may be why; one lost a second or more later does not.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -275,17 +276,17 @@ describe("a pool's tls section in the config", () => {
     [
       "cert without key",
       () => poolConfig(servers, { ca: pki.caFile, cert: pki.clientCertFile }),
-      "pools.main.tls.key",
+      "pools.main.tls.key: expected a PEM private key file too (with cert), but it is missing",
     ],
     [
       "an unreadable file",
       () => poolConfig(servers, { ca: join(pki.dir, "no-such-ca.pem") }),
-      "pools.main.tls.ca: expected a readable PEM file (cannot read",
+      "pools.main.tls.ca: expected a PEM CA bundle file (cannot read",
     ],
     [
       "a file that is not PEM",
       () => poolConfig(servers, { ca: join(pki.dir, "server.ext") }),
-      "pools.main.tls.ca: expected a readable PEM file",
+      "pools.main.tls.ca: expected a PEM CA bundle file (",
     ],
     [
       "tls on a nats pool",
@@ -325,7 +326,7 @@ describe("a pool's tls section in the config", () => {
           what: "the router's refusal of the reload",
         },
       );
-      expect(refused).toContain("pools.main.tls.ca: expected a readable PEM file");
+      expect(refused).toContain("pools.main.tls.ca: expected a PEM CA bundle file (cannot read");
       expect(await roundTrip(router, "after-reload", 5)).toEqual(expected("after-reload", 5));
     },
     SERVER_TEST_MS,
@@ -371,5 +372,49 @@ describe("a TLS connection whose handshake never completes", () => {
       await connection.close();
       silent.stop(true);
     }
+  });
+});
+
+describe("a TLS connection lost before any reply", () => {
+  // A TLS server that reads the first request and closes the socket `closeAfterMs` later, unanswered.
+  async function lostError(closeAfterMs: number): Promise<Error> {
+    const closer = Bun.listen<undefined>({
+      hostname: HOST,
+      port: 0,
+      tls: { cert: Bun.file(pki.serverCertFile), key: Bun.file(pki.serverKeyFile) },
+      socket: {
+        data: (socket) => void setTimeout(() => socket.end(), closeAfterMs),
+      },
+    });
+    const connection = new TcpConnection({
+      host: HOST,
+      port: closer.port,
+      tls: { ca: pki.ca },
+      timeoutMs: 10_000,
+    });
+    try {
+      return await connection.send(encodeVersion(), Expect.Line).then(
+        () => new Error("expected a rejection, got a reply"),
+        (caught: Error) => caught,
+      );
+    } finally {
+      await connection.close();
+      closer.stop(true);
+    }
+  }
+
+  test("right after the handshake: the error says a refused client certificate may be why", async () => {
+    const error = await lostError(0);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error.message).toContain(
+      "before any reply (as a server that refuses our client certificate does)",
+    );
+  });
+
+  test("a second or more after the handshake (a leaf stopped while quiet): no such hint", async () => {
+    const error = await lostError(1500);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error.message).toContain("connection lost");
+    expect(error.message).not.toContain("client certificate");
   });
 });

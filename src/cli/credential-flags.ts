@@ -1,15 +1,19 @@
-// The flags that name credential files (--etcd-*, --nats-*): their loaders report the option at
-// fault by its own name; the user typed a flag.
+// The flags that name credential files (--etcd-*, --nats-*) mean nothing without the connection
+// they are for: given alone they are refused, as --pool without --etcd is, not ignored.
 import { UsageError } from "../errors.ts";
-import { CredentialError } from "../security/secret-files.ts";
+import type { FlagValues } from "./args.ts";
 
-/** Runs `load`; a CredentialError becomes a UsageError naming the flag that `flagOf` maps its field to. */
-export function withFlagNames<Field extends string, T>(flagOf: Record<Field, string>, load: () => T): T {
-  try {
-    return load();
-  } catch (error) {
-    if (error instanceof CredentialError)
-      throw new UsageError(`${flagOf[error.field as Field]}: ${error.message}`);
-    throw error;
+/**
+ * Throws UsageError("<flag>: only with <connectionFlag>") for the first flag of `flagOf` (the
+ * loader's fields -> "--flag") other than `connectionFlag` that was given a value.
+ */
+export function refuseWithout(
+  flags: FlagValues,
+  flagOf: Record<string, string>,
+  connectionFlag: string,
+): void {
+  for (const flag of Object.values(flagOf)) {
+    if (flag !== connectionFlag && flags[flag.slice(2)] !== "")
+      throw new UsageError(`${flag}: only with ${connectionFlag}`);
   }
 }

@@ -5,9 +5,10 @@ import { checkEtcdAccess, ETCD_CALL_TIMEOUT_MS, parseEtcdEndpoints } from "../di
 import { poolKeyPrefix } from "../discovery/etcd-keys.ts";
 import { type LeafRegistration, registerLeaf } from "../discovery/etcd-registration.ts";
 import { GravityError, UsageError } from "../errors.ts";
+import { withFlagNames } from "../security/secret-files.ts";
 import { VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
-import { withFlagNames } from "./credential-flags.ts";
+import { refuseWithout } from "./credential-flags.ts";
 
 export const ETCD_FLAGS: readonly FlagSpec[] = [
   { name: "etcd", kind: FlagKind.String, default: "", help: "register in etcd: URL[,URL] (needs --pool)" },
@@ -76,17 +77,22 @@ export const ETCD_FLAGS: readonly FlagSpec[] = [
 
 const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
 
+/** Without --etcd, refuses the flags that mean something only with it (UsageError); run before starting. */
+export function checkEtcdFlags(flags: FlagValues): void {
+  if (flags.etcd !== "") return;
+  if (flags.pool !== "") throw new UsageError("--pool: only with --etcd (the pool to register in)");
+  refuseWithout(flags, ACCESS_FLAGS, "--etcd");
+}
+
 /** Registers the leaf when --etcd is given (flags checked first: a bad one is a UsageError). */
 export async function registerFromFlags(
   flags: FlagValues,
   listen: string,
   port: number,
 ): Promise<LeafRegistration | null> {
+  checkEtcdFlags(flags);
   const etcd = flags.etcd as string;
-  if (etcd === "") {
-    if (flags.pool !== "") throw new UsageError("--pool: only with --etcd (the pool to register in)");
-    return null;
-  }
+  if (etcd === "") return null;
   const pool = flags.pool as string;
   if (pool === "") throw new UsageError("--pool: required with --etcd (the router pool this leaf joins)");
   const access = etcdAccessFromFlags(flags);

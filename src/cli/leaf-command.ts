@@ -10,10 +10,10 @@ import { native } from "../native/index.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
 import { memoryForShares } from "./cgroup-memory.ts";
-import { ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
+import { checkEtcdFlags, ETCD_FLAGS, registerFromFlags } from "./etcd-flags.ts";
 import { GRPC_FLAGS, startGrpcFromFlags } from "./grpc-flags.ts";
 import { HTTP_FLAGS, startHttpFromFlags } from "./http-flags.ts";
-import { NATS_FLAGS, serveNatsFromFlags } from "./nats-flags.ts";
+import { checkNatsFlags, NATS_FLAGS, serveNatsFromFlags } from "./nats-flags.ts";
 import { readSaslFile, SASL_FLAG } from "./sasl-flag.ts";
 import { announceMemcachedPort, SECURITY_FLAGS, securityFromFlags } from "./security-flags.ts";
 
@@ -152,6 +152,8 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const security = securityFromFlags(flags);
+  checkEtcdFlags(flags);
+  checkNatsFlags(flags);
   // --exit-with-parent watches from the start: a parent that dies while this leaf is still
   // starting must not leave it running. Re-parented (to init or a subreaper): the parent is gone.
   let parentGone: (() => void) | null = null;

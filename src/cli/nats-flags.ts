@@ -3,6 +3,7 @@
 import { UsageError } from "../errors.ts";
 import { serveLeafOverNats } from "../leaf/nats-leaf.ts";
 import { NativeRequestHandler } from "../leaf/nats-native-handler.ts";
+import { withFlagNames } from "../security/secret-files.ts";
 import {
   loadNatsCredentials,
   type NatsCredentialField,
@@ -10,7 +11,7 @@ import {
 } from "../transport/nats-credentials.ts";
 import { describeNatsStatus, NatsLink } from "../transport/nats-link.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
-import { withFlagNames } from "./credential-flags.ts";
+import { refuseWithout } from "./credential-flags.ts";
 
 export const NATS_FLAGS: readonly FlagSpec[] = [
   {
@@ -96,6 +97,13 @@ function natsCredentialsFromFlags(flags: FlagValues, servers: readonly string[])
   );
 }
 
+/** Without --nats, refuses the flags that mean something only with it (UsageError); run before starting. */
+export function checkNatsFlags(flags: FlagValues): void {
+  if (flags.nats !== "") return;
+  if (flags["nats-pool"] !== "") throw new UsageError("--nats-pool: only with --nats");
+  refuseWithout(flags, CREDENTIAL_FLAGS, "--nats");
+}
+
 export interface LeafNats {
   close(): Promise<void>;
 }
@@ -106,12 +114,10 @@ export async function serveNatsFromFlags(
   host: string,
   port: number,
 ): Promise<LeafNats | null> {
+  checkNatsFlags(flags);
   const servers = flags.nats as string;
   const pool = flags["nats-pool"] as string;
-  if (servers === "") {
-    if (pool !== "") throw new UsageError("--nats-pool: only with --nats");
-    return null;
-  }
+  if (servers === "") return null;
   if (pool === "") throw new UsageError("--nats-pool: required with --nats (the pool this leaf serves)");
   const leafId = (flags["nats-leaf-id"] as string) || `${host}:${port}`;
   const serverList = servers.split(",");

@@ -4,6 +4,7 @@ import { InterceptingCall, type Interceptor } from "@grpc/grpc-js";
 import { ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, type IBackoff } from "cockatiel";
 import type { Etcd3 } from "etcd3";
 import { GravityError } from "../errors.ts";
+import { isTlsRefusal } from "../security/tls.ts";
 import type { EtcdAccess } from "./etcd-access.ts";
 import { loadEtcd3 } from "./etcd3-module.ts";
 import { describeError } from "./retry.ts";
@@ -116,10 +117,6 @@ export async function createEtcdClient(
   });
 }
 
-// What a TLS handshake that failed on a certificate looks like in grpc-js's "Last error: ..."
-// (BoringSSL's reason codes in Bun; Node's verify error names).
-const TLS_REFUSAL = /SSL routines|CERTIFICATE|certificate|altnames|SSLV3_ALERT/;
-
 /**
  * Whether `error` says etcd refused who we are (a rejected or unverifiable certificate, a wrong
  * user or password, no permission), which retrying cannot fix, as opposed to etcd being unreachable.
@@ -129,7 +126,7 @@ function isAccessRefusal(error: unknown, etcd3: Awaited<ReturnType<typeof loadEt
     error instanceof etcd3.EtcdAuthenticationFailedError ||
     error instanceof etcd3.EtcdPermissionDeniedError ||
     error instanceof etcd3.EtcdUserNotFoundError ||
-    TLS_REFUSAL.test(describeError(error))
+    isTlsRefusal(describeError(error)) // in grpc-js's "Last error: ..."
   );
 }
 

@@ -71,18 +71,29 @@ describe("a pool's tls", () => {
   });
 
   test("each mistake names its field", () => {
-    expect(poolError({ tls: {} })).toContain("pools.main.tls.ca: expected the path of a PEM file");
-    expect(poolError({ tls: { cert, key } })).toContain("pools.main.tls.ca: expected the path of a PEM file");
-    expect(poolError({ tls: { ca, cert } })).toContain("pools.main.tls.key: expected a private key file too");
+    expect(poolError({ tls: {} })).toContain(
+      "pools.main.tls.ca: expected a PEM CA bundle file, but it is missing",
+    );
+    expect(poolError({ tls: { cert, key } })).toContain(
+      "pools.main.tls.ca: expected a PEM CA bundle file, but it is missing",
+    );
+    expect(poolError({ tls: { ca, cert } })).toContain(
+      "pools.main.tls.key: expected a PEM private key file too (with cert), but it is missing",
+    );
     expect(poolError({ tls: { ca, key } })).toContain(
-      "pools.main.tls.cert: expected a client certificate file too",
+      "pools.main.tls.cert: expected a PEM client certificate file too (with key), but it is missing",
     );
     expect(poolError({ tls: { ca: join(dir, "missing.pem") } })).toContain(
-      "pools.main.tls.ca: expected a readable PEM file (cannot read",
+      "pools.main.tls.ca: expected a PEM CA bundle file (cannot read",
     );
-    expect(poolError({ tls: { ca: notPem } })).toContain("pools.main.tls.ca: expected a readable PEM file");
+    expect(poolError({ tls: { ca: notPem } })).toContain(
+      `pools.main.tls.ca: expected a PEM CA bundle file (${JSON.stringify(notPem)} is not a PEM file)`,
+    );
+    expect(poolError({ tls: { ca, key: notPem, cert } })).toContain(
+      `pools.main.tls.key: expected a PEM private key file (${JSON.stringify(notPem)} is not a PEM file)`,
+    );
     expect(poolError({ tls: { ca: "" } })).toContain(
-      "pools.main.tls.ca: expected a readable PEM file (an empty path)",
+      "pools.main.tls.ca: expected a PEM CA bundle file (an empty path)",
     );
     expect(poolError({ tls: { ca, serverName: "two words" } })).toContain("pools.main.tls.serverName");
     expect(poolError({ tls: { ca, verify: false } })).toContain("pools.main.tls.verify");

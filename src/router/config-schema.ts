@@ -7,7 +7,7 @@ import { HashFunctions, type HashName } from "../hash/hash-functions.ts";
 import { ketamaServerName } from "../hash/ketama.ts";
 import { MODULA_MAX_TOTAL_WEIGHT } from "../hash/modula.ts";
 import { MAX_RELATIVE_EXPTIME_SECONDS } from "../protocol/encoder.ts";
-import { CredentialError, readPemFile } from "../security/secret-files.ts";
+import { CredentialError, readClientTlsFiles } from "../security/secret-files.ts";
 import type { ClientTls } from "../security/tls.ts";
 import { loadNatsCredentials, type NatsCredentialField } from "../transport/nats-credentials.ts";
 import {
@@ -173,49 +173,39 @@ const tko = strict({
   }
 });
 
-// A PEM file named by the config, read as the config is loaded: a bad path fails the load (or the
-// reload, which keeps the old config) instead of every handshake later.
-const pemFile = z.string({ error: "the path of a PEM file" }).transform((path, ctx): string => {
-  let problem = "an empty path";
-  if (path !== "") {
-    try {
-      return readPemFile(path, "");
-    } catch (error) {
-      if (!(error instanceof CredentialError)) throw error;
-      problem = error.message;
-    }
-  }
-  ctx.issues.push({ code: "custom", message: `a readable PEM file (${problem})`, input: path });
-  return z.NEVER;
-});
+// What each field of a pool's tls section holds, as the etcd and nats sections word theirs.
+const POOL_TLS_EXPECTED: Record<keyof ClientTls, string> = {
+  ca: "a PEM CA bundle file",
+  cert: "a PEM client certificate file",
+  key: "a PEM private key file",
+  serverName: "the name the leaves' certificates carry",
+};
+
+const pemPath = (field: "ca" | "cert" | "key") =>
+  z
+    .string({ error: POOL_TLS_EXPECTED[field] })
+    .min(1, { error: `${POOL_TLS_EXPECTED[field]} (an empty path)` });
 
 // TLS to a pool's leaves; the leaf's certificate must chain to `ca` and name the host or serverName.
+// The files are read as the config is loaded (readClientTlsFiles, as for etcd and NATS): a bad path
+// fails the load, or the reload, which keeps the old config, instead of every handshake later.
 const poolTls = strict({
-  ca: pemFile,
-  cert: pemFile.optional(),
-  key: pemFile.optional(),
+  ca: pemPath("ca"),
+  cert: pemPath("cert").optional(),
+  key: pemPath("key").optional(),
   serverName: z
-    .string({ error: "the name the leaves' certificates carry" })
-    .regex(/^[A-Za-z0-9_.:-]+$/, { error: "the name the leaves' certificates carry" })
+    .string({ error: POOL_TLS_EXPECTED.serverName })
+    .regex(/^[A-Za-z0-9_.:-]+$/, { error: POOL_TLS_EXPECTED.serverName })
     .optional(),
-})
-  .superRefine((value, ctx) => {
-    if ((value.cert === undefined) !== (value.key === undefined)) {
-      const missing = value.cert === undefined ? "cert" : "key";
-      ctx.addIssue({
-        code: "custom",
-        path: [missing],
-        message: `a ${missing === "cert" ? "client certificate" : "private key"} file too (cert and key go together)`,
-      });
-    }
-  })
-  .transform((value): ClientTls => {
-    const tls: ClientTls = { ca: value.ca };
-    if (value.cert !== undefined && value.key !== undefined)
-      Object.assign(tls, { cert: value.cert, key: value.key });
-    if (value.serverName !== undefined) tls.serverName = value.serverName;
-    return tls;
-  });
+}).transform(
+  (value, ctx): ClientTls =>
+    withCredentialIssues(ctx, value, POOL_TLS_EXPECTED, () => {
+      const pem = readClientTlsFiles(value);
+      const tls: ClientTls = { ...pem, ca: pem.ca as string }; // a non-empty path, so read
+      if (value.serverName !== undefined) tls.serverName = value.serverName;
+      return tls;
+    }),
+);
 
 const pool = strict({
   servers: servers.default(() => []),
@@ -302,6 +292,7 @@ const NATS_CREDENTIAL_EXPECTED: Record<NatsCredentialField, string> = {
  * Runs `load` (which reads the credential files a section names): its CredentialError becomes an
  * issue on the field at fault, worded as what that field holds (`expected`), then the error's
  * reason; the input shown is the field's value (a path or a user name, never a file's contents).
+ * A field given without its pair (cert without key) is an issue on the missing one.
  */
 function withCredentialIssues<Field extends string, T>(
   ctx: z.RefinementCtx,
@@ -314,12 +305,22 @@ function withCredentialIssues<Field extends string, T>(
   } catch (error) {
     if (!(error instanceof CredentialError)) throw error;
     const field = error.field as Field;
-    ctx.issues.push({
-      code: "custom",
-      path: [field],
-      message: `${expected[field]} (${error.message})`,
-      input: value[field],
-    });
+    const missing = error.missing as Field | undefined;
+    ctx.issues.push(
+      missing === undefined
+        ? {
+            code: "custom",
+            path: [field],
+            message: `${expected[field]} (${error.message})`,
+            input: value[field],
+          }
+        : {
+            code: "custom",
+            path: [missing],
+            message: `${expected[missing]} too (with ${field})`,
+            input: undefined,
+          },
+    );
     return z.NEVER;
   }
 }

@@ -3,16 +3,36 @@
 // its flag or config field is taken; what goes wrong names the flag or field and the path, never
 // the file's contents.
 import { readFileSync } from "node:fs";
-import { GravityError } from "../errors.ts";
+import { GravityError, UsageError } from "../errors.ts";
 
-/** A credential setting that cannot work; `field` is the option's name in its loader's terms. */
+/**
+ * A credential setting that cannot work; `field` is the option's name in its loader's terms, the
+ * one given. `missing`, when set, names the option that must be given with it (requireBoth): a
+ * flag's error names the flag typed, a config's the field to add.
+ */
 export class CredentialError extends GravityError {
   readonly field: string;
+  readonly missing: string | undefined;
 
-  constructor(field: string, message: string) {
+  constructor(field: string, message: string, missing?: string) {
     super("ECREDENTIAL", message);
     this.name = "CredentialError";
     this.field = field;
+    this.missing = missing;
+  }
+}
+
+/**
+ * Runs `load`; a CredentialError becomes a UsageError naming the flag that `flagOf` maps its field
+ * to (for loaders called with command-line flags: the user typed a flag, not a field).
+ */
+export function withFlagNames<Field extends string, T>(flagOf: Record<Field, string>, load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (error instanceof CredentialError)
+      throw new UsageError(`${flagOf[error.field as Field]}: ${error.message}`);
+    throw error;
   }
 }
 
@@ -57,7 +77,8 @@ export function isGiven(value: string | undefined): value is string {
 
 /**
  * Throws CredentialError unless both or neither of the options `first` and `second` is given:
- * the one given is at fault, and `what` names each ("needs <what of the other> too").
+ * its field is the one given, its `missing` the other, and `what` names each ("needs <what of the
+ * other> too").
  */
 export function requireBoth<Options extends object>(
   options: Options,
@@ -66,13 +87,19 @@ export function requireBoth<Options extends object>(
   what: readonly [string, string],
 ): void {
   const hasFirst = isGiven(options[first] as string | undefined);
-  if (hasFirst !== isGiven(options[second] as string | undefined))
-    throw new CredentialError(hasFirst ? first : second, `needs ${hasFirst ? what[1] : what[0]} too`);
+  if (hasFirst !== isGiven(options[second] as string | undefined)) {
+    const [given, missing] = hasFirst ? [first, second] : [second, first];
+    throw new CredentialError(given, `needs ${hasFirst ? what[1] : what[0]} too`, missing);
+  }
 }
 
-/** PEM material for a TLS client: the CA that verifies the server, and a client certificate. */
+/**
+ * PEM material for a TLS client: the CA that verifies the server (default the system's roots) and
+ * a client certificate for servers that require one. security/tls.ts's ClientTls extends it.
+ */
 export interface ClientTlsPem {
   ca?: string;
+  /** Client certificate chain and its key: both or neither. */
   cert?: string;
   key?: string;
 }

@@ -2,7 +2,7 @@
 // chain and key in PEM, and optionally the CA that client certificates must chain to (mutual TLS).
 // Read once at start, so a bad path is a startup error naming the flag, not a failed handshake later.
 import { UsageError } from "../errors.ts";
-import { CredentialError, readPemFile } from "./secret-files.ts";
+import { type ClientTlsPem, readPemFile, withFlagNames } from "./secret-files.ts";
 
 export interface TlsMaterial {
   /** PEM certificate chain, the server's first. */
@@ -20,14 +20,7 @@ export interface TlsPaths {
   ca: string;
 }
 
-function readPem(path: string, flag: string): string {
-  try {
-    return readPemFile(path, flag);
-  } catch (error) {
-    if (error instanceof CredentialError) throw new UsageError(`${flag}: ${error.message}`);
-    throw error;
-  }
-}
+const TLS_FLAGS: Record<keyof TlsPaths, string> = { cert: "--tls-cert", key: "--tls-key", ca: "--tls-ca" };
 
 /** The files named by --tls-cert, --tls-key and --tls-ca, or null when TLS is off (neither given). */
 export function loadTls(paths: TlsPaths): TlsMaterial | null {
@@ -37,12 +30,14 @@ export function loadTls(paths: TlsPaths): TlsMaterial | null {
   }
   if (paths.cert === "") throw new UsageError("--tls-key: needs --tls-cert");
   if (paths.key === "") throw new UsageError("--tls-cert: needs --tls-key");
-  const material: TlsMaterial = {
-    cert: readPem(paths.cert, "--tls-cert"),
-    key: readPem(paths.key, "--tls-key"),
-  };
-  if (paths.ca !== "") material.ca = readPem(paths.ca, "--tls-ca");
-  return material;
+  return withFlagNames(TLS_FLAGS, () => {
+    const material: TlsMaterial = {
+      cert: readPemFile(paths.cert, "cert"),
+      key: readPemFile(paths.key, "key"),
+    };
+    if (paths.ca !== "") material.ca = readPemFile(paths.ca, "ca");
+    return material;
+  });
 }
 
 /** Bun's TLS options (Bun.listen, Bun.serve) for the material: with a CA, client certificates required. */
@@ -65,11 +60,8 @@ export function bunTlsOptions(tls: TlsMaterial): {
  * must chain to, optionally a client certificate for servers that require one (mutual TLS), and
  * the name the certificate must carry when it is not the host connected to. PEM text, not paths.
  */
-export interface ClientTls {
+export interface ClientTls extends ClientTlsPem {
   ca: string;
-  /** Client certificate chain and its key: both or neither. */
-  cert?: string;
-  key?: string;
   /** Checked against the server's certificate and sent as SNI; default the host connected to. */
   serverName?: string;
 }
@@ -88,4 +80,18 @@ export function bunClientTlsOptions(tls: ClientTls): {
     ...(tls.serverName === undefined ? {} : { serverName: tls.serverName }),
     rejectUnauthorized: true,
   };
+}
+
+// What a TLS handshake that failed on a certificate says: BoringSSL's library and reason codes in
+// Bun ("SSL routines", "SSLV3_ALERT_BAD_CERTIFICATE", "CERTIFICATE_REQUIRED"), and the verifier's
+// words in Bun's and Node's tls ("unable to verify the first certificate", "... altnames").
+const TLS_REFUSAL = /SSL routines|SSLV3_ALERT|CERTIFICATE|certificate|altnames/;
+
+/**
+ * Whether an error message says a TLS handshake was refused on a certificate (ours or the
+ * server's) or an alert, which retrying with the same files cannot fix; a reset, a closed socket or
+ * a timeout is not one.
+ */
+export function isTlsRefusal(message: string): boolean {
+  return TLS_REFUSAL.test(message);
 }

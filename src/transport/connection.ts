@@ -27,7 +27,7 @@
 import { ConnectionError, OverloadedError, ProtocolError, TimeoutError } from "../errors.ts";
 import type { Expect, Reply } from "../protocol/reply.ts";
 import { ReplyParser, type ReplyParserOptions, type ReplySink } from "../protocol/reply-parser.ts";
-import { bunClientTlsOptions, type ClientTls } from "../security/tls.ts";
+import { bunClientTlsOptions, type ClientTls, isTlsRefusal } from "../security/tls.ts";
 
 export interface TcpConnectionOptions {
   host: string;
@@ -120,6 +120,7 @@ export class TcpConnection {
   private socket: Socket | null = null;
   private handshaking: Socket | null = null; // TLS: connected, certificate not yet verified
   private heardFromSocket = false; // whether the open socket has sent us any bytes
+  private openedAt = 0; // performance.now() ms when the open socket's TLS handshake (or TCP connect) ended
   private attempt = 0; // numbers connect attempts; events of older attempts are ignored
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
   private openWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -326,8 +327,7 @@ export class TcpConnection {
         },
         close: (socket, error) => this.onSocketClosed(socket, error),
         error: (socket, error) => {
-          const cause =
-            tls !== undefined && error.message.includes("SSL routines") ? tlsFailure("TLS", error) : error;
+          const cause = tls !== undefined && isTlsRefusal(error.message) ? tlsFailure("TLS", error) : error;
           if (socket === this.socket) this.onLost(this.lostBeforeReply(cause));
           else if (socket === this.handshaking) this.onConnectFailed(cause);
         },
@@ -346,6 +346,7 @@ export class TcpConnection {
     socket.setNoDelay(true);
     this.socket = socket;
     this.heardFromSocket = false;
+    this.openedAt = performance.now();
     this.currentState = ConnectionState.Open;
     for (const waiter of this.openWaiters.splice(0)) waiter.resolve();
     this.writeQueued();
@@ -374,10 +375,17 @@ export class TcpConnection {
   }
 
   // Under TLS 1.3 a server that refuses our client certificate may close the socket (or reset it,
-  // when our first request is on its way) without an alert, right after the handshake: a TLS socket
-  // lost before it sent anything says what that may mean.
+  // when our first request is on its way) without an alert, right after the handshake. So a TLS
+  // socket lost before it sent anything and within REFUSAL_WINDOW_MS of its handshake says what
+  // that may mean; a later loss (a leaf stopped or restarted while the socket was open and quiet)
+  // does not, nor one whose cause already names a TLS failure.
   private lostBeforeReply(cause: Error): Error {
-    if (this.options.tls === undefined || this.heardFromSocket || cause.message.includes("SSL routines")) {
+    if (
+      this.options.tls === undefined ||
+      this.heardFromSocket ||
+      performance.now() - this.openedAt >= REFUSAL_WINDOW_MS ||
+      isTlsRefusal(cause.message)
+    ) {
       return cause;
     }
     const hint = "before any reply (as a server that refuses our client certificate does)";
@@ -568,6 +576,10 @@ export class TcpConnection {
     this.armTimer();
   }
 }
+
+// How soon after the handshake a server that refuses our client certificate closes the socket: at
+// once, when it reads our certificate (within a round trip; 1 s leaves room for a loaded host).
+const REFUSAL_WINDOW_MS = 1000;
 
 // What a TLS alert from the server means for us, by the alert's name in BoringSSL's message.
 const TLS_ALERT_HINTS: readonly (readonly [alert: string, hint: string])[] = [

@@ -19,6 +19,7 @@
 // later the "refused" status is reported once per change of reason, not once per retry.
 import { connect, ErrorCode, Events, type NatsConnection } from "nats";
 import { ConnectionError } from "../errors.ts";
+import { isTlsRefusal } from "../security/tls.ts";
 import { type NatsCredentials, natsConnectionOptions } from "./nats-credentials.ts";
 import { probeNatsTls } from "./nats-tls-probe.ts";
 
@@ -219,11 +220,10 @@ export class NatsLink {
       const tls = this.options.credentials?.tls;
       if (!refused && tls !== undefined && (error as { code?: unknown }).code === ErrorCode.Timeout) {
         // The timeout may hide a rejected client certificate (nats-tls-probe.ts).
-        const rejected = await probeNatsTls(
-          this.servers[0] as string,
-          tls,
-          this.options.connectTimeoutMs ?? 2000,
-        );
+        // It costs a black-holed or silent server at most PROBE_INFO_TIMEOUT_MS more.
+        const rejected = await probeNatsTls(this.servers[0] as string, tls, {
+          timeoutMs: this.options.connectTimeoutMs ?? 2000,
+        });
         if (rejected !== undefined) {
           refused = true;
           reason = `TLS handshake rejected: ${rejected}`;
@@ -296,13 +296,12 @@ const REFUSAL_CODES = new Set<string>([
   ErrorCode.Tls,
   ErrorCode.ServerOptionNotAvailable,
 ]);
-const TLS_REFUSAL = /certificate|CERTIFICATE|altnames|SSL routines|SSLV3_ALERT/;
 
 function isRefusal(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string" && REFUSAL_CODES.has(code)) return true;
-  return TLS_REFUSAL.test(describe(error));
+  return isTlsRefusal(describe(error));
 }
 
 function describe(error: unknown): string {
