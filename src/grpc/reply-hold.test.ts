@@ -10,7 +10,11 @@ import { GrpcCacheClient } from "./client.ts";
 import { startGrpcServer } from "./server.ts";
 
 const VALUE_BYTES = 100 * 1024;
-const LIMITS = { maxConnectionBytes: 4 * VALUE_BYTES, maxTotalBytes: 10 * VALUE_BYTES };
+const LIMITS = {
+  maxConnectionBytes: 4 * VALUE_BYTES,
+  maxTotalBytes: 10 * VALUE_BYTES,
+  initialGuessBytes: VALUE_BYTES,
+};
 const closers: (() => unknown)[] = [];
 afterAll(async () => {
   for (const close of closers.reverse()) await close();

@@ -104,11 +104,16 @@ export interface GrpcServer {
   readonly inFlight: number;
   /** Calls refused with RESOURCE_EXHAUSTED: maxConcurrentCalls were in flight, or replies unread past replyHold. */
   readonly rejectedCalls: number;
-  /** Value bytes of replies written by handlers and not yet read by their clients. */
+  /** rejectedCalls by reason (the `reason` label of gravity_grpc_refused_calls_total). */
+  readonly refusedCalls: Readonly<Record<GrpcRefusal, number>>;
+  /** Value bytes of replies sent by handlers and not yet read by their clients (reservations not included). */
   readonly heldReplyBytes: number;
   /** Stops accepting calls, lets those in progress finish for up to `graceMs`, then cancels the rest. */
   close(graceMs?: number): Promise<void>;
 }
+
+/** Why a call was refused with RESOURCE_EXHAUSTED: maxConcurrentCalls in flight, or replies unread past replyHold. */
+export type GrpcRefusal = "calls_in_flight" | "unread_replies";
 
 /** Call counters of one group, as Stats returns them (memcached's names). */
 class GroupCounters {
@@ -167,7 +172,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const backend = options.backend;
   const counted = new Map<string, GroupCounters>();
   let inFlight = 0;
-  let rejectedCalls = 0;
+  const refusedCalls: Record<GrpcRefusal, number> = { calls_in_flight: 0, unread_replies: 0 };
   const held = new ReplyHold(options.replyHold);
 
   function countersOf(group: string): GroupCounters {
@@ -193,12 +198,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       }
       const unread = held.refusal();
       if (unread !== undefined) {
-        rejectedCalls++;
+        refusedCalls.unread_replies++;
         callback({ code: status.RESOURCE_EXHAUSTED, details: unread });
         return;
       }
       if (inFlight >= maxCalls) {
-        rejectedCalls++;
+        refusedCalls.calls_in_flight++;
         callback({
           code: status.RESOURCE_EXHAUSTED,
           details: `too many calls in flight (limit ${maxCalls}); retry later`,
@@ -346,11 +351,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       return inFlight;
     },
     get heldReplyBytes() {
-      return held.totalBytes;
+      return held.heldBytes;
     },
     get rejectedCalls() {
-      return rejectedCalls;
+      return refusedCalls.calls_in_flight + refusedCalls.unread_replies;
     },
+    refusedCalls,
     close(graceMs = GRPC_DEFAULTS.closeGraceMs) {
       health.close();
       return new Promise<void>((resolve) => {
