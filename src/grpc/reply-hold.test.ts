@@ -65,3 +65,99 @@ test("stalled gRPC readers hold at most their connection's and the process's lim
   const got = await client.get("g", "k");
   expect([got.found, got.value.length]).toEqual([true, VALUE_BYTES]);
 });
+
+const MIB = 1024 * 1024;
+// One HTTP/2 connection per client (grpc-js shares connections to one address otherwise).
+const OWN_CONNECTION = { channel: { "grpc.use_local_subchannel_pool": 1 } };
+
+/** A backend whose get answers "big" with `bigBytes` bytes at once and holds other keys until released. */
+function gatedBackend(bigBytes: number) {
+  const big = new Uint8Array(bigBytes).fill(0x62);
+  let release: () => void = () => {};
+  let gate: Promise<void> | null = null;
+  const state = {
+    running: 0,
+    /** From now on, gets of other keys wait until release(). */
+    close() {
+      gate = new Promise((resolve) => {
+        release = resolve;
+      });
+    },
+    release: () => release(),
+    backend: {
+      ...nativeBackend(),
+      get: async (item: Uint8Array) => {
+        if (new TextDecoder().decode(item).endsWith("big")) return big;
+        state.running++;
+        await gate;
+        state.running--;
+        return new Uint8Array(10);
+      },
+    } as CacheBackend,
+  };
+  return state;
+}
+
+async function started(backend: CacheBackend, options: { replyHold?: typeof LIMITS } = {}) {
+  const server = await startGrpcServer({ host: "127.0.0.1", port: 0, backend, ...options });
+  closers.push(() => server.close(0));
+  const client = (): GrpcCacheClient => {
+    const made = new GrpcCacheClient(`127.0.0.1:${server.port}`, OWN_CONNECTION);
+    closers.push(() => made.close());
+    return made;
+  };
+  return { server, client };
+}
+
+test("after one 1 MiB reply, 20 small calls on 20 connections run at once: nothing held, nothing refused", async () => {
+  const gated = gatedBackend(MIB);
+  const { server, client } = await started(gated.backend);
+  expect((await client().get("g", "big")).value.length).toBe(MIB);
+  gated.close();
+  const clients = Array.from({ length: 20 }, client);
+  const calls = clients.map((each) => each.get("g", "small"));
+  await pollUntil(() => (gated.running === 20 ? true : undefined), {
+    deadlineMs: 5000,
+    what: "20 calls running at once",
+  });
+  expect(server.refusedCalls.unread_replies).toBe(0);
+  gated.release();
+  expect((await Promise.all(calls)).every((reply) => reply.found)).toBe(true);
+});
+
+test("a connection that got a 3 MiB reply runs calls side by side again after small replies", async () => {
+  const gated = gatedBackend(3 * MIB);
+  const { client } = await started(gated.backend);
+  const one = client();
+  expect((await one.get("g", "big")).value.length).toBe(3 * MIB);
+  // Each small reply lowers the connection's guess by an eighth: 40 take it under 25 KiB.
+  for (let i = 0; i < 40; i++) await one.get("g", "small");
+  gated.close();
+  const calls = Array.from({ length: 8 }, () => one.get("g", "small"));
+  await pollUntil(() => (gated.running === 8 ? true : undefined), {
+    deadlineMs: 5000,
+    what: "8 calls of one connection running at once",
+  });
+  gated.release();
+  expect((await Promise.all(calls)).length).toBe(8);
+});
+
+test("before any reply, a slow call does not hold up calls of other connections", async () => {
+  const gated = gatedBackend(MIB);
+  const { client } = await started(gated.backend);
+  gated.close();
+  const slow = client().get("g", "slow");
+  await pollUntil(() => (gated.running === 1 ? true : undefined), {
+    deadlineMs: 5000,
+    what: "the slow call to run",
+  });
+  // Error-only traffic: a group this server refuses (INVALID_ARGUMENT), then a second slow call.
+  await expect(client().get("", "k")).rejects.toMatchObject({ code: 3 });
+  const second = client().get("g", "slow");
+  await pollUntil(() => (gated.running === 2 ? true : undefined), {
+    deadlineMs: 5000,
+    what: "a second slow call to run beside the first",
+  });
+  gated.release();
+  expect((await Promise.all([slow, second])).map((reply) => reply.found)).toEqual([true, true]);
+});
