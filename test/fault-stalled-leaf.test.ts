@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
+import { parseExposition, sampleValue } from "../src/metrics/exposition.ts";
 import { latin1, McClient } from "./helpers/mc-client.ts";
 import { statOf } from "./helpers/router-stats.ts";
 import {
@@ -165,6 +166,11 @@ for (const door of ["leaf", "router"] as const) {
       () => statOf(leaf.port, "cmd_get"),
     );
     expect(growth, `${door} RSS grew ${mib(growth)}`).toBeLessThan(GRPC_BOUND_BYTES + SLACK_BYTES);
+    // /metrics says why calls were refused: 1000 calls on 20 connections left unread.
+    const families = parseExposition(await (await fetch(`http://${HOST}:${http[door]}/metrics`)).text());
+    const refused = { reason: "unread_replies" };
+    expect(sampleValue(families, "gravity_grpc_refused_calls_total", refused)).toBeGreaterThan(0);
+    expect(sampleValue(families, "gravity_grpc_held_reply_bytes")).toBeGreaterThanOrEqual(0);
     // The server releases what the stalled calls held as it notices their connections closed:
     // until then a call may still be refused (RESOURCE_EXHAUSTED, "retry later").
     const client = new GrpcCacheClient(`${HOST}:${grpc[door]}`);

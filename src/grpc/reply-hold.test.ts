@@ -6,6 +6,8 @@ import { afterAll, expect, test } from "bun:test";
 import { stallGrpc } from "../../test/helpers/stalled-readers.ts";
 import { pollUntil } from "../../test/helpers/wait.ts";
 import { type CacheBackend, nativeBackend } from "../cache/backend.ts";
+import { parseExposition, sampleValue } from "../metrics/exposition.ts";
+import { createRegistry, grpcMetrics } from "../metrics/registry.ts";
 import { GrpcCacheClient } from "./client.ts";
 import { startGrpcServer } from "./server.ts";
 
@@ -52,6 +54,15 @@ test("stalled gRPC readers hold at most their connection's and the process's lim
     what: "calls past the process-wide limit to be refused",
   });
   expect(server.heldReplyBytes).toBeLessThanOrEqual(LIMITS.maxTotalBytes + VALUE_BYTES);
+  // /metrics shows what is held and why calls are refused.
+  const registry = createRegistry({ role: "leaf", version: "test", defaultMetrics: false });
+  grpcMetrics(registry, server);
+  const families = parseExposition(await registry.metrics());
+  expect(sampleValue(families, "gravity_grpc_held_reply_bytes")).toBe(server.heldReplyBytes);
+  expect(sampleValue(families, "gravity_grpc_refused_calls_total", { reason: "unread_replies" })).toBe(
+    server.refusedCalls.unread_replies,
+  );
+  expect(server.refusedCalls).toEqual({ calls_in_flight: 0, unread_replies: server.rejectedCalls });
 
   // Gone: everything is released, and a client that reads is served.
   one.close();
@@ -98,7 +109,7 @@ function gatedBackend(bigBytes: number) {
   return state;
 }
 
-async function started(backend: CacheBackend, options: { replyHold?: typeof LIMITS } = {}) {
+async function started(backend: CacheBackend, options: { maxConcurrentCalls?: number } = {}) {
   const server = await startGrpcServer({ host: "127.0.0.1", port: 0, backend, ...options });
   closers.push(() => server.close(0));
   const client = (): GrpcCacheClient => {
@@ -160,4 +171,24 @@ test("before any reply, a slow call does not hold up calls of other connections"
   });
   gated.release();
   expect((await Promise.all([slow, second])).map((reply) => reply.found)).toEqual([true, true]);
+});
+
+test("a call refused for calls in flight is counted apart from one refused for unread replies", async () => {
+  const gated = gatedBackend(MIB);
+  const { server, client } = await started(gated.backend, { maxConcurrentCalls: 1 });
+  gated.close();
+  const slow = client().get("g", "slow");
+  await pollUntil(() => (gated.running === 1 ? true : undefined), {
+    deadlineMs: 5000,
+    what: "the slow call to run",
+  });
+  await expect(client().get("g", "other")).rejects.toMatchObject({ code: 8 });
+  const registry = createRegistry({ role: "router", version: "test", defaultMetrics: false });
+  grpcMetrics(registry, server);
+  const families = parseExposition(await registry.metrics());
+  expect(sampleValue(families, "gravity_grpc_inflight_calls")).toBe(1);
+  expect(sampleValue(families, "gravity_grpc_refused_calls_total", { reason: "calls_in_flight" })).toBe(1);
+  expect(sampleValue(families, "gravity_grpc_refused_calls_total", { reason: "unread_replies" })).toBe(0);
+  gated.release();
+  expect((await slow).found).toBe(true);
 });

@@ -23,6 +23,7 @@ import {
 import type { CacheBackend } from "../cache/backend.ts";
 import { InvalidRequestError } from "../errors.ts";
 import type { Readiness } from "../http/readiness.ts";
+import type { GrpcRefusalReason } from "../metrics/names.ts";
 import type { TlsMaterial } from "../security/tls.ts";
 import type { BearerTokens } from "../security/tokens.ts";
 import type {
@@ -105,15 +106,12 @@ export interface GrpcServer {
   /** Calls refused with RESOURCE_EXHAUSTED: maxConcurrentCalls were in flight, or replies unread past replyHold. */
   readonly rejectedCalls: number;
   /** rejectedCalls by reason (the `reason` label of gravity_grpc_refused_calls_total). */
-  readonly refusedCalls: Readonly<Record<GrpcRefusal, number>>;
+  readonly refusedCalls: Readonly<Record<GrpcRefusalReason, number>>;
   /** Value bytes of replies sent by handlers and not yet read by their clients (reservations not included). */
   readonly heldReplyBytes: number;
   /** Stops accepting calls, lets those in progress finish for up to `graceMs`, then cancels the rest. */
   close(graceMs?: number): Promise<void>;
 }
-
-/** Why a call was refused with RESOURCE_EXHAUSTED: maxConcurrentCalls in flight, or replies unread past replyHold. */
-export type GrpcRefusal = "calls_in_flight" | "unread_replies";
 
 /** Call counters of one group, as Stats returns them (memcached's names). */
 class GroupCounters {
@@ -172,7 +170,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const backend = options.backend;
   const counted = new Map<string, GroupCounters>();
   let inFlight = 0;
-  const refusedCalls: Record<GrpcRefusal, number> = { calls_in_flight: 0, unread_replies: 0 };
+  const refusedCalls: Record<GrpcRefusalReason, number> = { calls_in_flight: 0, unread_replies: 0 };
   const held = new ReplyHold(options.replyHold);
 
   function countersOf(group: string): GroupCounters {
