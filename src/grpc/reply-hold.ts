@@ -121,13 +121,9 @@ export class ReplyHold {
   private readonly limits: Required<ReplyHoldLimits>;
 
   constructor(limits: ReplyHoldLimits = REPLY_HOLD_DEFAULTS) {
-    this.limits = { initialGuessBytes: REPLY_HOLD_DEFAULTS.initialGuessBytes, ...limits };
+    const initialGuessBytes = limits.initialGuessBytes ?? REPLY_HOLD_DEFAULTS.initialGuessBytes;
+    this.limits = { ...limits, initialGuessBytes };
     this.guessBytes = this.limits.initialGuessBytes;
-  }
-
-  /** Connections tracked now (idle ones are kept until a sweep). */
-  get trackedConnections(): number {
-    return this.connectionCount;
   }
 
   /** Why a call must be refused now (every connection together holds too much), or undefined. */
