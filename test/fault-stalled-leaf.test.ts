@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
+import { parseExposition, sampleValue } from "../src/metrics/exposition.ts";
 import { latin1, McClient } from "./helpers/mc-client.ts";
 import { statOf } from "./helpers/router-stats.ts";
 import {
@@ -146,15 +147,18 @@ for (const door of ["leaf", "router"] as const) {
   }, 30_000);
 }
 
-// gRPC (src/grpc/reply-hold.ts): every connection together holds at most 16 MiB of unread reply
-// values (REPLY_HOLD_DEFAULTS.maxTotalBytes; a call is refused once the total passes it, so one
-// reply larger than its guess may overshoot, by at most the 1 MiB item limit), each in up to three
-// copies (the value, the serialized message, HTTP/2's frames): 51 MiB. Each open HTTP/2 stream
-// costs the server state of its own, about 24 KiB (measured with 10-byte values: +23 MiB for the
-// 1000 streams here). Measured with 900 KB values: leaf +34 to +45 MiB, router +48 to +60 MiB; without the reply
-// hold, 4000 such streams grew the leaf by 244 MiB in 8 s, still growing.
+// gRPC (src/grpc/reply-hold.ts): new calls are refused once every connection together holds over
+// 16 MiB of unread reply values (REPLY_HOLD_DEFAULTS.maxTotalBytes). Calls admitted before then
+// still reply: here connections open one after another, so that is the connection opening then,
+// at most its 4 MiB (maxConnectionBytes) plus one reply over its guess (the 1 MiB item limit).
+// Each byte held in up to three copies (the value, the serialized message, HTTP/2's frames):
+// 63 MiB. Each open HTTP/2 stream costs the server state of its own, about 24 KiB (measured with
+// 10-byte values: +23 MiB for the 1000 streams here). Measured with 900 KB values: leaf +44 to
+// +46 MiB, router +65 to +70 MiB (with reservations counted against the 16 MiB, before the guesses
+// decayed: leaf +34 to +45, router +48 to +60); without the reply hold, 4000 such streams grew the
+// leaf by 244 MiB in 8 s, still growing.
 const GRPC_STREAMS = 50;
-const GRPC_BOUND_BYTES = 3 * (16 * MIB + MIB) + CLIENTS * GRPC_STREAMS * 24 * 1024;
+const GRPC_BOUND_BYTES = 3 * (16 * MIB + 4 * MIB + MIB) + CLIENTS * GRPC_STREAMS * 24 * 1024;
 
 for (const door of ["leaf", "router"] as const) {
   test(`gRPC of the ${door}: 20 clients open 50 Get calls each with a window that never opens; RSS within idle + the reply hold's bound`, async () => {
@@ -165,6 +169,11 @@ for (const door of ["leaf", "router"] as const) {
       () => statOf(leaf.port, "cmd_get"),
     );
     expect(growth, `${door} RSS grew ${mib(growth)}`).toBeLessThan(GRPC_BOUND_BYTES + SLACK_BYTES);
+    // /metrics says why calls were refused: 1000 calls on 20 connections left unread.
+    const families = parseExposition(await (await fetch(`http://${HOST}:${http[door]}/metrics`)).text());
+    const refused = { reason: "unread_replies" };
+    expect(sampleValue(families, "gravity_grpc_refused_calls_total", refused)).toBeGreaterThan(0);
+    expect(sampleValue(families, "gravity_grpc_held_reply_bytes")).toBeGreaterThanOrEqual(0);
     // The server releases what the stalled calls held as it notices their connections closed:
     // until then a call may still be refused (RESOURCE_EXHAUSTED, "retry later").
     const client = new GrpcCacheClient(`${HOST}:${grpc[door]}`);

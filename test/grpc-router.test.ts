@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { routeBackend } from "../src/cache/backend.ts";
 import { GrpcCacheClient } from "../src/grpc/client.ts";
+import { REPLY_HOLD_DEFAULTS, type ReplyHoldLimits } from "../src/grpc/reply-hold.ts";
 import { type GrpcServer, startGrpcServer } from "../src/grpc/server.ts";
 import { POOL_DEFAULTS } from "../src/router/config.ts";
 import { ShardedRoute } from "../src/router/handles/sharded.ts";
@@ -35,13 +36,18 @@ function pool(port: number, timeoutMs: number): Pool {
 /** A gRPC server routing to `target` and a client connected to it. */
 async function serve(
   target: Pool,
-  options: { maxConcurrentCalls?: number; stats?: () => Record<string, number | string> } = {},
+  options: {
+    maxConcurrentCalls?: number;
+    replyHold?: ReplyHoldLimits;
+    stats?: () => Record<string, number | string>;
+  } = {},
 ) {
   const server = await startGrpcServer({
     host: HOST,
     port: 0,
     backend: routeBackend(new ShardedRoute(target), { stats: options.stats, countersPrefix: "grpc" }),
     maxConcurrentCalls: options.maxConcurrentCalls,
+    replyHold: options.replyHold,
   });
   servers.push(server);
   const client = new GrpcCacheClient(`${HOST}:${server.port}`);
@@ -158,8 +164,11 @@ describe("calls in flight are bounded", () => {
     async () => {
       const limit = 20;
       const calls = 200;
+      // A first guess of 0 reply bytes: with the default (1 MiB, reply-hold.ts) this fresh
+      // connection would run 4 calls at a time and make the rest wait rather than meet the limit.
       const { server, client } = await serve(pool(slowLeaf.port, 10 * SLOW_MS), {
         maxConcurrentCalls: limit,
+        replyHold: { ...REPLY_HOLD_DEFAULTS, initialGuessBytes: 0 },
       });
       await client.set("slow", "k", bytes("v"));
       const started = performance.now();

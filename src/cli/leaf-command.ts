@@ -5,7 +5,7 @@ import { UsageError } from "../errors.ts";
 import { leafReady } from "../http/readiness.ts";
 import { EVICTION_POLICIES, startLeaf } from "../leaf/leaf.ts";
 import type { InjectedLatency } from "../leaf/listener.ts";
-import { createRegistry, leafMetrics } from "../metrics/registry.ts";
+import { createRegistry, grpcMetrics, leafMetrics, type Registry } from "../metrics/registry.ts";
 import { native } from "../native/index.ts";
 import { MEMCACHED_VERSION, VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, flagHelp, parseFlags } from "./args.ts";
@@ -214,9 +214,11 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
   );
   const stopEvictionLog = (flags.verbose as number) >= 1 ? logEvictions() : () => {};
   let http: ReturnType<typeof startHttpFromFlags>;
+  // Made with the HTTP server (it serves /metrics); the gRPC server's metrics join it.
+  let registry: Registry | undefined;
   try {
     http = startHttpFromFlags("leaf", flags, flags.listen as string, () => {
-      const registry = createRegistry({ role: "leaf", version: VERSION });
+      registry = createRegistry({ role: "leaf", version: VERSION });
       leafMetrics(registry);
       return {
         backend: nativeBackend(),
@@ -239,6 +241,7 @@ export async function leafCommand(argv: readonly string[]): Promise<number> {
       ready: leafReady,
       ...security,
     }));
+    if (grpc !== null && registry !== undefined) grpcMetrics(registry, grpc);
     nats = await serveNatsFromFlags(flags, leaf.hostname, leaf.port);
     registration = await registerFromFlags(flags, leaf.hostname, leaf.port);
   } catch (error) {

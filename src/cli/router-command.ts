@@ -9,6 +9,7 @@ import {
   type DestinationView,
   discoveryMetrics,
   errorKind,
+  grpcMetrics,
   type RouterStateView,
   routerMetrics,
 } from "../metrics/registry.ts";
@@ -286,6 +287,7 @@ export async function routerCommand(argv: readonly string[]): Promise<number> {
       ready: () => routerReady(readyView),
       ...security,
     }));
+    if (grpc !== null) grpcMetrics(registry, grpc);
   } catch (error) {
     await Promise.all([server.stop(0), threads?.stop(0), http?.stop(true)]);
     await router.close();

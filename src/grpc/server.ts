@@ -23,6 +23,7 @@ import {
 import type { CacheBackend } from "../cache/backend.ts";
 import { InvalidRequestError } from "../errors.ts";
 import type { Readiness } from "../http/readiness.ts";
+import type { GrpcRefusalReason } from "../metrics/names.ts";
 import type { TlsMaterial } from "../security/tls.ts";
 import type { BearerTokens } from "../security/tokens.ts";
 import type {
@@ -104,7 +105,9 @@ export interface GrpcServer {
   readonly inFlight: number;
   /** Calls refused with RESOURCE_EXHAUSTED: maxConcurrentCalls were in flight, or replies unread past replyHold. */
   readonly rejectedCalls: number;
-  /** Value bytes of replies written by handlers and not yet read by their clients. */
+  /** rejectedCalls by reason (the `reason` label of gravity_grpc_refused_calls_total). */
+  readonly refusedCalls: Readonly<Record<GrpcRefusalReason, number>>;
+  /** Value bytes of replies sent by handlers and not yet read by their clients (reservations not included). */
   readonly heldReplyBytes: number;
   /** Stops accepting calls, lets those in progress finish for up to `graceMs`, then cancels the rest. */
   close(graceMs?: number): Promise<void>;
@@ -167,7 +170,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const backend = options.backend;
   const counted = new Map<string, GroupCounters>();
   let inFlight = 0;
-  let rejectedCalls = 0;
+  const refusedCalls: Record<GrpcRefusalReason, number> = { calls_in_flight: 0, unread_replies: 0 };
   const held = new ReplyHold(options.replyHold);
 
   function countersOf(group: string): GroupCounters {
@@ -193,12 +196,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       }
       const unread = held.refusal();
       if (unread !== undefined) {
-        rejectedCalls++;
+        refusedCalls.unread_replies++;
         callback({ code: status.RESOURCE_EXHAUSTED, details: unread });
         return;
       }
       if (inFlight >= maxCalls) {
-        rejectedCalls++;
+        refusedCalls.calls_in_flight++;
         callback({
           code: status.RESOURCE_EXHAUSTED,
           details: `too many calls in flight (limit ${maxCalls}); retry later`,
@@ -346,11 +349,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       return inFlight;
     },
     get heldReplyBytes() {
-      return held.totalBytes;
+      return held.heldBytes;
     },
     get rejectedCalls() {
-      return rejectedCalls;
+      return refusedCalls.calls_in_flight + refusedCalls.unread_replies;
     },
+    refusedCalls,
     close(graceMs = GRPC_DEFAULTS.closeGraceMs) {
       health.close();
       return new Promise<void>((resolve) => {

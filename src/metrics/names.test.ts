@@ -6,6 +6,7 @@ import {
   ALL_METRICS,
   CommonMetrics,
   DEFAULT_METRICS,
+  GrpcMetrics,
   LeafMetrics,
   METRIC_PREFIX,
   type MetricSpec,
@@ -21,6 +22,7 @@ const HISTOGRAM_SUFFIXES = ["_bucket", "_sum", "_count"];
 describe("names", () => {
   const specs: MetricSpec[] = [
     ...Object.values(CommonMetrics),
+    ...Object.values(GrpcMetrics),
     ...Object.values(LeafMetrics),
     ...Object.values(RouterMetrics),
     ...Object.values(DEFAULT_METRICS),
@@ -49,9 +51,10 @@ describe("names", () => {
     }
   });
 
-  test("leaf and router metrics carry their role in the name", () => {
+  test("leaf, router and gRPC metrics carry their part in the name", () => {
     for (const spec of Object.values(LeafMetrics)) expect(spec.name).toMatch(/^gravity_(store|leaf)_/);
     for (const spec of Object.values(RouterMetrics)) expect(spec.name).toMatch(/^gravity_router_/);
+    for (const spec of Object.values(GrpcMetrics)) expect(spec.name).toMatch(/^gravity_grpc_/);
   });
 });
 

@@ -7,6 +7,7 @@
 //   both    gravity_build_info          set once
 //   both    gravity_process_*, gravity_nodejs_*   prom-client's default metrics (DEFAULT_METRICS)
 //   both    gravity_http_*              the HTTP API (src/http/server.ts), per request
+//   both    gravity_grpc_*              the gRPC server's counters (src/grpc/server.ts), read at scrape time
 //   leaf    gravity_store_*, gravity_leaf_*   native.stats(), read at scrape time
 //   router  gravity_router_*            observe*/count* calls per request; RouterState and
 //                                       RouterCounters read at scrape time
@@ -97,6 +98,14 @@ export type HttpRoute = (typeof HTTP_ROUTES)[number];
 export const HTTP_METHODS = ["GET", "HEAD", "PUT", "DELETE", "POST", "other"] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
+/**
+ * The `reason` label of refused gRPC calls (RESOURCE_EXHAUSTED): calls_in_flight (--grpc-max-calls
+ * were being answered) or unread_replies (clients had left too many reply bytes unread,
+ * src/grpc/reply-hold.ts).
+ */
+export const GRPC_REFUSAL_REASONS = ["calls_in_flight", "unread_replies"] as const;
+export type GrpcRefusalReason = (typeof GRPC_REFUSAL_REASONS)[number];
+
 /** Histogram buckets for request latencies, in seconds: 50 µs (a local hit) to 5 s (timeouts). */
 export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
@@ -129,6 +138,20 @@ export const CommonMetrics = {
     "gravity_http_request_duration_seconds",
     "Time from an HTTP request's arrival to its response, in seconds.",
     ["method", "route"],
+  ),
+} as const satisfies Record<string, MetricSpec>;
+
+/** The gRPC server of both roles (src/grpc/server.ts), registered once it listens. */
+export const GrpcMetrics = {
+  inFlight: gauge("gravity_grpc_inflight_calls", "gRPC calls being answered now (against --grpc-max-calls)."),
+  heldReplyBytes: gauge(
+    "gravity_grpc_held_reply_bytes",
+    "Value bytes of gRPC replies sent and not yet read by their clients, every connection together (new calls are refused past 16 MiB).",
+  ),
+  refusedCalls: counter(
+    "gravity_grpc_refused_calls_total",
+    "gRPC calls refused with RESOURCE_EXHAUSTED, by reason: calls_in_flight (--grpc-max-calls) or unread_replies (replies clients left unread).",
+    ["reason"],
   ),
 } as const satisfies Record<string, MetricSpec>;
 
@@ -320,6 +343,7 @@ export const DEFAULT_METRICS = {
 export const ALL_METRICS: ReadonlyMap<string, MetricSpec> = new Map(
   [
     ...Object.values(CommonMetrics),
+    ...Object.values(GrpcMetrics),
     ...Object.values(LeafMetrics),
     ...Object.values(RouterMetrics),
     ...Object.values(DEFAULT_METRICS),

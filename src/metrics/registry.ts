@@ -6,6 +6,7 @@
 //                      collect callbacks: RouterState (TKO, pool sizes), RouterCounters (hits, hedges)
 //   discoveryMetrics ─> collect callback: PoolDiscovery.following (etcd pools kept on their last members)
 //   httpMetrics    ──> observe() per HTTP request (src/http/server.ts)
+//   grpcMetrics    ──> collect callbacks: the gRPC server's in-flight calls, held reply bytes, refusals
 //
 // Totals that another component already keeps (the store's counters, RouterCounters) are exported
 // as counters set at scrape time: reset, then increased by the current total. A total that went
@@ -31,6 +32,9 @@ import { FastHistogram, type HistogramSeries } from "./fast-histogram.ts";
 import {
   CommonMetrics,
   type DestinationErrorKind,
+  GRPC_REFUSAL_REASONS,
+  GrpcMetrics,
+  type GrpcRefusalReason,
   HTTP_METHODS,
   type HttpMethod,
   type HttpRoute,
@@ -370,6 +374,22 @@ export function discoveryMetrics(
     this.reset();
     for (const [pool, current] of following()) this.set({ pool }, current ? 1 : 0);
   });
+}
+
+/** What grpcMetrics reads of the gRPC server at scrape time (src/grpc/server.ts GrpcServer fits). */
+export interface GrpcServerView {
+  readonly inFlight: number;
+  readonly heldReplyBytes: number;
+  readonly refusedCalls: Readonly<Record<GrpcRefusalReason, number>>;
+}
+
+/** Registers gravity_grpc_*: the gRPC server's calls in flight, unread reply bytes and refusals by reason. */
+export function grpcMetrics(registry: Registry, server: GrpcServerView): void {
+  mirroredGauge(registry, GrpcMetrics.inFlight, () => server.inFlight);
+  mirroredGauge(registry, GrpcMetrics.heldReplyBytes, () => server.heldReplyBytes);
+  mirroredCounter(registry, GrpcMetrics.refusedCalls, () =>
+    GRPC_REFUSAL_REASONS.map((reason) => [{ reason }, server.refusedCalls[reason]] as const),
+  );
 }
 
 /** The `kind` label for an error a destination's send() rejected with (errors.ts classes). */
