@@ -1,19 +1,39 @@
-// The flags that name credential files (--etcd-*, --nats-*) mean nothing without the connection
-// they are for: given alone they are refused, as --pool without --etcd is, not ignored.
+// The flags that name credential files (--etcd-*, --nats-*), read through the map from a loader's
+// option names to its flags (etcd-flags.ts, nats-flags.ts): their values become the loader's
+// options, and given without the connection they are for they are refused, as --pool without
+// --etcd is, not ignored.
 import { UsageError } from "../errors.ts";
 import type { FlagValues } from "./args.ts";
 
 /**
- * Throws UsageError("<flag>: only with <connectionFlag>") for the first flag of `flagOf` (the
- * loader's fields -> "--flag") other than `connectionFlag` that was given a value.
+ * The values of the flags in `flagOf` (the loader's options -> "--flag") other than the
+ * `connection` option's, by option name ("" where not given).
  */
-export function refuseWithout(
+export function credentialFlagValues<Field extends string, Connection extends Field>(
   flags: FlagValues,
-  flagOf: Record<string, string>,
-  connectionFlag: string,
+  flagOf: Record<Field, string>,
+  connection: Connection,
+): Record<Exclude<Field, Connection>, string> {
+  const values = {} as Record<Exclude<Field, Connection>, string>;
+  for (const field of Object.keys(flagOf) as Field[]) {
+    if (field !== connection)
+      values[field as Exclude<Field, Connection>] = flags[flagOf[field].slice(2)] as string;
+  }
+  return values;
+}
+
+/**
+ * Throws UsageError("<flag>: only with <connection's flag>") for the first of those flags that
+ * was given a value.
+ */
+export function refuseWithout<Field extends string>(
+  flags: FlagValues,
+  flagOf: Record<Field, string>,
+  connection: Field,
 ): void {
-  for (const flag of Object.values(flagOf)) {
-    if (flag !== connectionFlag && flags[flag.slice(2)] !== "")
-      throw new UsageError(`${flag}: only with ${connectionFlag}`);
+  const values: Record<string, string> = credentialFlagValues(flags, flagOf, connection);
+  for (const field of Object.keys(values)) {
+    if (values[field] !== "")
+      throw new UsageError(`${flagOf[field as Field]}: only with ${flagOf[connection]}`);
   }
 }

@@ -8,7 +8,7 @@ import { GravityError, UsageError } from "../errors.ts";
 import { withFlagNames } from "../security/secret-files.ts";
 import { VERSION } from "../version.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
-import { refuseWithout } from "./credential-flags.ts";
+import { credentialFlagValues, refuseWithout } from "./credential-flags.ts";
 
 export const ETCD_FLAGS: readonly FlagSpec[] = [
   { name: "etcd", kind: FlagKind.String, default: "", help: "register in etcd: URL[,URL] (needs --pool)" },
@@ -81,7 +81,7 @@ const WILDCARD_HOSTS = new Set(["0.0.0.0", "::", "[::]"]);
 export function checkEtcdFlags(flags: FlagValues): void {
   if (flags.etcd !== "") return;
   if (flags.pool !== "") throw new UsageError("--pool: only with --etcd (the pool to register in)");
-  refuseWithout(flags, ACCESS_FLAGS, "--etcd");
+  refuseWithout(flags, ACCESS_FLAGS, "endpoints");
 }
 
 /** Registers the leaf when --etcd is given (flags checked first: a bad one is a UsageError). */
@@ -148,13 +148,6 @@ function etcdAccessFromFlags(flags: FlagValues): EtcdAccess {
     throw new UsageError(`--etcd: ${(error as Error).message}`);
   }
   return withFlagNames(ACCESS_FLAGS, () =>
-    loadEtcdAccess({
-      endpoints,
-      ca: flags["etcd-ca"] as string,
-      cert: flags["etcd-cert"] as string,
-      key: flags["etcd-key"] as string,
-      username: flags["etcd-user"] as string,
-      passwordFile: flags["etcd-password-file"] as string,
-    }),
+    loadEtcdAccess({ endpoints, ...credentialFlagValues(flags, ACCESS_FLAGS, "endpoints") }),
   );
 }

@@ -11,7 +11,7 @@ import {
 } from "../transport/nats-credentials.ts";
 import { describeNatsStatus, NatsLink } from "../transport/nats-link.ts";
 import { FlagKind, type FlagSpec, type FlagValues } from "./args.ts";
-import { refuseWithout } from "./credential-flags.ts";
+import { credentialFlagValues, refuseWithout } from "./credential-flags.ts";
 
 export const NATS_FLAGS: readonly FlagSpec[] = [
   {
@@ -83,17 +83,7 @@ const CREDENTIAL_FLAGS: Record<NatsCredentialField, string> = {
 /** The TLS settings and credentials the --nats-* flags name; a bad one is a UsageError naming its flag. */
 function natsCredentialsFromFlags(flags: FlagValues, servers: readonly string[]): NatsCredentials {
   return withFlagNames(CREDENTIAL_FLAGS, () =>
-    loadNatsCredentials({
-      servers,
-      ca: flags["nats-ca"] as string,
-      cert: flags["nats-cert"] as string,
-      key: flags["nats-key"] as string,
-      user: flags["nats-user"] as string,
-      passwordFile: flags["nats-password-file"] as string,
-      tokenFile: flags["nats-token-file"] as string,
-      nkeyFile: flags["nats-nkey-file"] as string,
-      credsFile: flags["nats-creds"] as string,
-    }),
+    loadNatsCredentials({ servers, ...credentialFlagValues(flags, CREDENTIAL_FLAGS, "servers") }),
   );
 }
 
@@ -101,7 +91,7 @@ function natsCredentialsFromFlags(flags: FlagValues, servers: readonly string[])
 export function checkNatsFlags(flags: FlagValues): void {
   if (flags.nats !== "") return;
   if (flags["nats-pool"] !== "") throw new UsageError("--nats-pool: only with --nats");
-  refuseWithout(flags, CREDENTIAL_FLAGS, "--nats");
+  refuseWithout(flags, CREDENTIAL_FLAGS, "servers");
 }
 
 export interface LeafNats {
