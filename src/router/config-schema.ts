@@ -173,11 +173,18 @@ const tko = strict({
   }
 });
 
-// What each field of a pool's tls section holds, as the etcd and nats sections word theirs.
-const POOL_TLS_EXPECTED: Record<keyof ClientTls, string> = {
+// What the TLS client files hold, in the pool's tls section and the etcd and nats sections alike.
+const CLIENT_TLS_EXPECTED = {
   ca: "a PEM CA bundle file",
   cert: "a PEM client certificate file",
   key: "a PEM private key file",
+} as const;
+
+const PASSWORD_FILE_EXPECTED = "a file whose first line is the password";
+
+// What each field of a pool's tls section holds.
+const POOL_TLS_EXPECTED: Record<keyof ClientTls, string> = {
+  ...CLIENT_TLS_EXPECTED,
   serverName: "the name the leaves' certificates carry",
 };
 
@@ -268,21 +275,17 @@ const pools = z
 // What each credential field of the etcd section holds (paths are relative to the working directory).
 const ETCD_ACCESS_EXPECTED: Record<EtcdAccessField, string> = {
   endpoints: "etcd endpoints, all https:// or all http://",
-  ca: "a PEM CA bundle file",
-  cert: "a PEM client certificate file",
-  key: "a PEM private key file",
+  ...CLIENT_TLS_EXPECTED,
   username: "an etcd user name",
-  passwordFile: "a file whose first line is the password",
+  passwordFile: PASSWORD_FILE_EXPECTED,
 };
 
 // What each credential field of the nats section holds (paths are relative to the working directory).
 const NATS_CREDENTIAL_EXPECTED: Record<NatsCredentialField, string> = {
   servers: "NATS servers",
-  ca: "a PEM CA bundle file",
-  cert: "a PEM client certificate file",
-  key: "a PEM private key file",
+  ...CLIENT_TLS_EXPECTED,
   user: "a NATS user",
-  passwordFile: "a file whose first line is the password",
+  passwordFile: PASSWORD_FILE_EXPECTED,
   tokenFile: "a file whose first line is the token",
   nkeyFile: "a file holding an NKey user seed",
   credsFile: "a NATS .creds file",
@@ -534,6 +537,12 @@ export function configSchema(facts: PoolFacts) {
   );
 
   const nonEmpty = (what: string) => z.string({ error: what }).min(1, { error: what });
+  // The TLS client files of the etcd and nats sections: paths, read by the section's loader.
+  const clientTlsPaths = {
+    ca: nonEmpty(CLIENT_TLS_EXPECTED.ca).optional(),
+    cert: nonEmpty(CLIENT_TLS_EXPECTED.cert).optional(),
+    key: nonEmpty(CLIENT_TLS_EXPECTED.key).optional(),
+  };
   const etcd = strict({
     endpoints: z
       .array(z.string({ error: "an etcd URL or host:port" }).min(1, { error: "an etcd URL or host:port" }), {
@@ -544,9 +553,7 @@ export function configSchema(facts: PoolFacts) {
       .string({ error: 'a key prefix such as "/gravity"' })
       .min(1, { error: 'a key prefix such as "/gravity"' })
       .default("/gravity"),
-    ca: nonEmpty(ETCD_ACCESS_EXPECTED.ca).optional(),
-    cert: nonEmpty(ETCD_ACCESS_EXPECTED.cert).optional(),
-    key: nonEmpty(ETCD_ACCESS_EXPECTED.key).optional(),
+    ...clientTlsPaths,
     username: nonEmpty(ETCD_ACCESS_EXPECTED.username).optional(),
     passwordFile: nonEmpty(ETCD_ACCESS_EXPECTED.passwordFile).optional(),
   }).transform(
@@ -567,9 +574,7 @@ export function configSchema(facts: PoolFacts) {
       subject: nonEmpty('a subject such as "gravity.invalidate"'),
       clusterId: nonEmpty("this cluster's id"),
     }).optional(),
-    ca: nonEmpty(NATS_CREDENTIAL_EXPECTED.ca).optional(),
-    cert: nonEmpty(NATS_CREDENTIAL_EXPECTED.cert).optional(),
-    key: nonEmpty(NATS_CREDENTIAL_EXPECTED.key).optional(),
+    ...clientTlsPaths,
     user: nonEmpty(NATS_CREDENTIAL_EXPECTED.user).optional(),
     passwordFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.passwordFile).optional(),
     tokenFile: nonEmpty(NATS_CREDENTIAL_EXPECTED.tokenFile).optional(),

@@ -35,13 +35,11 @@ export class PoolDiscovery {
    * watches wait for it).
    */
   static async checkAccess(config: RouterConfig): Promise<void> {
-    if (config.etcd === undefined) return;
-    for (const [name, spec] of config.pools) {
-      if (spec.discovery !== "etcd") continue;
-      // A key the watch reads, so that a user without read access there is refused too.
-      await checkEtcdAccess(config.etcd, poolKeyPrefix(config.etcd.prefix, name), ETCD_CALL_TIMEOUT_MS);
-      return;
-    }
+    const discovered = [...config.pools].find(([, spec]) => spec.discovery === "etcd");
+    if (config.etcd === undefined || discovered === undefined) return;
+    // A key the watch reads, so that a user without read access there is refused too.
+    const key = poolKeyPrefix(config.etcd.prefix, discovered[0]);
+    await checkEtcdAccess(config.etcd, key, ETCD_CALL_TIMEOUT_MS);
   }
 
   /**
